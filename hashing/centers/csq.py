@@ -1,0 +1,92 @@
+"""CSQ hash centers (SPEC §3): Sylvester-Hadamard rows, or balanced Bernoulli vectors.
+
+Follows DeepHash-pytorch's CSQ ``get_hash_targets``: Hadamard rows when ``bits`` is a power of
+two and ``C <= bits``; rows of ``[H; -H]`` when ``C <= 2 * bits``; otherwise random vectors
+with exactly ``bits / 2`` entries of -1, resampled (up to 20 tries) until the minimum pairwise
+distance exceeds ``bits / 4`` and the mean is at least ``bits / 2``. Deviation: the reference
+silently keeps the last draw after 20 failures; we raise :class:`CenterGenerationError`
+(``strict=True``, default) or, with ``strict=False``, warn and return the best draw (largest
+minimum distance, then largest mean) -- e.g. 100 classes at 16/32/48 bits always fail the test.
+Determinism: the draws come from a ``torch.Generator`` seeded with ``seed``.
+"""
+
+import warnings
+
+import torch
+
+from hashing.centers.exceptions import CenterGenerationError
+from hashing.centers.statistics import center_statistics, pairwise_hamming
+from hashing.centers.validation import is_power_of_two, validate_bits
+
+
+def hadamard_matrix(bits: int) -> torch.Tensor:
+    """Sylvester Hadamard matrix of order ``bits`` (a power of two), float ±1, first row all +1."""
+    if not is_power_of_two(bits):
+        raise ValueError(f"bits must be a power of two for a Sylvester Hadamard matrix, got {bits}")
+    h = torch.ones(1, 1)
+    while h.shape[0] < bits:
+        h = torch.cat([torch.cat([h, h], dim=1), torch.cat([h, -h], dim=1)], dim=0)
+    return h
+
+
+def uses_hadamard(num_classes: int, bits: int) -> bool:
+    """Whether CSQ takes Hadamard rows (True) or balanced Bernoulli draws (False)."""
+    return is_power_of_two(bits) and num_classes <= 2 * bits
+
+
+def balanced_bernoulli(num_classes: int, bits: int, generator: torch.Generator) -> torch.Tensor:
+    """``num_classes`` random ±1 rows, each with exactly ``bits // 2`` entries equal to -1."""
+    ranks = torch.rand(num_classes, bits, generator=generator).argsort(dim=1).argsort(dim=1)
+    return torch.where(ranks < bits // 2, -1.0, 1.0)
+
+
+def bernoulli_accepted(centers: torch.Tensor) -> bool:
+    """CSQ's acceptance test: min pairwise distance > bits/4 and mean >= bits/2."""
+    bits = centers.shape[1]
+    if centers.shape[0] < 2:
+        return True
+    dist = pairwise_hamming(centers)
+    iu = torch.triu_indices(centers.shape[0], centers.shape[0], offset=1)
+    pairs = dist[iu[0], iu[1]].to(torch.float64)
+    return bool(pairs.min() > bits / 4) and bool(pairs.mean() >= bits / 2)
+
+
+def _draw_score(centers: torch.Tensor) -> tuple[float, float]:
+    """(min, mean) pairwise distance, used to rank failed Bernoulli draws."""
+    stats = center_statistics(centers)
+    return stats["min"], stats["mean"]
+
+
+def csq_centers(
+    num_classes: int, bits: int, seed: int = 0, max_tries: int = 20, strict: bool = True
+) -> torch.Tensor:
+    """CSQ centers, shape ``(num_classes, bits)``, float ±1.
+
+    Raises ValueError (via :func:`validate_bits`) for impossible (bits, num_classes) and, when
+    ``strict``, :class:`CenterGenerationError` if ``max_tries`` Bernoulli draws all fail CSQ's
+    test; with ``strict=False`` it warns and returns the best draw instead.
+    """
+    validate_bits(bits, num_classes, "csq")
+    if uses_hadamard(num_classes, bits):
+        h = hadamard_matrix(bits)
+        return torch.cat([h, -h], dim=0)[:num_classes].clone()
+    if max_tries < 1:
+        raise ValueError(f"max_tries must be >= 1, got {max_tries}")
+    generator = torch.Generator().manual_seed(seed)
+    best: torch.Tensor | None = None
+    for _ in range(max_tries):
+        centers = balanced_bernoulli(num_classes, bits, generator)
+        if bernoulli_accepted(centers):
+            return centers
+        if best is None or _draw_score(centers) > _draw_score(best):
+            best = centers
+    message = (
+        f"CSQ Bernoulli centers: no draw out of {max_tries} (seed={seed}) reached min pairwise "
+        f"distance > bits/4 and mean >= bits/2 for bits={bits}, num_classes={num_classes}; "
+        "use more bits (a power of two >= num_classes/2 gives Hadamard centers) or MDS centers"
+    )
+    if strict:
+        raise CenterGenerationError(message)
+    warnings.warn(f"{message}. Returning the best draw (strict=False).", stacklevel=2)
+    assert best is not None
+    return best
