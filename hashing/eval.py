@@ -1,0 +1,18 @@
+"""`python -m hashing.eval ckpt_path=<ckpt>`: recompute a run's test metrics from its checkpoint."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from hashing import pipeline
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    pipeline.evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The LightningModule every hashing method builds on.
+
+It owns what all methods share: the backbone, the hash layer, encoding to ±1 codes, the
+evaluation steps that feed :class:`hashing.callbacks.RetrievalEvaluation`, and the optimiser and
+scheduler built from config. A method adds its loss (``training_step``) and, where it has one, a
+preparation stage that runs before training (``prepare``: the centers of CSQ/MDS/SHC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+def binarize(u: Tensor) -> Tensor:
+    """Map real outputs to ±1 codes; 0 maps to +1 so that a code never holds a 0."""
+    return torch.where(u >= 0, torch.ones_like(u), -torch.ones_like(u))
+
+
+class HashingModule(pl.LightningModule):
+    """Backbone -> Linear(d, bits) -> tanh, with ±1 codes by sign.
+
+    Args:
+        backbone: a module with an ``out_features`` attribute.
+        bits: code length ``q``.
+        num_classes: number of classes of the dataset (labels are indices or multi-hot).
+        multi_label: whether labels are multi-hot vectors.
+        optimizer: a partial of a torch optimiser; called with the parameters.
+        scheduler: a partial of a torch LR scheduler, called with the optimiser, or None.
+        scheduler_interval: "epoch" or "step", how often the scheduler steps.
+        name: the method's short name (logged with the hyperparameters).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        bits: int,
+        num_classes: int,
+        multi_label: bool = False,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "epoch",
+        name: str = "hashing",
+    ) -> None:
+        super().__init__()
+        if not isinstance(bits, int) or isinstance(bits, bool) or bits <= 0:
+            raise ValueError(f"bits must be a positive integer, got {bits!r}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(
+                f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
+            )
+        self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
+        self.backbone = backbone
+        self.bits = bits
+        self.num_classes = num_classes
+        self.multi_label = multi_label
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.hash_layer = self.build_hash_layer()
+
+    def build_hash_layer(self) -> nn.Module:
+        """The layer from backbone features to ``bits`` real outputs."""
+        return nn.Linear(int(self.backbone.out_features), self.bits)
+
+    def prepare(self, datamodule: pl.LightningDataModule, output_dir: Path) -> None:
+        """Run the method's pre-training stages (nothing by default).
+
+        Called by the pipeline after the data is set up and before ``Trainer.fit``, also when
+        resuming, so anything it computes must be deterministic or cached.
+        """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Relaxed codes ``u = tanh(W f(x) + b)`` in (-1, 1)."""
+        return torch.tanh(self.hash_layer(self.backbone(x)))
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """±1 codes of a batch (float tensor of shape (B, bits))."""
+        return binarize(self(x))
+
+    def _evaluation_step(self, batch: tuple[Tensor, Tensor, Tensor]) -> dict[str, Tensor]:
+        x, y, index = batch
+        return {"codes": self.encode(x), "labels": y, "index": index}
+
+    def validation_step(
+        self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
+        """Codes for the retrieval callback: loader 0 holds queries, loader 1 the database."""
+        return self._evaluation_step(batch)
+
+    def test_step(
+        self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
+        """Codes for the retrieval callback: loader 0 holds queries, loader 1 the database."""
+        return self._evaluation_step(batch)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """±1 codes of the batch's inputs (export and search use this)."""
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return self.encode(x)
+
+    def configure_optimizers(self) -> Any:
+        """Optimiser (and scheduler) from the partials the config gave."""
+        if self.optimizer_factory is None:
+            raise ValueError("no optimizer configured: set method.optimizer in the config")
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
+        }

@@ -1,0 +1,158 @@
+"""Train and evaluate runs from a composed config: the work behind the thin entry points.
+
+Order of a training run: check the config, seed, set up the data, build backbone and method,
+run the method's preparation stage (e.g. hash centers), fit, test the selected checkpoint, then
+write ``metrics.json`` and print a summary table. Every run folder holds the resolved config,
+the data split, checkpoints, logs and the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from hashing.callbacks.config_snapshot import CONFIG_KEY, ConfigSnapshot
+from hashing.config_checks import check_bits_for_classes, check_run_config
+from hashing.methods.base import HashingModule
+from hashing.pipeline_io import write_json_atomic
+from hashing.summary import print_summary
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
+    """Instantiate each entry of a callbacks/logger group (a mapping of name -> config)."""
+    if not group:
+        return []
+    return [instantiate(node, **kwargs) for node in group.values() if node and "_target_" in node]
+
+
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    """Instantiate and set up the DataModule (splits drawn or loaded)."""
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    check_bits_for_classes(int(cfg.bits), int(datamodule.num_classes))
+    return datamodule
+
+
+def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingModule:
+    """Instantiate backbone and method for the datamodule's input shape and classes."""
+    backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
+    return instantiate(
+        cfg.method,
+        backbone=backbone,
+        bits=int(cfg.bits),
+        num_classes=int(datamodule.num_classes),
+        multi_label=bool(datamodule.multi_label),
+    )
+
+
+def build_trainer(cfg: DictConfig, extra_callbacks: list[pl.Callback]) -> pl.Trainer:
+    """Instantiate the trainer with the configured callbacks and loggers."""
+    callbacks = instantiate_list(cfg.get("callbacks")) + extra_callbacks
+    loggers = instantiate_list(cfg.get("logger"))
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def test_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    """The ``test/*`` values the evaluation callback logged, as plain floats."""
+    return {
+        key: float(value)
+        for key, value in sorted(trainer.callback_metrics.items())
+        if key.startswith("test/")
+    }
+
+
+def select_test_checkpoint(trainer: pl.Trainer, choice: str | None) -> str | None:
+    """Path of the checkpoint to test: the best by val/mAP, the last, or None (current weights)."""
+    checkpoint = trainer.checkpoint_callback
+    if choice is None or checkpoint is None:
+        return None
+    path = checkpoint.best_model_path if choice == "best" else checkpoint.last_model_path
+    return path or None
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one training job; returns the test metrics and the best val/mAP (``val/mAP_best``)."""
+    check_run_config(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(int(cfg.seed), workers=True)
+
+    datamodule = build_datamodule(cfg)
+    model = build_model(cfg, datamodule)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(resolved))
+    datamodule.export_splits(output_dir)
+    trainer = build_trainer(cfg, [ConfigSnapshot(resolved)])
+    for logger in trainer.loggers:
+        logger.log_hyperparams(resolved)
+
+    started = time.perf_counter()
+    model.prepare(datamodule, output_dir)
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_seconds = time.perf_counter() - started
+
+    metrics: dict[str, float] = {}
+    best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+    if best_score is not None:
+        metrics["val/mAP_best"] = float(best_score)
+    if cfg.get("test", True):
+        ckpt_path = select_test_checkpoint(trainer, cfg.get("test_ckpt", "best"))
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics.update(test_metrics(trainer))
+        if trainer.is_global_zero:
+            write_json_atomic(output_dir / "metrics.json", metrics)
+            print_summary(
+                metrics,
+                title=f"{cfg.method.get('name', 'method')} · {cfg.bits} bits · "
+                f"{cfg.data.get('name', 'data')} · seed {cfg.seed}",
+                footer=f"trained in {train_seconds:.1f} s · tested {ckpt_path or 'last weights'}",
+            )
+    log.info("run folder: %s", output_dir)
+    return metrics
+
+
+def load_run_config(ckpt_path: str | Path) -> DictConfig:
+    """The resolved training config stored in a checkpoint by :class:`ConfigSnapshot`."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ValueError(f"ckpt_path={str(path)!r} does not exist: give a Lightning .ckpt file")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if CONFIG_KEY not in checkpoint:
+        raise ValueError(
+            f"{path} holds no '{CONFIG_KEY}': it was not written by hashing.train, so the model "
+            "and data it belongs to are unknown"
+        )
+    return OmegaConf.create(checkpoint[CONFIG_KEY])
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Rebuild a run from its checkpoint and recompute its test metrics."""
+    run_cfg = load_run_config(cfg.ckpt_path)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(int(run_cfg.seed), workers=True)
+    datamodule = build_datamodule(run_cfg)
+    model = build_model(run_cfg, datamodule)
+    trainer = build_trainer(cfg, [])
+    trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path))
+    metrics = test_metrics(trainer)
+    if trainer.is_global_zero:
+        write_json_atomic(output_dir / "metrics.json", metrics)
+        print_summary(
+            metrics,
+            title=f"{run_cfg.method.get('name', 'method')} · {run_cfg.bits} bits · "
+            f"{run_cfg.data.get('name', 'data')}",
+            footer=f"evaluated {cfg.ckpt_path}",
+        )
+    return metrics
