@@ -1,0 +1,36 @@
+"""Atomic file writes: write to a temporary file beside the target, then ``os.replace``.
+
+A crash or an exception mid-write leaves either the old file or nothing, never half a file,
+so caches (split files, decoded image arrays) can be trusted whenever they exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path in ``target``'s folder; on success it replaces ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write(target: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(file)`` on a temporary binary file and move it to ``target`` atomically."""
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        write(handle)
+    return Path(target)

@@ -1,0 +1,348 @@
+"""RetrievalDataModule: the protocol-driven base every dataset builds on (CONTRACT "DataModule").
+
+A subclass supplies a *pool* (every item of the dataset, with labels and, where the dataset
+has them, its own train/test partitions) and a :class:`Protocol`; the base draws the split per
+class with a seed, saves it as ``.npz`` in ``split_dir`` (reused on the next run, validated
+against the pool) and serves loaders yielding ``(x, y, idx)``, ``idx`` being the item's index
+within its split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from typing import Protocol as TypingProtocol
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hashing.data.atomic import atomic_path, atomic_write
+from hashing.data.splits import SPLIT_KEYS, Protocol, make_split
+from hashing.data.transforms import Transform, build_transform
+
+
+class ItemSource(TypingProtocol):
+    """Anything indexable that returns one item's tensor (a tensor itself qualifies)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> torch.Tensor: ...
+
+
+@dataclass
+class Pool:
+    """Every item of a dataset: ``source[i]`` is item i, ``labels[i]`` its label.
+
+    ``labels`` is (N,) long for single-label data or (N, C) float32 multi-hot;
+    ``groups`` maps a dataset's own partitions (``train``, ``test``, ``database``) to index
+    arrays into the pool, for the ``official`` protocol.
+    """
+
+    source: ItemSource
+    labels: torch.Tensor
+    num_classes: int
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.source) != len(self.labels):
+            raise ValueError(
+                f"pool has {len(self.source)} items but {len(self.labels)} labels; they must match"
+            )
+
+
+class SplitDataset(Dataset):
+    """The items ``indices`` of a pool, transformed; yields ``(x, y, position in split)``."""
+
+    def __init__(
+        self,
+        source: ItemSource,
+        labels: torch.Tensor,
+        indices: np.ndarray,
+        transform: Transform,
+    ) -> None:
+        self.source = source
+        self.indices = torch.as_tensor(indices, dtype=torch.long)
+        self.labels = labels[self.indices]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        x = self.transform(self.source[int(self.indices[position])])
+        return x, self.labels[position], position
+
+
+def labels_digest(labels: torch.Tensor) -> str:
+    """SHA-1 of a label tensor's values, to tell whether a saved split fits this dataset."""
+    array = np.ascontiguousarray(labels.cpu().numpy())
+    return hashlib.sha1(array.tobytes() + str(array.shape).encode()).hexdigest()
+
+
+class RetrievalDataModule(pl.LightningDataModule, ABC):
+    """Base DataModule: seeded, cached per-class protocol splits and (x, y, idx) loaders.
+
+    Subclasses implement :meth:`_load_pool` and :meth:`_protocol`; :meth:`prepare_data` may
+    download. ``transform`` is a preset name (see :mod:`hashing.data.transforms`); ``None``
+    picks the subclass's ``default_transform``.
+    """
+
+    default_transform: str = "scale"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        split_dir: str | Path | None = None,
+        transform: str | None = None,
+        pin_memory: bool | None = None,
+        shuffle_seed: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < float(val_fraction) < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if int(value) < 1:
+                raise ValueError(f"{key} must be >= 1, got {value}")
+        if int(num_workers) < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self._name = str(name)
+        self.split_seed = int(split_seed)
+        self.val_fraction = float(val_fraction)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.num_workers = int(num_workers)
+        self.split_dir = Path(split_dir) if split_dir is not None else None
+        self.transform = transform if transform is not None else self.default_transform
+        build_transform(self.transform, train=False)  # validate the name now, not at fit time
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
+        self.shuffle_seed = self.split_seed if shuffle_seed is None else int(shuffle_seed)
+        self.drop_last = bool(drop_last)
+        self._pool: Pool | None = None
+        self._split: dict[str, np.ndarray] | None = None
+        self._split_path: Path | None = None
+        self._datasets: dict[tuple[str, bool], SplitDataset] = {}
+        self._generator: torch.Generator | None = None
+
+    # --- what a subclass provides -------------------------------------------------------
+    @abstractmethod
+    def _load_pool(self) -> Pool:
+        """Read (never download) every item of the dataset."""
+
+    @abstractmethod
+    def _protocol(self) -> Protocol:
+        """The protocol this instance was configured with."""
+
+    # --- contract properties ------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Dataset name (used in split file names and logs)."""
+        return self._name
+
+    @property
+    def protocol(self) -> Protocol:
+        """The resolved protocol."""
+        return self._protocol()
+
+    @property
+    def protocol_k(self) -> int | None:
+        """The dataset's protocol top-k for mAP (None = ALL)."""
+        return self._protocol().top_k
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (length of a multi-hot label vector)."""
+        return self._require_pool().num_classes
+
+    @property
+    def multi_label(self) -> bool:
+        """True when labels are multi-hot (N, C) rather than class indices (N,)."""
+        return self._require_pool().labels.ndim == 2
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one transformed input item (what the backbone receives, batch dim aside)."""
+        pool = self._require_pool()
+        return tuple(build_transform(self.transform, train=False)(pool.source[0]).shape)
+
+    @property
+    def split(self) -> dict[str, np.ndarray]:
+        """The split's index arrays into the pool (query, train, database, val_query, fit)."""
+        if self._split is None:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before using the split")
+        return self._split
+
+    @property
+    def split_path(self) -> Path | None:
+        """Where the split file lives (None when split_dir is None: nothing is saved)."""
+        return self._split_path
+
+    def _require_pool(self) -> Pool:
+        if self._pool is None:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before reading properties")
+        return self._pool
+
+    # --- setup and split cache ------------------------------------------------------------
+    def split_filename(self) -> str:
+        """File name of this (dataset, protocol, seed, val fraction)'s split."""
+        return (
+            f"{self.name}__{self._protocol().key}__seed{self.split_seed}"
+            f"__val{self.val_fraction:g}.npz"
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the pool and draw or reload the split; later calls do nothing."""
+        if self._split is not None:
+            return
+        pool = self._load_pool()
+        protocol = self._protocol()
+        digest = labels_digest(pool.labels)
+        path = self.split_dir / self.split_filename() if self.split_dir is not None else None
+        split = self._read_split(path, len(pool.labels), digest) if path is not None else None
+        if split is None:
+            labels = pool.labels.numpy()
+            split = make_split(
+                labels, protocol, self.split_seed, self.val_fraction, groups=pool.groups
+            )
+            if path is not None:
+                self._write_split(path, split, len(pool.labels), digest)
+        self._check_split(split, len(pool.labels))
+        self._pool, self._split, self._split_path = pool, split, path
+        self._datasets = {}
+
+    @staticmethod
+    def _check_split(split: Mapping[str, np.ndarray], size: int) -> None:
+        """Refuse a split whose training items include query items or that indexes past N."""
+        for key in SPLIT_KEYS:
+            arr = split[key]
+            if len(arr) and (arr.min() < 0 or arr.max() >= size):
+                raise ValueError(f"split {key!r} has indices outside 0..{size - 1}")
+        if np.intersect1d(split["train"], split["query"]).size:
+            raise ValueError("split is invalid: training items include query items")
+        if np.intersect1d(split["fit"], split["val_query"]).size:
+            raise ValueError("split is invalid: validation queries are in the fit split")
+
+    def _read_split(self, path: Path, size: int, digest: str) -> dict[str, np.ndarray] | None:
+        """The saved split at ``path`` if it exists; raise if it belongs to other data."""
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                stored = {key: saved[key] for key in saved.files}
+        except (OSError, ValueError) as err:
+            raise ValueError(f"split file {path} is unreadable ({err}); delete it") from err
+        missing = [k for k in (*SPLIT_KEYS, "pool_size", "labels_sha1") if k not in stored]
+        if missing:
+            raise ValueError(f"split file {path} lacks {missing}; delete it to redraw")
+        if int(stored["pool_size"]) != size or str(stored["labels_sha1"]) != digest:
+            raise ValueError(
+                f"split file {path} was drawn for a dataset of {int(stored['pool_size'])} items "
+                f"with other labels; this '{self.name}' has {size} items. Delete the file or "
+                f"point split_dir elsewhere (a split must never be silently redrawn: a "
+                f"reloaded model could see its query items in training)"
+            )
+        return {key: stored[key].astype(np.int64) for key in SPLIT_KEYS}
+
+    def _write_split(
+        self, path: Path, split: Mapping[str, np.ndarray], size: int, digest: str
+    ) -> None:
+        arrays: dict[str, Any] = {key: np.asarray(split[key], np.int64) for key in SPLIT_KEYS}
+        arrays["pool_size"] = np.int64(size)
+        arrays["labels_sha1"] = np.str_(digest)
+        arrays["protocol"] = np.str_(self._protocol().key)
+        arrays["seed"] = np.int64(self.split_seed)
+        atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+    def export_splits(self, directory: str | Path) -> Path:
+        """Save this run's split into ``directory`` (the run folder); returns the file."""
+        split = self.split
+        pool = self._require_pool()
+        target = Path(directory) / self.split_filename()
+        if self._split_path is not None and self._split_path.exists():
+            with atomic_path(target) as tmp:
+                shutil.copyfile(self._split_path, tmp)
+        else:
+            self._write_split(target, split, len(pool.labels), labels_digest(pool.labels))
+        return target
+
+    # --- datasets and loaders ---------------------------------------------------------------
+    def dataset(self, key: str, train: bool = False) -> SplitDataset:
+        """Split ``key`` (query/train/database/val_query/fit) with train or eval transforms."""
+        if key not in SPLIT_KEYS:
+            raise ValueError(f"split {key!r} unknown; expected one of {SPLIT_KEYS}")
+        if (key, train) not in self._datasets:
+            pool = self._require_pool()
+            transform = build_transform(self.transform, train=train)
+            self._datasets[key, train] = SplitDataset(
+                pool.source, pool.labels, self.split[key], transform
+            )
+        return self._datasets[key, train]
+
+    def train_labels(self) -> torch.Tensor:
+        """Labels of the items the model trains on (the ``fit`` split)."""
+        return self.dataset("fit").labels
+
+    def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
+        generator = None
+        if train:
+            if self._generator is None:
+                self._generator = torch.Generator().manual_seed(self.shuffle_seed)
+            generator = self._generator
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train and self.drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            generator=generator,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled (seeded) batches of the fit split (train minus validation queries)."""
+        return self._loader(self.dataset("fit", train=True), self.batch_size, train=True)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """[validation queries, validation database (= the fit split)]."""
+        return [
+            self._loader(self.dataset("val_query"), self.eval_batch_size, train=False),
+            self._loader(self.dataset("fit"), self.eval_batch_size, train=False),
+        ]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """[protocol queries, protocol database]."""
+        return [
+            self._loader(self.dataset("query"), self.eval_batch_size, train=False),
+            self._loader(self.dataset("database"), self.eval_batch_size, train=False),
+        ]
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        """Same as the test loaders (encode queries and database)."""
+        return self.test_dataloader()
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes of every split, for logs."""
+        return {key: len(self.split[key]) for key in SPLIT_KEYS}
+
+
+def resolve_shape(protocol: str, aliases: Mapping[str, str], allowed: Sequence[str]) -> str:
+    """Map a user-facing protocol name (e.g. ``cifar10-1``) to a split shape."""
+    shape = aliases.get(protocol, protocol)
+    if shape not in allowed:
+        names = sorted({*aliases, *allowed})
+        raise ValueError(f"protocol {protocol!r} unknown; expected one of {names}")
+    return shape

@@ -1,0 +1,67 @@
+"""scikit-learn's digits (1,797 real 8x8 grey images, shipped with scikit-learn: no download).
+
+The project's default dataset, so everything runs on a machine without any data. Its
+protocol is shaped like SPEC's ``cifar10-1``, scaled to ~180 images a class: 20 queries per
+class, the database is everything else, 80 training images per class drawn from the database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+
+from hashing.data.base import Pool, RetrievalDataModule, resolve_shape
+from hashing.data.splits import Protocol
+
+ALIASES = {
+    "digits": "disjoint",
+    "digits-1": "from_database",
+    "cifar10": "disjoint",
+    "cifar10-1": "from_database",
+}
+
+
+class DigitsDataModule(RetrievalDataModule):
+    """Digits as (1, 8, 8) float images in [0, 1], labels 0..9, protocol k = ALL."""
+
+    default_transform = "scale"
+
+    def __init__(
+        self,
+        protocol: str = "digits-1",
+        query_per_class: int = 20,
+        train_per_class: int = 80,
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        split_dir: str | Path | None = None,
+        transform: str | None = None,
+        **loader_options: object,
+    ) -> None:
+        super().__init__(
+            name="digits",
+            split_seed=split_seed,
+            val_fraction=val_fraction,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            split_dir=split_dir,
+            transform=transform,
+            **loader_options,  # type: ignore[arg-type]
+        )
+        shape = resolve_shape(protocol, ALIASES, ("disjoint", "from_database"))
+        self._proto = Protocol(shape, int(query_per_class), int(train_per_class), top_k=None)
+
+    def _protocol(self) -> Protocol:
+        return self._proto
+
+    def _load_pool(self) -> Pool:
+        bunch = load_digits()
+        images = torch.from_numpy((bunch.images / 16.0).astype(np.float32)).unsqueeze(1)
+        labels = torch.from_numpy(bunch.target.astype(np.int64))
+        return Pool(source=images, labels=labels, num_classes=10)

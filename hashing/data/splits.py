@@ -1,0 +1,165 @@
+"""Seeded per-class split drawing for retrieval protocols (pure functions, no I/O).
+
+A protocol partitions a *pool* of items (indices ``0..N-1``) into query, train and database
+sets (SPEC §2). Model selection needs a validation split, which is carved per class from the
+training split: ``val_query`` are held-out training items and ``fit`` (the rest of the training
+split) is both what the model trains on and the validation database, so a validation query is
+never seen in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+SHAPES = ("disjoint", "from_database", "official")
+SPLIT_KEYS = ("query", "train", "database", "val_query", "fit")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a pool becomes query/train/database (SPEC §2).
+
+    ``disjoint`` (SPEC ``cifar10``): per class, ``query_per_class`` queries, then
+    ``train_per_class`` training items, the database is everything else (train ∩ database = ∅).
+    ``from_database`` (SPEC ``cifar10-1``): queries per class, database = everything else, the
+    training items are drawn per class from the database.
+    ``official`` (SPEC ``cifar10-2`` and the list-file datasets): the dataset's own partitions,
+    query = ``test``, train = ``train``, database = ``database`` if given else ``train``.
+    """
+
+    shape: str
+    query_per_class: int | None = None
+    train_per_class: int | None = None
+    top_k: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise ValueError(f"protocol shape {self.shape!r} unknown; expected one of {SHAPES}")
+        if self.shape != "official":
+            for key in ("query_per_class", "train_per_class"):
+                value = getattr(self, key)
+                if value is None or int(value) < 1:
+                    raise ValueError(f"{key} must be a positive integer for {self.shape!r}")
+
+    @property
+    def key(self) -> str:
+        """Short file-name-safe description, part of the split file's name."""
+        if self.shape == "official":
+            return "official"
+        return f"{self.shape}-q{self.query_per_class}-t{self.train_per_class}"
+
+
+def _class_members(labels: np.ndarray, candidates: np.ndarray) -> dict[int, np.ndarray]:
+    """Candidate indices grouped by class (single-label), classes in ascending order."""
+    cand_labels = labels[candidates]
+    return {int(c): candidates[cand_labels == c] for c in np.unique(cand_labels)}
+
+
+def draw_per_class(
+    labels: np.ndarray,
+    counts: Sequence[int],
+    seed: int,
+    candidates: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Draw ``len(counts)`` disjoint per-class samples from ``candidates`` (default: all).
+
+    Part ``p`` gets ``counts[p]`` items of every class present among the candidates. The draw
+    is a seeded permutation per class, so it depends on nothing but (labels, counts, seed,
+    candidates). Returns sorted index arrays.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"per-class drawing needs class indices (N,), got shape {labels.shape}")
+    if candidates is None:
+        candidates = np.arange(len(labels))
+    candidates = np.asarray(candidates, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in counts]
+    need = int(sum(counts))
+    for cls, members in _class_members(labels, candidates).items():
+        if len(members) < need:
+            raise ValueError(
+                f"class {cls} has {len(members)} items but the protocol needs {need} per class "
+                f"({' + '.join(str(c) for c in counts)}); lower the per-class counts"
+            )
+        order = rng.permutation(members)
+        start = 0
+        for p, count in enumerate(counts):
+            parts[p].append(order[start : start + count])
+            start += count
+    return [np.sort(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]
+
+
+def carve_fraction(
+    labels: np.ndarray, indices: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``indices`` into (carved, rest), carving ``fraction`` of each class (at least 1).
+
+    Single-label: per class, ``max(1, round(fraction * n_c))`` items. Multi-label data has no
+    per-class partition (an item belongs to several classes), so there the carve is a seeded
+    uniform draw of ``max(1, round(fraction * n))`` items.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
+    labels = np.asarray(labels)
+    indices = np.asarray(indices, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    if labels.ndim == 1:
+        carved = []
+        for _, members in _class_members(labels, indices).items():
+            take = max(1, round(fraction * len(members)))
+            carved.append(rng.permutation(members)[:take])
+        carved_arr = np.sort(np.concatenate(carved))
+    else:
+        take = max(1, round(fraction * len(indices)))
+        carved_arr = np.sort(rng.permutation(indices)[:take])
+    rest = np.setdiff1d(indices, carved_arr, assume_unique=True)
+    return carved_arr, rest
+
+
+def make_split(
+    labels: np.ndarray,
+    protocol: Protocol,
+    seed: int,
+    val_fraction: float,
+    groups: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """All split index arrays of one protocol: query, train, database, val_query, fit.
+
+    ``groups`` holds a dataset's own partitions (``train``, ``test``, optionally ``database``)
+    for the ``official`` shape. ``fit`` = train minus val_query (what the model trains on).
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    if protocol.shape == "official":
+        groups = dict(groups or {})
+        missing = [g for g in ("train", "test") if g not in groups]
+        if missing:
+            raise ValueError(
+                f"the 'official' protocol needs the dataset's own train/test partitions; "
+                f"this dataset has {sorted(groups)} (missing {missing})"
+            )
+        query = np.asarray(groups["test"], dtype=np.int64)
+        train = np.asarray(groups["train"], dtype=np.int64)
+        database = np.asarray(groups.get("database", train), dtype=np.int64)
+    elif protocol.shape == "disjoint":
+        query, train = draw_per_class(
+            labels, [protocol.query_per_class, protocol.train_per_class], seed
+        )
+        database = np.setdiff1d(np.arange(n), np.concatenate([query, train]))
+    else:
+        (query,) = draw_per_class(labels, [protocol.query_per_class], seed)
+        database = np.setdiff1d(np.arange(n), query)
+        # A second stream keeps the train draw independent of how many queries were drawn.
+        (train,) = draw_per_class(labels, [protocol.train_per_class], seed + 1, database)
+    val_query, fit = carve_fraction(labels, train, val_fraction, seed + 2)
+    return {
+        "query": query,
+        "train": train,
+        "database": database,
+        "val_query": val_query,
+        "fit": fit,
+    }
