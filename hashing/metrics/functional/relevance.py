@@ -1,0 +1,28 @@
+"""Relevance of database items to queries: they share at least one positive label."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def relevance(query_labels: Tensor, database_labels: Tensor) -> Tensor:
+    """Boolean (Q, N) relevance for class indices (equal class) or multi-hot (y_q·y_db > 0).
+
+    Callers pass one chunk of queries at a time, so the (Q, N) matrix stays bounded.
+    """
+    if query_labels.ndim == 1:
+        return query_labels[:, None] == database_labels[None, :]
+    shared = query_labels.to(torch.float32) @ database_labels.to(torch.float32).T
+    return shared > 0
+
+
+def relevant_counts(query_labels: Tensor, database_labels: Tensor) -> Tensor:
+    """Number of relevant database items per query (Q,), without a (Q, N) matrix for one label."""
+    if query_labels.ndim == 1:
+        classes = torch.cat([query_labels, database_labels])
+        _, inverse = torch.unique(classes, return_inverse=True)
+        q_cls, db_cls = inverse[: query_labels.shape[0]], inverse[query_labels.shape[0] :]
+        per_class = torch.bincount(db_cls, minlength=int(inverse.max()) + 1)
+        return per_class[q_cls]
+    return relevance(query_labels, database_labels).sum(dim=1)
