@@ -115,7 +115,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             print_summary(
                 metrics,
                 title=f"{cfg.method.get('name', 'method')} · {cfg.bits} bits · "
-                f"{cfg.data.get('name', 'data')} · seed {cfg.seed}",
+                f"{datamodule.name} · seed {cfg.seed}",
                 footer=f"trained in {train_seconds:.1f} s · tested {ckpt_path or 'last weights'}",
             )
     log.info("run folder: %s", output_dir)
@@ -152,7 +152,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         print_summary(
             metrics,
             title=f"{run_cfg.method.get('name', 'method')} · {run_cfg.bits} bits · "
-            f"{run_cfg.data.get('name', 'data')}",
+            f"{datamodule.name}",
             footer=f"evaluated {cfg.ckpt_path}",
         )
     return metrics

@@ -39,6 +39,10 @@ class HashingModule(pl.LightningModule):
         name: the method's short name (logged with the hyperparameters).
     """
 
+    #: init arguments that are objects, not values: kept out of the checkpoint's hyperparameters
+    #: so checkpoints load with ``torch.load(weights_only=True)``
+    non_hyperparameters: tuple[str, ...] = ("backbone", "optimizer", "scheduler")
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -57,7 +61,7 @@ class HashingModule(pl.LightningModule):
             raise ValueError(
                 f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
             )
-        self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=list(self.non_hyperparameters))
         self.backbone = backbone
         self.bits = bits
         self.num_classes = num_classes

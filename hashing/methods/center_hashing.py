@@ -62,6 +62,8 @@ class CenterHashing(HashingModule):
         **kwargs: :class:`HashingModule` arguments.
     """
 
+    non_hyperparameters = (*HashingModule.non_hyperparameters, "center_source")
+
     def __init__(
         self,
         center_source: CenterSource,
