@@ -1,0 +1,1 @@
+"""Twin-Bottleneck Hashing (TBH) building blocks as plain torch modules and functions."""
