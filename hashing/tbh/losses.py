@@ -226,6 +226,7 @@ def tbh_losses(
     the encoded inputs: backpropagate each loss into its own group only, e.g.
     ``actor.backward(inputs=model.actor_parameters(), retain_graph=True)`` then
     ``critic.backward(inputs=model.critic_parameters())``, and step both optimisers afterwards.
+    A ``generator`` for the priors must live on ``x``'s device.
     """
     batch = x.shape[0]
     prior_b = sample_binary_prior(
