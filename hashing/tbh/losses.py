@@ -1,0 +1,267 @@
+"""TBH objectives: reconstruction, WAE critic/actor losses, priors, and the supervised classifier.
+
+Reductions (SPEC §4, released ``train/tbh_train.py``):
+
+- reconstruction ``"sum"`` (default, the released code's ``tf.nn.l2_loss``):
+  ``1/2 * sum_{i,d} (x_hat_id - x_id)^2``; ``"mean"``: the same per sample, averaged over the
+  batch, ``1/(2B) * sum_{i,d} (x_hat_id - x_id)^2``.
+- critic loss per discriminator: ``mean_i BCE(d(prior_i), 1) + mean_i BCE(d(encoded_i), 0)``,
+  always batch means (as released, whatever the reconstruction reduction).
+- actor loss: ``reconstruction - lambda_adv * (critic_b + critic_z) + lambda_cls * classification``.
+
+Scale of ``lambda_cls``. The classification loss is a per-sample loss (softmax cross-entropy in
+nats; multi-label: the positive-weighted BCE averaged over the C classes) reduced over the batch
+*the same way as the reconstruction* (mean with "mean", sum with "sum"). So ``lambda_cls`` always
+weighs one sample's classification loss against one sample's ``1/2 ||x_hat - x||^2``, and
+``lambda_cls = 1`` (the SPEC default) means "one nat of classification error costs as much as one
+unit of per-sample reconstruction error", independent of batch size and of the reduction chosen.
+The two terms need not be of one size: a cross-entropy starts near ``log C`` (2.3 nats for 10
+classes) while the per-sample reconstruction grows with the input dimension and feature scale
+(4096-d fc7 vectors), so watch the logged parts when moving ``lambda_cls``; values other than 1
+are a sweep, not a default. With ``lambda_cls = 0`` the classifier is never called by
+the loss, so it stays out of the autograd graph (its parameters get no gradient) and the
+objective is exactly unsupervised TBH.
+
+The reduction does move the reconstruction/adversarial balance: the critic terms are batch means,
+so "mean" makes them B times heavier relative to reconstruction than the released "sum" does
+(``lambda_adv = 1/B`` with "mean" restores the released balance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hashing.tbh.networks import TBHOutput, TwinBottleneck
+
+__all__ = [
+    "Reduction",
+    "TBHLosses",
+    "actor_loss",
+    "classification_loss",
+    "critic_loss",
+    "positive_class_weights",
+    "reconstruction_loss",
+    "sample_binary_prior",
+    "sample_uniform_prior",
+    "tbh_losses",
+]
+
+Reduction = Literal["sum", "mean"]
+_REDUCTIONS = ("sum", "mean")
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def reconstruction_loss(x_hat: Tensor, x: Tensor, reduction: Reduction = "sum") -> Tensor:
+    """``1/2 * sum (x_hat - x)^2`` over batch and dims ("sum"), or that divided by B ("mean")."""
+    _check_reduction(reduction)
+    if x_hat.shape != x.shape or x.dim() < 1:
+        raise ValueError(
+            f"x_hat {tuple(x_hat.shape)} and x {tuple(x.shape)} must have one (B, ...) shape"
+        )
+    total = 0.5 * (x_hat - x).pow(2).sum()
+    return total if reduction == "sum" else total / x.shape[0]
+
+
+def critic_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """``mean BCE(d(prior), 1) + mean BCE(d(encoded), 0)`` for one discriminator, from its logits.
+
+    BCE-with-logits is the released sigmoid + Keras BCE without Keras' probability clipping at
+    1e-7, i.e. the same function where the clipping is inactive and finite where it is not.
+    """
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return real + fake
+
+
+def actor_loss(
+    reconstruction: Tensor,
+    critic_losses: Sequence[Tensor],
+    classification: Tensor | None = None,
+    lambda_adv: float = 1.0,
+    lambda_cls: float = 1.0,
+) -> Tensor:
+    """``reconstruction - lambda_adv * sum(critic_losses) + lambda_cls * classification``.
+
+    ``classification`` must be given when ``lambda_cls != 0`` and is ignored (never touched) when
+    ``lambda_cls == 0``.
+    """
+    loss = reconstruction - lambda_adv * torch.stack(list(critic_losses)).sum()
+    if lambda_cls != 0:
+        if classification is None:
+            raise ValueError(f"lambda_cls = {lambda_cls} needs a classification loss, got None")
+        loss = loss + lambda_cls * classification
+    return loss
+
+
+def sample_binary_prior(
+    num: int,
+    bits: int,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``num`` samples of Bernoulli(0.5)^bits as {0,1} floats (the code discriminator's prior)."""
+    return (torch.rand(num, bits, device=device, generator=generator) < 0.5).to(dtype)
+
+
+def sample_uniform_prior(
+    num: int,
+    features: int,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``num`` samples of U(0,1)^features (the continuous discriminator's prior)."""
+    return torch.rand(num, features, device=device, generator=generator).to(dtype)
+
+
+def positive_class_weights(labels: Tensor, on_empty: Literal["raise", "clamp"] = "raise") -> Tensor:
+    """Per-class ``#neg / #pos`` from a multi-hot (N, C) training label matrix, float32 (C,).
+
+    A class with no positive has no defined ratio: ``on_empty="raise"`` (default) names such
+    classes in a ValueError; ``"clamp"`` counts them as having one positive (weight ``N``), which
+    is harmless since a weight only scales positive targets and those never occur for that class
+    in the data the weights came from. A class positive in every row gets weight 0.
+    """
+    if labels.dim() != 2:
+        raise ValueError(
+            f"labels must be a multi-hot (N, C) matrix, got shape {tuple(labels.shape)}; "
+            "single-label data uses softmax cross-entropy without class weights"
+        )
+    if labels.numel() and not bool(((labels == 0) | (labels == 1)).all()):
+        raise ValueError("labels must be multi-hot with entries in {0, 1}")
+    if on_empty not in ("raise", "clamp"):
+        raise ValueError(f"on_empty must be 'raise' or 'clamp', got {on_empty!r}")
+    positives = labels.double().sum(dim=0)
+    negatives = labels.shape[0] - positives
+    empty = (positives == 0).nonzero().flatten().tolist()
+    if empty and on_empty == "raise":
+        raise ValueError(
+            f"classes {empty} have no positive in the training labels, so #neg/#pos is undefined; "
+            "drop them or pass on_empty='clamp'"
+        )
+    return (negatives / positives.clamp_min(1.0)).float()
+
+
+def classification_loss(
+    class_logits: Tensor,
+    labels: Tensor,
+    pos_weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """Per-sample classification loss reduced over the batch ("mean" or "sum").
+
+    Single-label (labels (B,) long): softmax cross-entropy. Multi-label (labels (B, C) multi-hot):
+    sigmoid BCE with optional per-class ``pos_weight`` (C,), averaged over classes per sample.
+    """
+    _check_reduction(reduction)
+    if class_logits.dim() != 2:
+        raise ValueError(f"class_logits must be (B, C), got shape {tuple(class_logits.shape)}")
+    batch, num_classes = class_logits.shape
+    if labels.dim() == 1:
+        if labels.dtype.is_floating_point or labels.shape[0] != batch:
+            raise ValueError(
+                f"single-label labels must be (B,) = ({batch},) integer class indices, got "
+                f"{labels.dtype} of shape {tuple(labels.shape)}"
+            )
+        if pos_weight is not None:
+            raise ValueError("pos_weight applies to multi-label (B, C) labels only")
+        per_sample = F.cross_entropy(class_logits, labels, reduction="none")
+    elif labels.dim() == 2:
+        if labels.shape != class_logits.shape:
+            raise ValueError(
+                f"multi-hot labels must match class_logits {tuple(class_logits.shape)}, got "
+                f"{tuple(labels.shape)}"
+            )
+        if pos_weight is not None and pos_weight.shape != (num_classes,):
+            raise ValueError(
+                f"pos_weight must have shape ({num_classes},), got {tuple(pos_weight.shape)}"
+            )
+        per_sample = F.binary_cross_entropy_with_logits(
+            class_logits, labels.to(class_logits.dtype), pos_weight=pos_weight, reduction="none"
+        ).mean(dim=1)
+    else:
+        raise ValueError(f"labels must be (B,) or (B, C), got shape {tuple(labels.shape)}")
+    return per_sample.sum() if reduction == "sum" else per_sample.mean()
+
+
+class TBHLosses(NamedTuple):
+    """Everything one TBH step needs: the two losses to optimise and their parts for logging."""
+
+    actor: Tensor
+    critic: Tensor
+    reconstruction: Tensor
+    critic_code: Tensor
+    critic_continuous: Tensor
+    classification: Tensor | None
+
+
+def tbh_losses(
+    model: TwinBottleneck,
+    x: Tensor,
+    output: TBHOutput,
+    labels: Tensor | None = None,
+    *,
+    lambda_adv: float = 1.0,
+    lambda_cls: float = 1.0,
+    reduction: Reduction = "sum",
+    pos_weight: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> TBHLosses:
+    """Actor and critic losses of one forward pass (priors drawn here, one per batch row).
+
+    ``lambda_cls != 0`` needs a model with a classifier and ``labels``; ``lambda_cls = 0`` leaves
+    the classifier out of every loss. The critic loss also depends on actor parameters through
+    the encoded inputs: backpropagate each loss into its own group only, e.g.
+    ``actor.backward(inputs=model.actor_parameters(), retain_graph=True)`` then
+    ``critic.backward(inputs=model.critic_parameters())``, and step both optimisers afterwards.
+    A ``generator`` for the priors must live on ``x``'s device.
+    """
+    batch = x.shape[0]
+    prior_b = sample_binary_prior(
+        batch, output.b.shape[1], device=x.device, dtype=output.b.dtype, generator=generator
+    )
+    prior_z = sample_uniform_prior(
+        batch,
+        output.z_graph.shape[1],
+        device=x.device,
+        dtype=output.z_graph.dtype,
+        generator=generator,
+    )
+    critic_code = critic_loss(model.code_discriminator(prior_b), model.code_discriminator(output.b))
+    critic_continuous = critic_loss(
+        model.continuous_discriminator(prior_z), model.continuous_discriminator(output.z_graph)
+    )
+    recon = reconstruction_loss(output.x_hat, x, reduction)
+    classification = None
+    if lambda_cls != 0:
+        if output.class_logits is None:
+            raise ValueError(
+                f"lambda_cls = {lambda_cls} needs a model built with num_classes; "
+                "use lambda_cls = 0 for unsupervised TBH"
+            )
+        if labels is None:
+            raise ValueError(f"lambda_cls = {lambda_cls} needs labels, got None")
+        classification = classification_loss(output.class_logits, labels, pos_weight, reduction)
+    actor = actor_loss(
+        recon, (critic_code, critic_continuous), classification, lambda_adv, lambda_cls
+    )
+    return TBHLosses(
+        actor=actor,
+        critic=critic_code + critic_continuous,
+        reconstruction=recon,
+        critic_code=critic_code,
+        critic_continuous=critic_continuous,
+        classification=classification,
+    )
