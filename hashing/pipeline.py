@@ -108,7 +108,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics["val/mAP_best"] = float(best_score)
     if cfg.get("test", True):
         ckpt_path = select_test_checkpoint(trainer, cfg.get("test_ckpt", "best"))
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
         metrics.update(test_metrics(trainer))
         if trainer.is_global_zero:
             write_json_atomic(output_dir / "metrics.json", metrics)
@@ -145,7 +145,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(run_cfg)
     model = build_model(run_cfg, datamodule)
     trainer = build_trainer(cfg, [])
-    trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path))
+    trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path), verbose=False)
     metrics = test_metrics(trainer)
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "metrics.json", metrics)

@@ -6,9 +6,9 @@ from rich.console import Console
 from rich.table import Table
 
 
-def summary_table(metrics: dict[str, float], title: str, footer: str = "") -> Table:
-    """A two-column table of metric name and value, mAP first."""
-    table = Table(title=title, caption=footer or None, title_justify="left")
+def summary_table(metrics: dict[str, float]) -> Table:
+    """A two-column table of metric name and value, test mAP first."""
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     ordered = sorted(metrics, key=lambda key: (not key.startswith("test/mAP"), key))
@@ -18,5 +18,9 @@ def summary_table(metrics: dict[str, float], title: str, footer: str = "") -> Ta
 
 
 def print_summary(metrics: dict[str, float], title: str, footer: str = "") -> None:
-    """Print the summary table to the terminal (and so into the job log)."""
-    Console().print(summary_table(metrics, title, footer))
+    """Print a title line, the table and a footer line (the job log keeps them too)."""
+    console = Console(width=max(Console().width, 100))
+    console.print(f"[bold]{title}[/bold]")
+    console.print(summary_table(metrics))
+    if footer:
+        console.print(footer, soft_wrap=True)
