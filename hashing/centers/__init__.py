@@ -7,6 +7,7 @@ Pure functions on tensors: no Lightning, no data loading. Centers are float ±1 
 from hashing.centers.bound import max_code_size_upper_bound, required_min_distance
 from hashing.centers.csq import csq_centers, hadamard_matrix
 from hashing.centers.exceptions import CenterGenerationError
+from hashing.centers.mds import mds_centers
 from hashing.centers.statistics import center_statistics, pairwise_hamming
 from hashing.centers.validation import validate_bits
 
@@ -16,6 +17,7 @@ __all__ = [
     "csq_centers",
     "hadamard_matrix",
     "max_code_size_upper_bound",
+    "mds_centers",
     "pairwise_hamming",
     "required_min_distance",
     "validate_bits",
