@@ -8,12 +8,14 @@ from hashing.centers.bound import max_code_size_upper_bound, required_min_distan
 from hashing.centers.csq import csq_centers, hadamard_matrix
 from hashing.centers.exceptions import CenterGenerationError
 from hashing.centers.mds import mds_centers
+from hashing.centers.similarity import class_similarity
 from hashing.centers.statistics import center_statistics, pairwise_hamming
 from hashing.centers.validation import validate_bits
 
 __all__ = [
     "CenterGenerationError",
     "center_statistics",
+    "class_similarity",
     "csq_centers",
     "hadamard_matrix",
     "max_code_size_upper_bound",
