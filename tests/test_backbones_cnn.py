@@ -42,3 +42,12 @@ def test_bad_values() -> None:
         SmallCNN((4096,))
     with pytest.raises(ValueError, match="dropout"):
         SmallCNN((3, 8, 8), dropout=1.5)
+
+
+def test_channels_last_gives_the_same_function() -> None:
+    torch.manual_seed(0)
+    nhwc = SmallCNN((3, 16, 16), channels=(8, 16), channels_last=True).eval()
+    nchw = SmallCNN((3, 16, 16), channels=(8, 16), channels_last=False).eval()
+    nchw.load_state_dict(nhwc.state_dict())
+    x = torch.randn(3, 3, 16, 16)
+    assert torch.allclose(nhwc(x), nchw(x), atol=1e-5)
