@@ -153,3 +153,21 @@ def test_interrupted_decode_leaves_no_cache(
     with pytest.raises(KeyboardInterrupt):
         _dm(tmp_path / "tree", tmp_path)
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_prepare_data_decodes_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_tree(tmp_path / "tree", {"a": 6, "b": 6})
+    calls = []
+    real = images.decode_images
+
+    def counting(*args: object, **kwargs: object) -> np.ndarray:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(images, "decode_images", counting)
+    dm = FolderDataModule(tmp_path / "tree", query_per_class=2, train_per_class=3,
+                          cache_dir=tmp_path / "cache", decode_workers=1)  # fmt: skip
+    dm.prepare_data()
+    assert len(calls) == 1 and len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    dm.setup()
+    assert len(calls) == 1 and dm._pool.source.shape == (12, 3, 32, 32)

@@ -221,6 +221,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
             split = make_split(
                 labels, protocol, self.split_seed, self.val_fraction, groups=pool.groups
             )
+            self._check_split(split, len(pool.labels))
             if path is not None:
                 self._write_split(path, split, len(pool.labels), digest)
         self._check_split(split, len(pool.labels))

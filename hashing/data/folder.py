@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hashing.data.base import Pool, RetrievalDataModule, resolve_shape
-from hashing.data.images import IMAGE_EXTENSIONS, image_source
+from hashing.data.images import IMAGE_EXTENSIONS, ImageFileSource, image_source
 from hashing.data.splits import SHAPES, Protocol, spec_aliases
 
 LAYOUTS = ("auto", "tree", "split")
@@ -115,6 +115,7 @@ class FolderDataModule(RetrievalDataModule):
         else:
             self._proto = Protocol(shape, int(query_per_class), int(train_per_class), top_k)
         self.classes: list[str] = []
+        self._prepared: tuple[list[str], torch.Tensor | ImageFileSource] | None = None
 
     def _protocol(self) -> Protocol:
         return self._proto
@@ -130,9 +131,9 @@ class FolderDataModule(RetrievalDataModule):
         has_split = (self.root / "train").is_dir() and (self.root / "test").is_dir()
         return "split" if has_split else "tree"
 
-    def _load_pool(self) -> Pool:
+    def _scan(self) -> tuple[list[str], list[int], list[str], dict[str, np.ndarray]]:
+        """(paths, labels, class names, groups) of the whole pool, in pool order."""
         layout = self._resolved_layout()
-        groups: dict[str, np.ndarray] = {}
         if layout == "split":
             train = scan_class_tree(self.root / "train")
             test = scan_class_tree(self.root / "test")
@@ -143,28 +144,50 @@ class FolderDataModule(RetrievalDataModule):
                     f"{unknown[:5]}"
                 )
             classes = sorted(train)
-            trees = [train, test]
+            trees = {"train": train, "test": test}
         else:
             if self._proto.shape == "official":
                 raise ValueError(
                     f"protocol 'official' needs {self.root}/train and {self.root}/test trees; "
                     f"{self.root} is a single class tree (use a per-class protocol)"
                 )
-            classes = sorted(tree := scan_class_tree(self.root))
-            trees = [tree]
+            tree = scan_class_tree(self.root)
+            classes = sorted(tree)
+            trees = {"all": tree}
         index = {name: i for i, name in enumerate(classes)}
         paths: list[str] = []
         labels: list[int] = []
-        for part, tree in zip(("train", "test"), trees, strict=False):
+        groups: dict[str, np.ndarray] = {}
+        for part, part_tree in trees.items():
             start = len(paths)
-            for name, files in tree.items():
+            for name, files in part_tree.items():
                 paths += files
                 labels += [index[name]] * len(files)
-            groups[part] = np.arange(start, len(paths))
-        if layout == "tree":
-            groups = {}
+            if layout == "split":
+                groups[part] = np.arange(start, len(paths))
+        return paths, labels, classes, groups
+
+    def prepare_data(self) -> None:
+        """Decode the images into the cache once (Lightning runs this on one process only,
+        so DDP ranks then load the .npy instead of each decoding); kept for this process."""
+        if self.in_memory and self.cache_dir is not None:
+            paths = self._scan()[0]
+            self._prepared = (
+                paths,
+                image_source(
+                    paths, True, self.image_size, self.cache_dir, self.mode, self.decode_workers
+                ),
+            )
+
+    def _load_pool(self) -> Pool:
+        paths, labels, classes, groups = self._scan()
+        if self._prepared is not None and self._prepared[0] == paths:
+            source = self._prepared[1]
+        else:
+            source = image_source(
+                paths, self.in_memory, self.image_size, self.cache_dir, self.mode,
+                self.decode_workers,
+            )  # fmt: skip
+        self._prepared = None
         self.classes = classes
-        source = image_source(
-            paths, self.in_memory, self.image_size, self.cache_dir, self.mode, self.decode_workers
-        )
         return Pool(source, torch.tensor(labels, dtype=torch.long), len(classes), groups)
