@@ -5,6 +5,7 @@ Pure functions on tensors: no Lightning, no data loading. Centers are float ±1 
 """
 
 from hashing.centers.bound import max_code_size_upper_bound, required_min_distance
+from hashing.centers.cache import StageCache, cache_key
 from hashing.centers.csq import csq_centers, hadamard_matrix
 from hashing.centers.exceptions import CenterGenerationError
 from hashing.centers.mds import mds_centers
@@ -15,6 +16,8 @@ from hashing.centers.validation import validate_bits
 
 __all__ = [
     "CenterGenerationError",
+    "StageCache",
+    "cache_key",
     "center_statistics",
     "class_similarity",
     "csq_centers",
