@@ -34,10 +34,12 @@ def _within_minus_across(centers: torch.Tensor, group: torch.Tensor) -> float:
     return sum(across) / len(across) - sum(within) / len(within)
 
 
-@pytest.mark.parametrize(("num_classes", "bits", "groups"), [(21, 32, 3), (100, 64, 10)])
-def test_planted_groups_are_closer(num_classes: int, bits: int, groups: int) -> None:
+@pytest.mark.parametrize(
+    ("num_classes", "bits", "groups", "epochs"), [(21, 32, 3, 30), (50, 64, 5, 10)]
+)
+def test_planted_groups_are_closer(num_classes: int, bits: int, groups: int, epochs: int) -> None:
     sim, group = _planted(num_classes, groups)
-    centers, info = semantic_centers(sim, bits)
+    centers, info = semantic_centers(sim, bits, epochs=epochs)
     assert _within_minus_across(centers, group) >= 2.0
     assert abs(_within_minus_across(mds_centers(num_classes, bits), group)) <= 1.0
     assert abs(_within_minus_across(csq_centers(num_classes, bits), group)) <= 1.0
