@@ -22,12 +22,17 @@ Deviations from the SHC code, each for a stated reason:
 * The repulsion gradient ``2 mu sum_{j!=i} h_j`` is multiplied by ``r = repulsion_scale``
   (default ``1e-4``): the reference divides that sum by 10000, which is what makes the
   repulsion "small"; with ``r = 1`` it would outweigh the fit term by two orders of magnitude.
-* The reference's extra constraint multipliers (``alpha`` stays 0 because of an indexing slip,
-  ``beta = 1e-6`` then divided by 10000, slack ``K``) move the gradient by < 1e-8; they are left
-  out, and the constraint is enforced exactly by the acceptance test instead.
+* The reference's extra constraint terms (multipliers ``alpha``, which an indexing slip keeps
+  at ~0, penalty ``beta = 1e-6``, slack ``K``; also divided by 10000) move a gradient entry by
+  at most ``4 q C beta / 10^4`` (5e-5 at C = 1000, q = 128) against a flip threshold of
+  ``eta = 0.5``; they are left out, and the constraint is enforced exactly by the acceptance
+  test instead.
 * The start (MDS) centers compete for "lowest fit" too, so the result never fits worse than its
   start (the reference only compares epochs).
 * ``sign(0) := +1`` (project convention); the reference's ``torch.sign`` would produce 0.
+
+Option (off by default, not in the reference): ``backtrack=True`` retries a rejected step on
+the strongest half, quarter, ... of its bit flips; at scale most full steps are rejected.
 """
 
 from typing import Any
