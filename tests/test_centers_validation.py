@@ -1,5 +1,6 @@
 """validate_bits: early, named errors for impossible (bits, num_classes, method)."""
 
+import numpy as np
 import pytest
 
 from hashing.centers import csq_centers, validate_bits
@@ -55,6 +56,5 @@ def test_bad_method_or_classes(method: str, num_classes: int) -> None:
 
 
 def test_numpy_integers_accepted() -> None:
-    np = pytest.importorskip("numpy")
     validate_bits(np.int64(64), np.int64(100), "mds")
     assert csq_centers(10, np.int64(16)).shape == (10, 16)
