@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_only
 
 from hashing import pipeline
 from hashing.centers import CenterGenerationError, mds_centers
@@ -118,3 +119,14 @@ def test_csq_hadamard_centers_pass_without_warning(tmp_path: Path) -> None:
     assert stats["construction"] == "hadamard"
     assert stats["csq_test_passed"] is True
     assert set(brute_distances(centers)) == {8}  # distinct Hadamard rows differ in q/2 bits
+
+
+def test_only_global_rank_zero_writes_the_run_folder(tmp_path: Path, monkeypatch) -> None:
+    # under DDP every rank builds the centers; the run folder must record rank 0's run only
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    centers = CSQCenters(seed=0)(10, 16, None, tmp_path / "rank1")
+    assert centers.shape == (10, 16)
+    assert not (tmp_path / "rank1").exists()
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    CSQCenters(seed=0)(10, 16, None, tmp_path / "rank0")
+    assert (tmp_path / "rank0" / "centers.pt").is_file()

@@ -26,6 +26,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 
 from hashing.centers import (
@@ -46,8 +47,19 @@ from hashing.pipeline_io import write_json_atomic
 log = logging.getLogger(__name__)
 
 
+def is_rank_zero() -> bool:
+    """Whether this process writes run-folder files (under DDP every rank builds the centers;
+    rank 0 first, the others then hit the stage cache, and only rank 0 records it)."""
+    return rank_zero_only.rank == 0
+
+
 def save_centers(centers: Tensor, output_dir: Path, extra: dict[str, Any] | None = None) -> None:
-    """Write ``centers.pt`` and ``center_stats.json`` (min/mean/var distance, required d)."""
+    """Write ``centers.pt`` and ``center_stats.json`` (min/mean/var distance, required d).
+
+    Only on global rank 0 (the files are the run's, not the process's).
+    """
+    if not is_rank_zero():
+        return
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.save(centers.clone(), output_dir / "centers.pt")
     num_classes, bits = centers.shape
@@ -411,6 +423,8 @@ class SemanticCenters:
         inputs2: Mapping[str, Any],
     ) -> None:
         """similarity.pt/.csv, centers, center_stats.json, shc_stages.json and two figures."""
+        if not is_rank_zero():
+            return
         output_dir.mkdir(parents=True, exist_ok=True)
         num_classes = similarity.shape[0]
         names = [str(n) for n in getattr(datamodule, "class_names", None) or range(num_classes)]
