@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hashing import pipeline
-from hashing.centers import cache_key
+from hashing.centers import cache_key, mds_centers
 from tests.runs import CONF, compose_run
 
 CLASSIFIER = "method.center_source.classifier"
@@ -355,3 +356,16 @@ def test_multi_label_similarity_masks_every_positive_label(tmp_path: Path) -> No
     expected_first = brute_similarity(stage1["logits"], stage1["labels"], 4, "first")
     torch.testing.assert_close(similarity_first, expected_first, rtol=0, atol=1e-9)
     assert not torch.allclose(similarity_first, similarity)
+
+
+def test_stage2_starts_from_mds_and_warns_when_it_cannot_move(first, caplog) -> None:
+    out, _, _ = first
+    # no gradient entry clears a flip threshold of 1e6: stage 2 must return its MDS start
+    change = ["method.center_source.optimisation.eta=1.0e6", *PREPARE_ONLY]
+    with caplog.at_level(logging.WARNING, logger="hashing.methods.center_sources"):
+        stuck, _, _ = run(out.parent, "stuck", [*TINY, *change])
+    assert stages(stuck) == {"stage1": "hit", "stage2": "miss"}
+    assert "SHC stage 2 accepted no update" in caplog.text
+    centers = torch.load(stuck / "centers.pt", weights_only=True)
+    assert torch.equal(centers, mds_centers(10, 16, seed=0))
+    assert json.loads((stuck / "center_stats.json").read_text())["best_epoch"] == -1

@@ -406,6 +406,13 @@ class SemanticCenters:
         inputs2 = self.stage2_inputs(inputs1, similarity, bits)
         stage2 = self._stage("stage2", "centers", inputs2, lambda: self._optimise(similarity, bits))
         centers = stage2["centers"].to(torch.float32)
+        if int(stage2["info"]["accepted_updates"]) == 0:
+            log.warning(
+                "SHC stage 2 accepted no update: the centers are the MDS start (no step cleared "
+                "the flip threshold eta=%s or kept the distance bound); try a smaller "
+                "method.center_source.optimisation.eta (e.g. 0.1) and backtrack=true",
+                self.optimisation.get("eta", 0.5),
+            )
         self._write_outputs(
             output_dir, datamodule, similarity, centers, stage1, stage2["info"], inputs1, inputs2
         )
