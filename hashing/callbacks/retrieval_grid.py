@@ -34,6 +34,14 @@ WRONG_COLOR = (0.9, 0.0, 0.0)
 QUERY_COLOR = (0.1, 0.1, 0.1)
 
 
+class CollectedCodes(RetrievalAccumulator):
+    """The evaluation's gathering of (codes, labels, index) per role, with nothing to compute."""
+
+    def compute(self) -> dict[str, Tensor]:
+        """No metric: the callback reads the gathered splits directly."""
+        return {}
+
+
 def retrieval_table(
     query_codes: Tensor,
     query_labels: Tensor,
@@ -148,12 +156,12 @@ class RetrievalGrid(pl.Callback):
         self.seed = int(seed)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.filename = filename
-        self._accumulator: RetrievalAccumulator | None = None
+        self._accumulator: CollectedCodes | None = None
         self.table: list[dict[str, Any]] | None = None
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Start collecting this test run's codes."""
-        self._accumulator = RetrievalAccumulator().to(pl_module.device)
+        self._accumulator = CollectedCodes().to(pl_module.device)
 
     def on_test_batch_end(
         self,

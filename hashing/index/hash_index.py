@@ -400,10 +400,11 @@ class HashIndex:
         """
         images: ImageList | None = list_images(items) if _is_image_source(items) else None  # type: ignore[arg-type]
         if images is not None:
-            packed = pack_codes(self.encoder.encode_files(images.paths))
             paths = images.paths if paths is None else paths
-            if labels is None and images.labels is not None:
+            if labels is None and images.labels is not None and self.labels is not None:
                 labels = self._map_classes(images)
+            self._merge_labels(_as_labels(labels), len(images.paths))  # refuse before encoding
+            packed = pack_codes(self.encoder.encode_files(images.paths))
         else:
             packed = self.encode(items)  # type: ignore[arg-type]
         count, new = len(self), len(packed)
@@ -428,8 +429,13 @@ class HashIndex:
     def _map_classes(self, images: ImageList) -> np.ndarray:
         """Class-folder labels of new images, renumbered to this index's class names."""
         assert images.labels is not None
-        if images.classes is None or self.classes is None:
+        if images.classes is None:
             return images.labels
+        if self.classes is None:
+            raise ValueError(
+                "this index records no class names, so class sub-folders cannot be mapped to "
+                "its labels: pass labels= for the new images"
+            )
         unknown = sorted(set(images.classes) - set(self.classes))
         if unknown:
             raise ValueError(
