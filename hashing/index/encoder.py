@@ -87,15 +87,13 @@ class InputSpec:
                 f"this model takes inputs of shape {self.shape}, not images: pass codes or "
                 f"input tensors instead of image files"
             )
-        image = read_image(path, self.mode)
-        if self.image_size is not None:
-            size = [self.image_size, self.image_size]
-        elif self.transform in SIZE_KEEPING_PRESETS:
-            size = list(self.shape[1:])
-        else:
-            size = list(image.shape[1:])
-        if list(image.shape[1:]) != size:
-            image = resize(image, size, antialias=True)
+        image = read_image(path, self.mode, self.image_size)
+        if (
+            self.image_size is None
+            and self.transform in SIZE_KEEPING_PRESETS
+            and tuple(image.shape[1:]) != self.shape[1:]
+        ):
+            image = resize(image, list(self.shape[1:]), antialias=True)
         x = build_transform(self.transform, train=False)(image)
         if tuple(x.shape) != self.shape:
             raise ValueError(

@@ -1,10 +1,11 @@
 """Image sources for export and search: one image, a folder, or a list file -> paths (+labels).
 
-Kept small and separate so it can give way to the data package's readers: a folder whose
-images all sit in class sub-folders (``root/<class>/<image>``) gets class-index labels in sorted
-folder-name order; any other folder is read recursively without labels. A list file holds one
-image a line, ``path [0 1 0 ...]`` (SPEC §2's multi-hot format), paths relative to ``root``
-(default: the list file's folder).
+The reading itself is the data package's (:mod:`hashing.data.images`, :mod:`hashing.data.folder`,
+:mod:`hashing.data.imagelist`), so an exported file is decoded exactly as the DataModules decode
+it. A folder holding only sub-folders is a class tree (``root/<class>/<image>``: class-index
+labels in sorted folder-name order); any other folder is read recursively without labels. A
+list file holds one image a line, either ``path`` alone or ``path 0 1 0 ...`` (SPEC §2's
+multi-hot format), paths relative to ``root`` (default: the list file's folder).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+from hashing.data.folder import scan_class_tree
+from hashing.data.imagelist import parse_list_file
+from hashing.data.images import IMAGE_EXTENSIONS, check_files_exist
+from hashing.data.images import read_image as decode_image
 
 
 @dataclass
@@ -52,64 +55,43 @@ def list_images(
             return ImageList([str(path.resolve())])
         return _list_file(path, Path(root) if root is not None else path.parent)
     paths = [Path(p) for p in source]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise ValueError(f"{len(missing)} image files do not exist, e.g. {missing[:3]}")
+    check_files_exist(paths, "the query list")
     return ImageList([str(p.resolve()) for p in paths])
 
 
 def _folder(folder: Path) -> ImageList:
-    top = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    top = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if top and all(p.is_dir() for p in top):
+        tree = scan_class_tree(folder)
+        classes = sorted(tree)
+        paths = [str(Path(p).resolve()) for name in classes for p in tree[name]]
+        labels = [label for label, name in enumerate(classes) for _ in tree[name]]
+        return ImageList(paths, np.asarray(labels, dtype=np.int64), classes)
+    files = sorted(str(p.resolve()) for p in folder.rglob("*") if p.is_file() and is_image_file(p))
     if not files:
         raise ValueError(f"folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    class_dirs = [p for p in top if p.is_dir()]
-    if class_dirs and not any(p.is_file() and is_image_file(p) for p in top):
-        classes = [p.name for p in class_dirs]
-        paths, labels = [], []
-        for label, class_dir in enumerate(class_dirs):
-            members = sorted(p for p in class_dir.rglob("*") if p.is_file() and is_image_file(p))
-            paths += [str(p.resolve()) for p in members]
-            labels += [label] * len(members)
-        return ImageList(paths, np.asarray(labels, dtype=np.int64), classes)
-    return ImageList([str(p.resolve()) for p in files])
+    return ImageList(files)
 
 
 def _list_file(path: Path, root: Path) -> ImageList:
-    paths: list[str] = []
-    rows: list[list[int]] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        try:
-            rows.append([int(value) for value in fields[1:]])
-        except ValueError as err:
-            raise ValueError(
-                f"{path}:{number}: expected 'path [0 1 0 ...]' (labels as integers), got {line!r}"
-            ) from err
-        paths.append(str((root / fields[0]).resolve()))
-    if not paths:
+    fields = [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
+    fields = [parts for parts in fields if parts]
+    labels: np.ndarray | None = None
+    if all(len(parts) == 1 for parts in fields):
+        names = [parts[0] for parts in fields]
+    else:
+        names, labels = parse_list_file(path)
+    if not names:
         raise ValueError(f"list file {path} names no images")
-    widths = {len(row) for row in rows}
-    if len(widths) > 1:
-        raise ValueError(f"{path}: lines have different numbers of labels {sorted(widths)}")
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise ValueError(
-            f"{len(missing)} of {len(paths)} images listed in {path} do not exist under {root}, "
-            f"e.g. {missing[:3]}; set the root folder the paths are relative to"
-        )
-    labels = np.asarray(rows, dtype=np.uint8) if widths != {0} else None
-    return ImageList(paths, labels)
+    paths = [(root / name).resolve() for name in names]
+    check_files_exist(paths, f"{path} (relative to {root}; set the root folder if elsewhere)")
+    return ImageList([str(p) for p in paths], labels)
 
 
-def read_image(path: str | os.PathLike[str], mode: str) -> torch.Tensor:
-    """One image file as a uint8 tensor (C, H, W) in PIL ``mode`` ("L" or "RGB")."""
+def read_image(path: str | os.PathLike[str], mode: str, image_size: int | None) -> torch.Tensor:
+    """One image file as a uint8 tensor (C, H, W) in ``mode`` ("L"/"RGB"), optionally resized
+    to a square ``image_size`` (as the DataModules decode it)."""
     try:
-        with Image.open(path) as image:
-            array = np.array(image.convert(mode), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as err:
+        return torch.from_numpy(decode_image(path, image_size, mode))
+    except OSError as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
-    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(array))
