@@ -99,7 +99,9 @@ class HashIndex:
         self.bits = int(bits)
         self.packed = packed
         self.spec = spec or FaissSpec()
-        self.faiss_index = faiss_index or faiss_backend.build_index(packed, self.spec)
+        self.faiss_index = (
+            faiss_index if faiss_index is not None else faiss_backend.build_index(packed, self.spec)
+        )
         self.labels = labels
         self.num_classes = num_classes
         self.classes = classes
