@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from hashing.data.atomic import atomic_write
 
@@ -104,7 +105,9 @@ class HashingWandbLogger(WandbLogger):
     ) -> None:
         run_dir = Path(save_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        run_id = id or persistent_run_id(run_dir)
+        # only rank 0 logs (and owns the id file); DDP ranks started by Lightning know their
+        # rank from the environment before the process group exists
+        run_id = id or (persistent_run_id(run_dir) if rank_zero_only.rank == 0 else None)
         # a run left open in this process (a failed sweep job) would be reused by WandbLogger
         finish_active_run(exit_code=1)
         all_tags = list(dict.fromkeys(str(tag) for tag in (*tags, *extra_tags)))
