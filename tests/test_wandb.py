@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -65,8 +66,9 @@ def test_offline_run_is_published_and_resumed_under_the_same_id(tmp_path: Path) 
         "+callbacks.signal_at._target_=tests.signal_at_batch.SignalAtBatch",
         "+callbacks.signal_at.batch=14",
     ]
-    with pytest.raises(TrainingInterrupted):
+    with pytest.raises(TrainingInterrupted) as stop:
         pipeline.train(compose_run("train", run, cache, [*TINY, *signal_at]))
+    assert stop.value.code == 128 + signal.SIGTERM
     run_id = (run / RUN_ID_FILE).read_text()
     [first] = offline_runs(run)
     assert first.name.endswith(run_id)
