@@ -22,10 +22,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from hashing.metrics.functional.bucket_counts import bucket_counts
-from hashing.metrics.functional.chunk_scan import scan_query_chunks
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.harmonic import harmonic_table
+from hashing.metrics.functional.map_at_k import check_top_ks
+from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
 from hashing.metrics.functional.validation import check_top_k
 
 
@@ -110,27 +110,31 @@ def tie_aware_average_precision(
     *,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    backend: Backend = "auto",
 ) -> Tensor:
     """Per-query tie-aware AP@k, shape (Q, len(top_ks)) float64 (None = ALL)."""
-    top_ks = list(top_ks)
-    if not top_ks:
-        raise ValueError("top_ks must name at least one k (an int, or None for ALL)")
-    for k in top_ks:
-        check_top_k(k, "top_ks entry")
-    bits = query_codes.shape[1] if query_codes.ndim == 2 else 0
+    top_ks = check_top_ks(top_ks)
     harmonic = None
     parts = []
-    for chunk in scan_query_chunks(
-        query_codes, database_codes, query_labels, database_labels, chunk_size, memory_budget
+    for block in ranked_blocks(
+        query_codes,
+        database_codes,
+        query_labels,
+        database_labels,
+        positions=False,
+        counts=True,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        backend=backend,
     ):
+        counts = block.counts
         if harmonic is None:
-            harmonic = harmonic_table(database_codes.shape[0], chunk.distances.device)
-        counts = bucket_counts(chunk.distances, chunk.relevant, bits)
+            harmonic = harmonic_table(database_codes.shape[0], counts.total.device)
         parts.append(
             tie_aware_average_precision_chunk(counts.total, counts.relevant, top_ks, harmonic)
         )
     if not parts:
-        return torch.zeros(0, len(top_ks), dtype=torch.float64, device=database_codes.device)
+        return torch.zeros(0, len(top_ks), dtype=torch.float64)
     return torch.cat(parts)
 
 
@@ -143,6 +147,7 @@ def tie_aware_mean_average_precision(
     *,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    backend: Backend = "auto",
 ) -> float:
     """Tie-aware mAP@top_k (None = ALL): the expected mAP when ties are ordered at random."""
     check_top_k(top_k)
@@ -154,6 +159,7 @@ def tie_aware_mean_average_precision(
         (top_k,),
         chunk_size=chunk_size,
         memory_budget=memory_budget,
+        backend=backend,
     )
     if ap.shape[0] == 0:
         raise ValueError("query_codes is empty; mAP needs at least one query")
