@@ -39,7 +39,7 @@ def random_codes(n, bits, gen):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-@pytest.mark.parametrize("bits", [3, 6, 70])
+@pytest.mark.parametrize("bits", [3, 6, 70, 260])
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_map_matches_brute_force_with_many_ties(bits, multi_label, backend):
     gen = torch.Generator().manual_seed(bits + 10 * multi_label)

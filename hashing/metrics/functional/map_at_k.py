@@ -15,7 +15,7 @@ from torch import Tensor
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.ranked_block import RankedBlock
 from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
-from hashing.metrics.functional.validation import check_top_k
+from hashing.metrics.functional.validation import check_retrieval_inputs, check_top_k
 
 
 def check_top_ks(top_ks: Sequence[int | None]) -> list[int | None]:
@@ -62,9 +62,11 @@ def average_precision(
 ) -> Tensor:
     """Per-query AP@k, shape (Q, len(top_ks)) float64, one stable ranking shared by all k."""
     top_ks = check_top_ks(top_ks)
-    parts = [
-        block_average_precision(block, database_codes.shape[0], top_ks)
-        for block in ranked_blocks(
+    check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
+    num_database = database_codes.shape[0]
+    parts = list(
+        ranked_blocks(
+            lambda block: block_average_precision(block, num_database, top_ks),
             query_codes,
             database_codes,
             query_labels,
@@ -73,7 +75,7 @@ def average_precision(
             memory_budget=memory_budget,
             backend=backend,
         )
-    ]
+    )
     if not parts:
         return torch.zeros(0, len(top_ks), dtype=torch.float64)
     return torch.cat(parts)

@@ -3,16 +3,17 @@
 On CPU the float matmul for Hamming distances costs several times more than XOR + popcount of
 64-bit words, and numpy's sort, ufuncs and bincount release the GIL, so row blocks run
 end-to-end in a small thread pool (``torch.get_num_threads()`` workers, at most a few blocks in
-flight so memory stays bounded). Each block yields the ranked positions of its relevant items
-and/or its per-distance histograms; the metric kernels consume those.
+flight so memory stays bounded). Each block's ranked positions of its relevant items and/or
+per-distance histograms go straight into the metric's kernel, in the same worker.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ from torch import Tensor
 
 from hashing.metrics.functional.bucket_counts import BucketCounts
 from hashing.metrics.functional.ranked_block import RankedBlock
+
+T = TypeVar("T")
 
 
 @cache
@@ -136,21 +139,36 @@ def packed_blocks(
     positions: bool,
     counts: bool,
     workers: int,
-) -> Iterator[RankedBlock]:
-    """Yield RankedBlocks in query order, computed ``workers`` at a time in threads."""
+    kernel: Callable[[RankedBlock], T],
+) -> Iterator[T]:
+    """Yield ``kernel(block)`` in query order, ``workers`` blocks at a time in threads.
+
+    The kernel (the metric's torch code) runs inside the worker too, with torch's intra-op
+    threads set to 1 for the duration of the scan (restored afterwards): the thread pool is
+    the parallelism, and idle intra-op threads would otherwise spin against the workers.
+    """
     packed = PackedRetrieval(query_codes, database_codes, query_labels, database_labels)
     num_queries = query_codes.shape[0]
     starts = range(0, num_queries, block_rows)
     slices = (slice(s, min(s + block_rows, num_queries)) for s in starts)
-    if workers <= 1:
+
+    def work(rows: slice) -> T:
+        return kernel(packed.block(rows, positions, counts))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if workers <= 1:
+            for rows in slices:
+                yield work(rows)
+            return
+        pool = worker_pool(workers)
+        pending: deque[Future[T]] = deque()
         for rows in slices:
-            yield packed.block(rows, positions, counts)
-        return
-    pool = worker_pool(workers)
-    pending: deque[Future[RankedBlock]] = deque()
-    for rows in slices:
-        pending.append(pool.submit(packed.block, rows, positions, counts))
-        if len(pending) >= workers:
+            pending.append(pool.submit(work, rows))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
             yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+    finally:
+        torch.set_num_threads(threads)

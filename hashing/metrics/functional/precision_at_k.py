@@ -14,7 +14,7 @@ from torch import Tensor
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.ranked_block import RankedBlock
 from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
-from hashing.metrics.functional.validation import check_top_k
+from hashing.metrics.functional.validation import check_retrieval_inputs, check_top_k
 
 
 def check_ks(ks: Sequence[int], name: str = "ks") -> list[int]:
@@ -56,9 +56,16 @@ def precision_at_k(
 ) -> dict[int, float]:
     """Mean P@k over queries for each k: {k: P@k}, ties ranked by database index."""
     ks = check_ks(ks)
+    check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
+    num_database = database_codes.shape[0]
     totals = torch.zeros(len(ks), dtype=torch.float64)
     num_queries = 0
-    for block in ranked_blocks(
+
+    def kernel(block: RankedBlock) -> tuple[Tensor, int]:
+        return block_precision_at_k(block, num_database, ks).sum(0).cpu(), block.num_rows
+
+    for block_sum, block_rows in ranked_blocks(
+        kernel,
         query_codes,
         database_codes,
         query_labels,
@@ -67,8 +74,8 @@ def precision_at_k(
         memory_budget=memory_budget,
         backend=backend,
     ):
-        totals += block_precision_at_k(block, database_codes.shape[0], ks).sum(0).cpu()
-        num_queries += block.num_rows
+        totals += block_sum
+        num_queries += block_rows
     if num_queries == 0:
         raise ValueError("query_codes is empty; P@k needs at least one query")
     return {k: float(totals[j] / num_queries) for j, k in enumerate(ks)}

@@ -18,7 +18,9 @@ import torch
 from torch import Tensor
 
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
+from hashing.metrics.functional.ranked_block import RankedBlock
 from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
+from hashing.metrics.functional.validation import check_retrieval_inputs
 
 
 class RadiusCurve(NamedTuple):
@@ -51,10 +53,17 @@ def precision_recall_by_radius(
     backend: Backend = "auto",
 ) -> RadiusCurve:
     """Mean precision and recall over queries when retrieving within radius r = 0..bits."""
-    bits = query_codes.shape[1] if query_codes.ndim == 2 else 0
+    check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
+    bits = query_codes.shape[1]
     sums = torch.zeros(3, bits + 1, dtype=torch.float64)
     num_queries = 0
-    for block in ranked_blocks(
+
+    def kernel(block: RankedBlock) -> tuple[Tensor, int]:
+        stats = radius_statistics(block.counts.total, block.counts.relevant)
+        return torch.stack([s.sum(0) for s in stats]).cpu(), block.num_rows
+
+    for block_sums, block_rows in ranked_blocks(
+        kernel,
         query_codes,
         database_codes,
         query_labels,
@@ -65,9 +74,8 @@ def precision_recall_by_radius(
         memory_budget=memory_budget,
         backend=backend,
     ):
-        stats = radius_statistics(block.counts.total, block.counts.relevant)
-        sums += torch.stack([s.sum(0) for s in stats]).cpu()
-        num_queries += block.num_rows
+        sums += block_sums
+        num_queries += block_rows
     if num_queries == 0:
         raise ValueError("query_codes is empty; the PR curve needs at least one query")
     means = sums / num_queries

@@ -8,8 +8,8 @@ CPU tensors and torch otherwise. Both give identical results (tests check both).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Callable, Iterator
+from typing import Literal, TypeVar
 
 import torch
 from torch import Tensor
@@ -26,6 +26,7 @@ from hashing.metrics.functional.ranked_block import RankedBlock
 from hashing.metrics.functional.ranking import relevant_positions
 from hashing.metrics.functional.validation import check_retrieval_inputs
 
+T = TypeVar("T")
 Backend = Literal["auto", "numpy", "torch"]
 BACKENDS = ("auto", "numpy", "torch")
 
@@ -40,6 +41,7 @@ def resolve_backend(backend: str, database_codes: Tensor) -> str:
 
 
 def ranked_blocks(
+    kernel: Callable[[RankedBlock], T],
     query_codes: Tensor,
     database_codes: Tensor,
     query_labels: Tensor,
@@ -50,8 +52,12 @@ def ranked_blocks(
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     backend: Backend = "auto",
-) -> Iterator[RankedBlock]:
-    """Validate, then yield per-block ranked positions and/or histograms in query order."""
+) -> Iterator[T]:
+    """Validate, then yield ``kernel(block)`` for each block of queries, in query order.
+
+    A block carries the ranked positions of its relevant items (``positions``) and/or its
+    per-distance histograms (``counts``); the kernel reduces it to what the metric keeps.
+    """
     check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
@@ -74,6 +80,7 @@ def ranked_blocks(
             positions,
             counts,
             workers,
+            kernel,
         )
         return
     if chunk_size is None:
@@ -86,4 +93,4 @@ def ranked_blocks(
         if positions:
             rows, located, ranks = relevant_positions(chunk.distances, chunk.relevant)
         histograms = bucket_counts(chunk.distances, chunk.relevant, bits) if counts else None
-        yield RankedBlock(chunk.rows, num_rows, rows, located, ranks, histograms)
+        yield kernel(RankedBlock(chunk.rows, num_rows, rows, located, ranks, histograms))

@@ -17,9 +17,10 @@ from hashing.metrics.functional.harmonic import harmonic_table
 from hashing.metrics.functional.map_at_k import block_average_precision
 from hashing.metrics.functional.precision_at_k import block_precision_at_k, check_ks
 from hashing.metrics.functional.radius import RadiusCurve, radius_statistics
+from hashing.metrics.functional.ranked_block import RankedBlock
 from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
 from hashing.metrics.functional.tie_aware import tie_aware_average_precision_chunk
-from hashing.metrics.functional.validation import check_top_k
+from hashing.metrics.functional.validation import check_retrieval_inputs, check_top_k
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,40 @@ def evaluate_retrieval(
     for k in [*top_ks, *tie_aware_ks]:
         check_top_k(k, "top_ks entry")
     precision_ks = check_ks(precision_ks, "precision_ks")
-    bits = query_codes.shape[1] if query_codes.ndim == 2 else 0
-    num_database = database_codes.shape[0] if database_codes.ndim == 2 else 0
+    check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
+    bits = query_codes.shape[1]
+    num_database = database_codes.shape[0]
     sums = {
         "ap": torch.zeros(len(top_ks), dtype=torch.float64),
         "tie": torch.zeros(len(tie_aware_ks), dtype=torch.float64),
         "p": torch.zeros(len(precision_ks), dtype=torch.float64),
         "radius": torch.zeros(3, bits + 1, dtype=torch.float64),
     }
-    harmonic = None
+    harmonic = harmonic_table(num_database)
+
+    def kernel(block: RankedBlock) -> dict[str, Tensor | int]:
+        counts = block.counts
+        out: dict[str, Tensor | int] = {
+            "ap": block_average_precision(block, num_database, top_ks).sum(0).cpu(),
+            "p": block_precision_at_k(block, num_database, precision_ks).sum(0).cpu(),
+            "rows": block.num_rows,
+        }
+        if tie_aware_ks:
+            table = harmonic.to(counts.total.device)
+            out["tie"] = (
+                tie_aware_average_precision_chunk(
+                    counts.total, counts.relevant, tie_aware_ks, table
+                )
+                .sum(0)
+                .cpu()
+            )
+        stats = radius_statistics(counts.total, counts.relevant)
+        out["radius"] = torch.stack([s.sum(0) for s in stats]).cpu()
+        return out
+
     num_queries = 0
-    for block in ranked_blocks(
+    for part in ranked_blocks(
+        kernel,
         query_codes,
         database_codes,
         query_labels,
@@ -80,22 +104,10 @@ def evaluate_retrieval(
         memory_budget=memory_budget,
         backend=backend,
     ):
-        sums["ap"] += block_average_precision(block, num_database, top_ks).sum(0).cpu()
-        sums["p"] += block_precision_at_k(block, num_database, precision_ks).sum(0).cpu()
-        counts = block.counts
-        if tie_aware_ks:
-            if harmonic is None:
-                harmonic = harmonic_table(num_database, counts.total.device)
-            sums["tie"] += (
-                tie_aware_average_precision_chunk(
-                    counts.total, counts.relevant, tie_aware_ks, harmonic
-                )
-                .sum(0)
-                .cpu()
-            )
-        stats = radius_statistics(counts.total, counts.relevant)
-        sums["radius"] += torch.stack([s.sum(0) for s in stats]).cpu()
-        num_queries += block.num_rows
+        for key in ("ap", "p", "tie", "radius"):
+            if key in part:
+                sums[key] += part[key]
+        num_queries += part["rows"]
     if num_queries == 0:
         raise ValueError("query_codes is empty; evaluation needs at least one query")
     radius = sums["radius"] / num_queries
