@@ -41,8 +41,10 @@ def pack_bits(positive: np.ndarray) -> np.ndarray:
 
 
 def distance_numpy_dtype(bits: int) -> type[np.unsignedinteger]:
-    """uint8 keeps numpy's stable argsort a single radix pass; uint16 beyond 255 bits."""
-    return np.uint8 if bits <= 255 else np.uint16
+    """uint8 keeps numpy's stable argsort a single radix pass; wider types for longer codes."""
+    if bits <= 255:
+        return np.uint8
+    return np.uint16 if bits <= 65535 else np.uint32
 
 
 class PackedRetrieval:
