@@ -183,6 +183,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["small", "large"], choices=SIZES)
     parser.add_argument("--reps", type=int, default=3, help="timed repetitions (min reported)")
+    parser.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="what to run"
+    )
     parser.add_argument("--tm-queries", type=int, default=200, help="torchmetrics query subset")
     parser.add_argument("--loop-queries", type=int, default=200, help="numpy loop query subset")
     parser.add_argument("--flip", type=float, default=0.1)
@@ -207,6 +210,7 @@ def main() -> None:
             ("deephash_loop", None, args.loop_queries),
             ("deephash_loop", 1000, args.loop_queries),
         ]
+        plan = [p for p in plan if p[0] in args.methods]
         for method, top_k, run_queries in plan:
             reps = args.reps if method.startswith("ours") else 1
             spec = {
@@ -238,16 +242,17 @@ def main() -> None:
             )
 
     def ours_time(size_q: int, top_k: int | None) -> float:
-        return next(
+        found = [
             r["full_s"]
             for r in rows
             if r["method"] == "ours" and r["queries"] == size_q and r["top_k"] == top_k
-        )
+        ]
+        return found[0] if found else float("nan")
 
     print()
     header = (
-        "| size | method | k | time (s) | x ours | peak MB | mAP | note |\n"
-        "|---|---|---|---|---|---|---|---|"
+        "| size | method | k | wall (s) | cpu (s) | x ours (wall) | peak MB | mAP | note |\n"
+        "|---|---|---|---|---|---|---|---|---|"
     )
     print(header)
     for r in rows:
