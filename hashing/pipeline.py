@@ -4,6 +4,10 @@ Order of a training run: check the config, seed, set up the data, build backbone
 run the method's preparation stage (e.g. hash centers), fit, test the selected checkpoint, then
 write ``metrics.json`` and print a summary table. Every run folder holds the resolved config,
 the data split, checkpoints, logs and the metrics.
+
+``resume=<run dir>`` fits from the folder's ``checkpoints/last.ckpt`` (:mod:`hashing.resume`);
+the train loader is made resumable mid-epoch (:mod:`hashing.resumable_loader`) and the RNG
+states travel in checkpoints (:class:`RNGState`), so an interrupted run resumes exactly.
 """
 
 from __future__ import annotations
