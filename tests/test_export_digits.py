@@ -7,7 +7,6 @@ import json
 import logging
 import runpy
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -34,13 +33,7 @@ TRAIN = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_faiss_thread() -> Iterator[None]:
-    """faiss' OpenMP threads spin-wait; on a shared 2-core machine one thread is far faster."""
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def train(root: Path, name: str, overrides: list[str]) -> Path:

@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pytest
 
 from hashing.index import FaissSpec, HashIndex, faiss_backend
 from hashing.index.manifest import CODES, FAISS, LABELS, MANIFEST
 
-
-@pytest.fixture(autouse=True)
-def one_faiss_thread() -> Iterator[None]:
-    """faiss' OpenMP threads spin-wait; on a shared 2-core machine one thread is far faster."""
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def make_index(n: int = 300, bits: int = 12, spec: FaissSpec | None = None) -> HashIndex:

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import faiss
 import numpy as np
 import pytest
 import torch
 
 from hashing.index import FaissSpec, HashIndex, pack_codes
 
-
-@pytest.fixture(autouse=True)
-def one_faiss_thread() -> Iterator[None]:
-    """faiss' OpenMP threads spin-wait; on a shared 2-core machine one thread is far faster."""
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def random_codes(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:
