@@ -157,3 +157,13 @@ def test_digits_config_instantiates(tmp_path: Path) -> None:
     assert isinstance(dm, DigitsDataModule) and dm.transform == "scale"
     dm.setup()
     assert dm.split_path is not None and dm.split_path.parent == tmp_path / "splits"
+
+
+def test_worker_loader_options(tmp_path: Path) -> None:
+    dm = _dm(tmp_path, num_workers=1, batch_size=100)
+    loader = dm.train_dataloader()
+    assert loader.persistent_workers and loader.num_workers == 1
+    assert loader.pin_memory == torch.cuda.is_available()
+    assert sum(len(x) for x, _, _ in loader) == 720
+    assert not _dm(tmp_path).train_dataloader().persistent_workers
+    assert DigitsDataModule(pin_memory=True).pin_memory

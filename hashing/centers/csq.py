@@ -15,7 +15,7 @@ import warnings
 import torch
 
 from hashing.centers.exceptions import CenterGenerationError
-from hashing.centers.statistics import center_statistics, pairwise_hamming
+from hashing.centers.statistics import pairwise_hamming
 from hashing.centers.validation import is_power_of_two, validate_bits
 
 
@@ -40,21 +40,21 @@ def balanced_bernoulli(num_classes: int, bits: int, generator: torch.Generator) 
     return torch.where(ranks < bits // 2, -1.0, 1.0)
 
 
+def _min_and_mean_distance(centers: torch.Tensor) -> tuple[float, float]:
+    """Minimum and mean pairwise Hamming distance over pairs ``i < j``."""
+    num_classes = centers.shape[0]
+    if num_classes < 2:
+        return float("inf"), float("inf")
+    iu = torch.triu_indices(num_classes, num_classes, offset=1)
+    pairs = pairwise_hamming(centers)[iu[0], iu[1]].to(torch.float64)
+    return float(pairs.min()), float(pairs.mean())
+
+
 def bernoulli_accepted(centers: torch.Tensor) -> bool:
     """CSQ's acceptance test: min pairwise distance > bits/4 and mean >= bits/2."""
     bits = centers.shape[1]
-    if centers.shape[0] < 2:
-        return True
-    dist = pairwise_hamming(centers)
-    iu = torch.triu_indices(centers.shape[0], centers.shape[0], offset=1)
-    pairs = dist[iu[0], iu[1]].to(torch.float64)
-    return bool(pairs.min() > bits / 4) and bool(pairs.mean() >= bits / 2)
-
-
-def _draw_score(centers: torch.Tensor) -> tuple[float, float]:
-    """(min, mean) pairwise distance, used to rank failed Bernoulli draws."""
-    stats = center_statistics(centers)
-    return stats["min"], stats["mean"]
+    minimum, mean = _min_and_mean_distance(centers)
+    return minimum > bits / 4 and mean >= bits / 2
 
 
 def csq_centers(
@@ -74,12 +74,14 @@ def csq_centers(
         raise ValueError(f"max_tries must be >= 1, got {max_tries}")
     generator = torch.Generator().manual_seed(seed)
     best: torch.Tensor | None = None
+    best_score = (-1.0, -1.0)
     for _ in range(max_tries):
         centers = balanced_bernoulli(num_classes, bits, generator)
-        if bernoulli_accepted(centers):
+        score = _min_and_mean_distance(centers)
+        if score[0] > bits / 4 and score[1] >= bits / 2:
             return centers
-        if best is None or _draw_score(centers) > _draw_score(best):
-            best = centers
+        if score > best_score:
+            best, best_score = centers, score
     message = (
         f"CSQ Bernoulli centers: no draw out of {max_tries} (seed={seed}) reached min pairwise "
         f"distance > bits/4 and mean >= bits/2 for bits={bits}, num_classes={num_classes}; "

@@ -136,6 +136,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         self._split_path: Path | None = None
         self._datasets: dict[tuple[str, bool], SplitDataset] = {}
         self._generator: torch.Generator | None = None
+        self._input_shape: tuple[int, ...] | None = None
 
     # --- what a subclass provides -------------------------------------------------------
     @abstractmethod
@@ -175,8 +176,11 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one transformed input item (what the backbone receives, batch dim aside)."""
-        pool = self._require_pool()
-        return tuple(build_transform(self.transform, train=False)(pool.source[0]).shape)
+        if self._input_shape is None:
+            pool = self._require_pool()
+            item = build_transform(self.transform, train=False)(pool.source[0])
+            self._input_shape = tuple(item.shape)
+        return self._input_shape
 
     @property
     def split(self) -> dict[str, np.ndarray]:
@@ -217,6 +221,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
             split = make_split(
                 labels, protocol, self.split_seed, self.val_fraction, groups=pool.groups
             )
+            self._check_split(split, len(pool.labels))
             if path is not None:
                 self._write_split(path, split, len(pool.labels), digest)
         self._check_split(split, len(pool.labels))
@@ -340,9 +345,9 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
 
 
 def resolve_shape(protocol: str, aliases: Mapping[str, str], allowed: Sequence[str]) -> str:
-    """Map a user-facing protocol name (e.g. ``cifar10-1``) to a split shape."""
+    """Map a user-facing protocol name (e.g. ``cifar10-1``) to a split shape in ``allowed``."""
     shape = aliases.get(protocol, protocol)
     if shape not in allowed:
-        names = sorted({*aliases, *allowed})
-        raise ValueError(f"protocol {protocol!r} unknown; expected one of {names}")
+        names = sorted({name for name, s in aliases.items() if s in allowed} | set(allowed))
+        raise ValueError(f"protocol {protocol!r} is not available here; expected one of {names}")
     return shape

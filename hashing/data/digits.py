@@ -14,14 +14,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from hashing.data.base import Pool, RetrievalDataModule, resolve_shape
-from hashing.data.splits import Protocol
-
-ALIASES = {
-    "digits": "disjoint",
-    "digits-1": "from_database",
-    "cifar10": "disjoint",
-    "cifar10-1": "from_database",
-}
+from hashing.data.splits import Protocol, spec_aliases
 
 
 class DigitsDataModule(RetrievalDataModule):
@@ -54,7 +47,7 @@ class DigitsDataModule(RetrievalDataModule):
             transform=transform,
             **loader_options,  # type: ignore[arg-type]
         )
-        shape = resolve_shape(protocol, ALIASES, ("disjoint", "from_database"))
+        shape = resolve_shape(protocol, spec_aliases("digits"), ("disjoint", "from_database"))
         self._proto = Protocol(shape, int(query_per_class), int(train_per_class), top_k=None)
 
     def _protocol(self) -> Protocol:

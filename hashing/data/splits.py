@@ -163,3 +163,12 @@ def make_split(
         "val_query": val_query,
         "fit": fit,
     }
+
+
+def spec_aliases(dataset: str) -> dict[str, str]:
+    """User-facing protocol names -> shapes: SPEC's ``cifar10``/``cifar10-1``/``cifar10-2``
+    and the same pattern on the dataset's own name (``mnist``, ``mnist-1``, ``mnist-2``)."""
+    aliases = {}
+    for base in ("cifar10", dataset):
+        aliases.update({base: "disjoint", f"{base}-1": "from_database", f"{base}-2": "official"})
+    return aliases

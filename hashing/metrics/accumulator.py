@@ -74,3 +74,11 @@ class RetrievalAccumulator(Metric):
             dim_zero_cat(codes),
         )
         return codes, labels, index
+
+    def compute(self) -> dict[str, Tensor]:
+        """The gathered splits: ``{role}_codes`` (int8), ``{role}_labels``, ``{role}_index``."""
+        out: dict[str, Tensor] = {}
+        for role in ROLES:
+            codes, labels, index = self.split(role)  # type: ignore[arg-type]
+            out.update({f"{role}_codes": codes, f"{role}_labels": labels, f"{role}_index": index})
+        return out

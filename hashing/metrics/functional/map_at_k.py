@@ -14,23 +14,33 @@ from torch import Tensor
 
 from hashing.metrics.functional.chunk_scan import scan_query_chunks
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
-from hashing.metrics.functional.ranking import stable_order
+from hashing.metrics.functional.ranking import relevant_positions
 from hashing.metrics.functional.validation import check_top_k
 
 
-def relevant_positions(distances: Tensor, relevant: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Positions of the relevant items in each row's stable ranking.
-
-    Returns (row, position, relevant_rank), flat, row-major, positions and ranks 1-based:
-    the relevant_rank-th relevant item of ``row`` sits at ``position`` of the ranking.
-    """
-    order = stable_order(distances).to(relevant.device)
-    ranked_relevant = torch.gather(relevant, 1, order)
-    rows, cols = ranked_relevant.nonzero(as_tuple=True)
-    counts = torch.bincount(rows, minlength=relevant.shape[0])
-    row_start = torch.cumsum(counts, 0) - counts
-    relevant_rank = torch.arange(1, rows.numel() + 1, device=rows.device) - row_start[rows]
-    return rows, cols + 1, relevant_rank
+def average_precision_from_positions(
+    rows: Tensor,
+    positions: Tensor,
+    relevant_rank: Tensor,
+    num_queries: int,
+    num_database: int,
+    top_ks: Sequence[int | None],
+) -> Tensor:
+    """AP@k (Q, len(top_ks)) float64 from the ranked positions of the relevant items."""
+    precision = relevant_rank.to(torch.float64) / positions.to(torch.float64)
+    out = torch.zeros(num_queries, len(top_ks), dtype=torch.float64, device=positions.device)
+    for j, k in enumerate(top_ks):
+        cut = num_database if k is None else min(k, num_database)
+        if cut >= num_database:
+            r, p = rows, precision
+        else:
+            inside = positions <= cut
+            r, p = rows[inside], precision[inside]
+        hits = torch.bincount(r, minlength=num_queries)
+        total = torch.zeros(num_queries, dtype=torch.float64, device=positions.device)
+        total.index_add_(0, r, p)
+        out[:, j] = torch.where(hits > 0, total / hits.clamp(min=1), 0.0)
+    return out
 
 
 def average_precision_chunk(
@@ -39,16 +49,9 @@ def average_precision_chunk(
     """AP@k (chunk, len(top_ks)) float64 for one chunk of queries."""
     num_queries, num_database = distances.shape
     rows, positions, relevant_rank = relevant_positions(distances, relevant)
-    precision = relevant_rank.to(torch.float64) / positions.to(torch.float64)
-    out = torch.zeros(num_queries, len(top_ks), dtype=torch.float64, device=relevant.device)
-    for j, k in enumerate(top_ks):
-        cut = num_database if k is None else min(k, num_database)
-        inside = positions <= cut
-        r_k = torch.bincount(rows[inside], minlength=num_queries)
-        total = torch.zeros(num_queries, dtype=torch.float64, device=relevant.device)
-        total.index_add_(0, rows[inside], precision[inside])
-        out[:, j] = torch.where(r_k > 0, total / r_k.clamp(min=1), 0.0)
-    return out
+    return average_precision_from_positions(
+        rows, positions, relevant_rank, num_queries, num_database, top_ks
+    )
 
 
 def average_precision(

@@ -1,0 +1,185 @@
+"""Lightning callback: gather query/database codes during val/test, log exact retrieval metrics.
+
+The LightningModule's validation_step/test_step return {"codes", "labels", "index"}; dataloader
+0 is the query split, 1 the database. Codes are accumulated in a torchmetrics Metric, which
+gathers them across DDP ranks and drops DistributedSampler's padded repeats by item index, so
+every rank computes the same numbers and logging needs no further reduction (sync_dist=False).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import WandbLogger
+
+from hashing.callbacks.curve_plots import curve_data, log_curves_to_wandb, write_curves
+from hashing.metrics.accumulator import RetrievalAccumulator
+from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
+from hashing.metrics.functional.curves import curve_ks
+from hashing.metrics.functional.map_at_k import mean_average_precisions
+from hashing.metrics.functional.report import evaluate_retrieval
+from hashing.metrics.functional.validation import check_top_k
+from hashing.metrics.map_at_k import k_name
+
+ROLE_BY_DATALOADER = {0: "query", 1: "database"}
+
+
+def unique_ks(ks: Sequence[int | None]) -> list[int | None]:
+    """Keep the first occurrence of each k, in order."""
+    seen: list[int | None] = []
+    for k in ks:
+        if k not in seen:
+            seen.append(k)
+    return seen
+
+
+class RetrievalEvaluation(pl.Callback):
+    """Log mAP@k (stable ties) at validation; at test also tie-aware mAP, P@k, P@H<=r, curves.
+
+    Validation logs ``val/mAP`` (at the datamodule's ``protocol_k``, None = ALL) and
+    ``val/mAP@<k>``; test logs ``test/mAP``, ``test/mAP@<k>`` for ``top_ks`` and the protocol k,
+    ``test/mAP@ALL_tie_aware``, ``test/P@H<=<radius>`` and ``test/P@<k>`` for the integer k;
+    with ``curves`` it writes ``curves/{pr_curve,precision_at_k}.png`` and ``curves/curves.json``
+    under ``output_dir`` (default ``trainer.default_root_dir``) and logs them to wandb.
+    """
+
+    def __init__(
+        self,
+        top_ks: Sequence[int | None] = (100, 1000, None),
+        curves: bool = True,
+        output_dir: str | Path | None = None,
+        radius: int = 2,
+        curve_points: int = 60,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ) -> None:
+        super().__init__()
+        self.top_ks = list(top_ks)
+        for k in self.top_ks:
+            check_top_k(k, "top_ks entry")
+        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
+            raise ValueError(f"radius must be a non-negative int, got {radius!r}")
+        self.curves = curves
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.radius = radius
+        self.curve_points = curve_points
+        self.memory_budget = memory_budget
+        self.accumulators = {"val": RetrievalAccumulator(), "test": RetrievalAccumulator()}
+
+    @staticmethod
+    def protocol_k(trainer: pl.Trainer) -> int | None:
+        """The datamodule's protocol k (None = ALL, also when there is no datamodule)."""
+        return getattr(getattr(trainer, "datamodule", None), "protocol_k", None)
+
+    def _start(self, stage: str, pl_module: pl.LightningModule) -> None:
+        accumulator = self.accumulators[stage]
+        accumulator.reset()
+        accumulator.to(pl_module.device)
+
+    def _feed(self, stage: str, outputs: Any, dataloader_idx: int) -> None:
+        if not isinstance(outputs, Mapping) or not {"codes", "labels", "index"} <= set(outputs):
+            raise ValueError(
+                f"RetrievalEvaluation needs {stage}_step to return a dict with 'codes', "
+                f"'labels' and 'index', got {type(outputs).__name__}"
+                + (f" with keys {sorted(outputs)}" if isinstance(outputs, Mapping) else "")
+            )
+        if dataloader_idx not in ROLE_BY_DATALOADER:
+            raise ValueError(
+                f"dataloader_idx must be 0 (queries) or 1 (database), got {dataloader_idx}"
+            )
+        self.accumulators[stage].update(
+            outputs["codes"],
+            outputs["labels"],
+            outputs["index"],
+            role=ROLE_BY_DATALOADER[dataloader_idx],
+        )
+
+    def _gathered(self, stage: str) -> tuple[torch.Tensor, ...]:
+        """Queries and database gathered over all ranks (if distributed), de-duplicated."""
+        splits = self.accumulators[stage].compute()  # torchmetrics syncs the states here
+        return (
+            splits["query_codes"],
+            splits["database_codes"],
+            splits["query_labels"],
+            splits["database_labels"],
+        )
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start("val", pl_module)
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start("test", pl_module)
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if trainer.sanity_checking:
+            return
+        self._feed("val", outputs, dataloader_idx)
+
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._feed("test", outputs, dataloader_idx)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        protocol = self.protocol_k(trainer)
+        ks = unique_ks([*self.top_ks, protocol])
+        values = mean_average_precisions(
+            *self._gathered("val"), ks, memory_budget=self.memory_budget
+        )
+        pl_module.log("val/mAP", values[protocol], sync_dist=False)
+        for k in ks:
+            pl_module.log(f"val/mAP@{k_name(k)}", values[k], sync_dist=False)
+        self.accumulators["val"].reset()
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        protocol = self.protocol_k(trainer)
+        ks = unique_ks([100, 1000, None, *self.top_ks, protocol])
+        logged_pks = [k for k in ks if k is not None]
+        query_codes, database_codes, query_labels, database_labels = self._gathered("test")
+        grid = curve_ks(database_codes.shape[0], self.curve_points) if self.curves else []
+        report = evaluate_retrieval(
+            query_codes,
+            database_codes,
+            query_labels,
+            database_labels,
+            top_ks=ks,
+            tie_aware_ks=(None,),
+            precision_ks=sorted({*logged_pks, *grid}),
+            memory_budget=self.memory_budget,
+        )
+        pl_module.log("test/mAP", report.map_at_k[protocol], sync_dist=False)
+        for k in ks:
+            pl_module.log(f"test/mAP@{k_name(k)}", report.map_at_k[k], sync_dist=False)
+        pl_module.log("test/mAP@ALL_tie_aware", report.tie_aware_map_at_k[None], sync_dist=False)
+        pl_module.log(
+            f"test/P@H<={self.radius}", report.precision_within_radius(self.radius), sync_dist=False
+        )
+        for k in logged_pks:
+            pl_module.log(f"test/P@{k}", report.precision_at_k[k], sync_dist=False)
+        if self.curves and trainer.is_global_zero:
+            folder = (self.output_dir or Path(trainer.default_root_dir)) / "curves"
+            data = curve_data(report, grid)
+            paths = write_curves(data, folder, title=f"{pl_module.__class__.__name__} test")
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    log_curves_to_wandb(logger, data, paths, prefix="test")
+        self.accumulators["test"].reset()

@@ -1,0 +1,160 @@
+"""Tie-aware AP (He, Cakir, Bargal, Sclaroff, CVPR 2018): expected AP over random tie orders.
+
+Inside a distance bucket with n items, r of them relevant, after N0 items (R0 relevant) of
+smaller distance, a uniformly random order puts a relevant item at in-bucket position j with
+probability r/n, and then the relevant items before it number (j-1)(r-1)/(n-1) on average, so
+the bucket adds, in expectation,
+
+    (r/n) * sum_{j=1..n} (R0 + 1 + (j-1)(r-1)/(n-1)) / (N0 + j)
+  = (r/n) * [ (A - B (N0 + 1)) (H(N0 + n) - H(N0)) + B n ],   A = R0 + 1, B = (r-1)/(n-1),
+
+to the AP numerator (H: harmonic numbers). For AP@ALL the denominator R is fixed, so
+AP_T@ALL = (1/R) * sum over buckets. For AP@k the cut falls inside one bucket: given the x
+relevant items among its first m = k - N0 positions (hypergeometric), that bucket's part has the
+same form with (n, r) -> (m, x) and the denominator is R0 + x; the expectation sums over x.
+This is exact, not an approximation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from hashing.metrics.functional.bucket_counts import bucket_counts
+from hashing.metrics.functional.chunk_scan import scan_query_chunks
+from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
+from hashing.metrics.functional.harmonic import harmonic_table
+from hashing.metrics.functional.validation import check_top_k
+
+
+def expected_bucket_numerator(
+    before_items: Tensor, before_relevant: Tensor, items: Tensor, relevant: Tensor, harmonic: Tensor
+) -> Tensor:
+    """Expected sum of precision-at-relevant over a randomly ordered bucket (float64).
+
+    ``items`` (n) and ``relevant`` (r) describe the bucket (or its first m positions, with x
+    relevant); ``before_*`` the items ranked ahead of it. Empty buckets give 0.
+    """
+    n = items.to(torch.float64)
+    r = relevant.to(torch.float64)
+    n0 = before_items.to(torch.float64)
+    a = before_relevant.to(torch.float64) + 1.0
+    b = torch.where(n > 1, (r - 1.0) / (n - 1.0).clamp(min=1.0), 0.0)
+    span = harmonic[before_items + items] - harmonic[before_items]
+    value = (r / n.clamp(min=1.0)) * ((a - b * (n0 + 1.0)) * span + b * n)
+    return torch.where(items > 0, value, 0.0)
+
+
+def log_binomial(n: Tensor, k: Tensor) -> Tensor:
+    """log C(n, k) in float64 (-inf outside 0 <= k <= n)."""
+    n, k = n.to(torch.float64), k.to(torch.float64)
+    value = torch.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
+    return torch.where((k >= 0) & (k <= n), value, -torch.inf)
+
+
+def tie_aware_average_precision_chunk(
+    total: Tensor, relevant: Tensor, top_ks: Sequence[int | None], harmonic: Tensor
+) -> Tensor:
+    """Tie-aware AP@k (Q, len(top_ks)) float64 from per-distance histograms (Q, bits + 1)."""
+    num_queries = total.shape[0]
+    num_database = int(total[0].sum()) if num_queries else 0
+    cum_items = torch.cumsum(total, 1)
+    cum_relevant = torch.cumsum(relevant, 1)
+    before_items = cum_items - total
+    before_relevant = cum_relevant - relevant
+    numerators = expected_bucket_numerator(before_items, before_relevant, total, relevant, harmonic)
+    before_numerator = torch.cumsum(numerators, 1) - numerators
+    out = torch.zeros(num_queries, len(top_ks), dtype=torch.float64, device=total.device)
+    for j, k in enumerate(top_ks):
+        cut = num_database if k is None else min(k, num_database)
+        # Boundary bucket: the first distance whose cumulative item count reaches the cut.
+        bucket = torch.searchsorted(
+            cum_items, torch.full((num_queries, 1), cut, device=total.device)
+        )
+        n = total.gather(1, bucket).squeeze(1)
+        r = relevant.gather(1, bucket).squeeze(1)
+        n0 = before_items.gather(1, bucket).squeeze(1)
+        r0 = before_relevant.gather(1, bucket).squeeze(1)
+        prev = before_numerator.gather(1, bucket).squeeze(1)
+        m = cut - n0
+        # x = relevant items among the bucket's first m positions, 0..min(r, m).
+        x = torch.arange(int(torch.minimum(r, m).max()) + 1, device=total.device)[None, :]
+        log_p = (
+            log_binomial(r[:, None], x)
+            + log_binomial((n - r)[:, None], m[:, None] - x)
+            - log_binomial(n, m)[:, None]
+        )
+        prob = torch.exp(log_p)
+        xs = x.expand(num_queries, -1)
+        part = expected_bucket_numerator(
+            n0[:, None].expand_as(xs),
+            r0[:, None].expand_as(xs),
+            m[:, None].expand_as(xs),
+            xs,
+            harmonic,
+        )
+        hits = r0[:, None] + xs
+        ap = torch.where(hits > 0, (prev[:, None] + part) / hits.clamp(min=1), 0.0)
+        out[:, j] = (prob * ap).sum(1)
+    return out
+
+
+def tie_aware_average_precision(
+    query_codes: Tensor,
+    database_codes: Tensor,
+    query_labels: Tensor,
+    database_labels: Tensor,
+    top_ks: Sequence[int | None] = (None,),
+    *,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> Tensor:
+    """Per-query tie-aware AP@k, shape (Q, len(top_ks)) float64 (None = ALL)."""
+    top_ks = list(top_ks)
+    if not top_ks:
+        raise ValueError("top_ks must name at least one k (an int, or None for ALL)")
+    for k in top_ks:
+        check_top_k(k, "top_ks entry")
+    bits = query_codes.shape[1] if query_codes.ndim == 2 else 0
+    harmonic = None
+    parts = []
+    for chunk in scan_query_chunks(
+        query_codes, database_codes, query_labels, database_labels, chunk_size, memory_budget
+    ):
+        if harmonic is None:
+            harmonic = harmonic_table(database_codes.shape[0], chunk.distances.device)
+        counts = bucket_counts(chunk.distances, chunk.relevant, bits)
+        parts.append(
+            tie_aware_average_precision_chunk(counts.total, counts.relevant, top_ks, harmonic)
+        )
+    if not parts:
+        return torch.zeros(0, len(top_ks), dtype=torch.float64, device=database_codes.device)
+    return torch.cat(parts)
+
+
+def tie_aware_mean_average_precision(
+    query_codes: Tensor,
+    database_codes: Tensor,
+    query_labels: Tensor,
+    database_labels: Tensor,
+    top_k: int | None = None,
+    *,
+    chunk_size: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> float:
+    """Tie-aware mAP@top_k (None = ALL): the expected mAP when ties are ordered at random."""
+    check_top_k(top_k)
+    ap = tie_aware_average_precision(
+        query_codes,
+        database_codes,
+        query_labels,
+        database_labels,
+        (top_k,),
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+    )
+    if ap.shape[0] == 0:
+        raise ValueError("query_codes is empty; mAP needs at least one query")
+    return float(ap.mean())

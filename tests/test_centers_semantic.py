@@ -1,0 +1,144 @@
+"""SHC stage 2: semantic centers keep the distance bound and follow a planted similarity."""
+
+import numpy as np
+import pytest
+import torch
+
+from hashing.centers import (
+    CenterGenerationError,
+    class_similarity,
+    csq_centers,
+    mds_centers,
+    pairwise_hamming,
+    required_min_distance,
+    semantic_centers,
+)
+from hashing.centers.semantic import augmented_gradient, auxiliary_update
+
+
+def _planted(num_classes: int, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Similarity 0.8 inside a group, -0.6 across, 1 on the diagonal."""
+    group = torch.arange(num_classes) % groups
+    sim = torch.where(group[:, None] == group[None, :], 0.8, -0.6).to(torch.float64)
+    sim.fill_diagonal_(1.0)
+    return sim, group
+
+
+def _within_minus_across(centers: torch.Tensor, group: torch.Tensor) -> float:
+    """Mean Hamming distance across groups minus mean distance within groups (loops)."""
+    within, across = [], []
+    for i in range(len(group)):
+        for j in range(i + 1, len(group)):
+            dist = int((centers[i] != centers[j]).sum())
+            (within if group[i] == group[j] else across).append(dist)
+    return sum(across) / len(across) - sum(within) / len(within)
+
+
+@pytest.mark.parametrize(("num_classes", "bits", "groups"), [(21, 32, 3), (100, 64, 10)])
+def test_planted_groups_are_closer(num_classes: int, bits: int, groups: int) -> None:
+    sim, group = _planted(num_classes, groups)
+    centers, info = semantic_centers(sim, bits)
+    assert _within_minus_across(centers, group) >= 2.0
+    assert abs(_within_minus_across(mds_centers(num_classes, bits), group)) <= 1.0
+    assert abs(_within_minus_across(csq_centers(num_classes, bits), group)) <= 1.0
+    assert info["fit_loss"] < info["initial_fit_loss"]
+    assert info["statistics"]["min"] >= required_min_distance(bits, num_classes)
+
+
+def _random_similarity(num_classes: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    logits = 2 * torch.randn(20 * num_classes, num_classes, generator=g)
+    labels = torch.arange(20 * num_classes) % num_classes
+    logits[torch.arange(len(labels)), labels] += 3.0
+    return class_similarity(logits, labels, num_classes)
+
+
+@pytest.mark.parametrize("bits", [16, 32, 64])
+@pytest.mark.parametrize("num_classes", [2, 10, 21, 100])
+def test_min_distance_guarantee(num_classes: int, bits: int) -> None:
+    sim = _random_similarity(num_classes, seed=num_classes + bits)
+    centers, info = semantic_centers(sim, bits, epochs=10)
+    dist = pairwise_hamming(centers)
+    dist.fill_diagonal_(bits)
+    d = required_min_distance(bits, num_classes)
+    assert int(dist.min()) >= d
+    assert info["required_min_distance"] == d
+    assert bool(((centers == 1) | (centers == -1)).all())
+
+
+def test_info_fit_loss_matches_loop() -> None:
+    sim = _random_similarity(10, seed=0)
+    centers, info = semantic_centers(sim, 16)
+    rows = centers.tolist()
+    total = 0.0
+    for i in range(10):
+        for j in range(10):
+            inner = sum(a * b for a, b in zip(rows[i], rows[j], strict=True))
+            total += (float(sim[i, j]) - inner / 16) ** 2
+    assert info["fit_loss"] == pytest.approx(total / 100)
+    assert info["fit_loss"] == min([info["initial_fit_loss"], *info["fit_history"]])
+    assert len(info["fit_history"]) == 30
+
+
+def test_deterministic() -> None:
+    sim = _random_similarity(21, seed=1)
+    a, _ = semantic_centers(sim, 32, seed=5)
+    b, _ = semantic_centers(sim, 32, seed=5)
+    assert torch.equal(a, b)
+
+
+def _augmented_objective(
+    h: torch.Tensor,
+    m: torch.Tensor,
+    s: torch.Tensor,
+    lam: torch.Tensor,
+    rho: float,
+    repulsion: float,
+) -> torch.Tensor:
+    """The augmented Lagrangian written out directly, for autograd."""
+    q = h.shape[0]
+    fit = ((s - h.T @ m / q) ** 2).sum()
+    gram = h.T @ h
+    pairs = gram.sum() - gram.diagonal().sum()
+    return fit + (lam * (h - m)).sum() + rho / 2 * ((h - m) ** 2).sum() + repulsion / 2 * pairs
+
+
+def test_gradient_and_auxiliary_against_autograd() -> None:
+    g = torch.Generator().manual_seed(0)
+    q, c, rho, rep = 8, 5, 0.2, 0.3
+    h = torch.randn(q, c, generator=g, dtype=torch.float64)
+    s = torch.randn(c, c, generator=g, dtype=torch.float64)  # asymmetric on purpose
+    lam = torch.randn(q, c, generator=g, dtype=torch.float64)
+    m = torch.from_numpy(auxiliary_update(h.numpy(), s.numpy(), lam.numpy(), rho))
+    m.requires_grad_(True)
+    grad_m = torch.autograd.grad(_augmented_objective(h, m, s, lam, rho, rep), m)[0]
+    assert float(grad_m.abs().max()) < 1e-9  # M is the minimiser over M
+    h.requires_grad_(True)
+    m = m.detach()
+    grad_h = torch.autograd.grad(_augmented_objective(h, m, s, lam, rho, rep), h)[0]
+    ours = augmented_gradient(h.detach().numpy(), m.numpy(), s.numpy(), lam.numpy(), rho, rep)
+    np.testing.assert_allclose(ours, grad_h.numpy(), atol=1e-10)
+
+
+def test_violating_init_rejected() -> None:
+    sim = _random_similarity(10, seed=2)
+    with pytest.raises(CenterGenerationError, match="minimum distance"):
+        semantic_centers(sim, 16, init=torch.ones(10, 16))
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="square"):
+        semantic_centers(torch.zeros(3, 4), 16)
+    with pytest.raises(ValueError, match="eta"):
+        semantic_centers(_random_similarity(3, 0), 16, eta=0.0)
+    with pytest.raises(ValueError, match="bits=4"):
+        semantic_centers(_random_similarity(10, 0), 4)
+
+
+@pytest.mark.slow
+def test_large_scale_1000_classes_128_bits() -> None:
+    sim, _ = _planted(1000, 50)
+    centers, info = semantic_centers(sim, 128)
+    assert centers.shape == (1000, 128)
+    assert info["statistics"]["min"] >= required_min_distance(128, 1000)
+    assert info["fit_loss"] <= info["initial_fit_loss"]
