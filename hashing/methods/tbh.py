@@ -154,6 +154,9 @@ class TBH(HashingModule):
         self._pending_generator_state: Tensor | None = None
         self._balance_sum: Tensor | None = None
         self._balance_count = 0
+        self._train_keys: list[str] = []
+        self._train_sums: Tensor | None = None
+        self._train_count = 0
 
     # --- the network ----------------------------------------------------------------------
     @property
@@ -380,11 +383,13 @@ class TBH(HashingModule):
         if self.scheduler_factory is not None and self.scheduler_interval == "step":
             for scheduler in self.lr_schedulers():
                 scheduler.step()
-        self._log_step(output, step, y)
+        self._accumulate_step(output, step, y)
         return step.actor.detach()
 
     def on_train_epoch_end(self) -> None:
-        """Step epoch-interval schedulers (manual optimisation leaves them to the module)."""
+        """Log the epoch's training values; step epoch-interval schedulers (manual optimisation
+        leaves them to the module)."""
+        self._log_training_epoch()
         if self.scheduler_factory is not None and self.scheduler_interval == "epoch":
             for scheduler in self.lr_schedulers():
                 scheduler.step()
@@ -410,36 +415,50 @@ class TBH(HashingModule):
             "Check the inputs for NaN/inf, or lower the learning rate."
         )
 
-    def _log_step(self, output: TBHOutput, step: TBHStep, labels: Tensor) -> None:
-        """Losses, discriminator outputs (real = prior, fake = encoded) and the batch's bits."""
-        logged = {
-            "train/loss": step.actor,
-            "train/critic_loss": step.critic,
-            "train/reconstruction": step.reconstruction,
-            "train/critic_code": step.critic_code,
-            "train/critic_continuous": step.critic_continuous,
-            "train/d_code_real": step.code_real,
-            "train/d_code_fake": step.code_fake,
-            "train/d_continuous_real": step.continuous_real,
-            "train/d_continuous_fake": step.continuous_fake,
-            "train/bit_mean": output.b.detach().mean(),
+    def _accumulate_step(self, output: TBHOutput, step: TBHStep, labels: Tensor) -> None:
+        """Add the batch's losses, discriminator outputs and bit mean to the epoch's sums.
+
+        Logged once per epoch by :meth:`on_train_epoch_end`: eleven ``self.log`` calls per step
+        cost as much as the step itself on a small model.
+        """
+        values = {
+            "loss": step.actor,
+            "critic_loss": step.critic,
+            "reconstruction": step.reconstruction,
+            "critic_code": step.critic_code,
+            "critic_continuous": step.critic_continuous,
+            "d_code_real": step.code_real,
+            "d_code_fake": step.code_fake,
+            "d_continuous_real": step.continuous_real,
+            "d_continuous_fake": step.continuous_fake,
+            "bit_mean": output.b.mean(),
         }
         if step.classification is not None:
-            logged["train/classification"] = step.classification
+            values["classification"] = step.classification
             if not self.multi_label:
                 assert output.class_logits is not None
-                accuracy = (output.class_logits.argmax(dim=1) == labels).float().mean()
-                logged["train/classification_accuracy"] = accuracy
-        batch_size = labels.shape[0]
-        for key, value in logged.items():
-            self.log(
-                key,
-                value.detach(),
-                prog_bar=key == "train/loss",
-                on_step=False,
-                on_epoch=True,
-                batch_size=batch_size,
-            )
+                values["classification_accuracy"] = (
+                    (output.class_logits.argmax(dim=1) == labels).float().mean()
+                )
+        batch = torch.stack([v.detach().float() for v in values.values()]) * labels.shape[0]
+        if self._train_sums is None:
+            self._train_keys, self._train_sums = list(values), batch
+        else:
+            self._train_sums = self._train_sums + batch
+        self._train_count += labels.shape[0]
+
+    def on_train_epoch_start(self) -> None:
+        """Start the epoch's sums of the logged training values."""
+        self._train_sums, self._train_count = None, 0
+
+    def _log_training_epoch(self) -> None:
+        """Log ``train/<value>`` epoch means (per sample), averaged over ranks."""
+        if self._train_sums is None:
+            return
+        means = self._train_sums / self._train_count
+        for key, value in zip(self._train_keys, means, strict=True):
+            self.log(f"train/{key}", value, prog_bar=key == "loss", sync_dist=True)
+        self._train_sums, self._train_count = None, 0
 
     # --- evaluation: bit balance over the database ------------------------------------------
     def validation_step(
