@@ -128,8 +128,8 @@ class TBH(HashingModule):
         for key, value in (("lambda_cls", lambda_cls), ("lambda_adv", lambda_adv)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"method.{key} must be a finite number >= 0, got {value}")
-        # The base builds the head through build_hash_layer(), which reads these arguments
-        # from self.hparams (saved by the base before it builds the head).
+        # The base saves every init argument (defaults included) in self.hparams and then builds
+        # the head through build_hash_layer(), which reads the network's options from there.
         super().__init__(**kwargs)
         self.lambda_cls = float(lambda_cls)
         self.lambda_adv = float(lambda_adv)
@@ -176,21 +176,21 @@ class TBH(HashingModule):
         network = TwinBottleneck(
             in_features=in_features,
             bits=self.bits,
-            continuous_features=int(hp.get("continuous_features", 512)),
-            hidden_features=int(hp.get("hidden_features", 1024)),
-            gamma=float(hp.get("gamma", 1.4)),
-            decoder_activation=hp.get("decoder_activation", "relu"),
-            discriminator_depth=hp.get("discriminator_depth", "code"),
-            discriminator_hidden_features=int(hp.get("discriminator_hidden_features", 1024)),
+            continuous_features=int(hp["continuous_features"]),
+            hidden_features=int(hp["hidden_features"]),
+            gamma=float(hp["gamma"]),
+            decoder_activation=hp["decoder_activation"],
+            discriminator_depth=hp["discriminator_depth"],
+            discriminator_hidden_features=int(hp["discriminator_hidden_features"]),
             num_classes=self.num_classes,
-            stochastic_threshold=bool(hp.get("stochastic_threshold", False)),
+            stochastic_threshold=bool(hp["stochastic_threshold"]),
         )
-        if hp.get("reconstruction_target", "features") == "input":
+        if hp["reconstruction_target"] == "input":
             network.decoder = Decoder(
                 network.decoder.fc_hidden.in_features,
                 self._input_features(),
                 network.decoder.fc_hidden.out_features,
-                output_activation=hp.get("decoder_activation", "relu"),
+                output_activation=hp["decoder_activation"],
             )
         return network
 
@@ -530,7 +530,7 @@ class TBH(HashingModule):
             ("bit_balance_mean", balance.mean()),
             ("dead_bits", dead),
         ):
-            self.log(f"{stage}/{name}", value.float(), sync_dist=False, rank_zero_only=False)
+            self.log(f"{stage}/{name}", value.float())
         self._reset_balance()
 
     # --- checkpoints -------------------------------------------------------------------------
