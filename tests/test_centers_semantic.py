@@ -13,7 +13,7 @@ from hashing.centers import (
     required_min_distance,
     semantic_centers,
 )
-from hashing.centers.semantic import augmented_gradient, auxiliary_update
+from hashing.centers.semantic import _feasible_step, augmented_gradient, auxiliary_update
 
 
 def _planted(num_classes: int, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,10 +34,12 @@ def _within_minus_across(centers: torch.Tensor, group: torch.Tensor) -> float:
     return sum(across) / len(across) - sum(within) / len(within)
 
 
-@pytest.mark.parametrize(("num_classes", "bits", "groups"), [(21, 32, 3), (100, 64, 10)])
-def test_planted_groups_are_closer(num_classes: int, bits: int, groups: int) -> None:
+@pytest.mark.parametrize(
+    ("num_classes", "bits", "groups", "epochs"), [(21, 32, 3, 30), (50, 64, 5, 10)]
+)
+def test_planted_groups_are_closer(num_classes: int, bits: int, groups: int, epochs: int) -> None:
     sim, group = _planted(num_classes, groups)
-    centers, info = semantic_centers(sim, bits)
+    centers, info = semantic_centers(sim, bits, epochs=epochs)
     assert _within_minus_across(centers, group) >= 2.0
     assert abs(_within_minus_across(mds_centers(num_classes, bits), group)) <= 1.0
     assert abs(_within_minus_across(csq_centers(num_classes, bits), group)) <= 1.0
@@ -64,6 +66,41 @@ def test_min_distance_guarantee(num_classes: int, bits: int) -> None:
     assert int(dist.min()) >= d
     assert info["required_min_distance"] == d
     assert bool(((centers == 1) | (centers == -1)).all())
+
+
+@pytest.mark.parametrize(("num_classes", "bits"), [(100, 32), (21, 16)])
+def test_backtracking_keeps_guarantee_and_fits_no_worse(num_classes: int, bits: int) -> None:
+    sim = _random_similarity(num_classes, seed=7)
+    centers, info = semantic_centers(sim, bits, epochs=10, backtrack=True)
+    dist = pairwise_hamming(centers)
+    dist.fill_diagonal_(bits)
+    assert int(dist.min()) >= required_min_distance(bits, num_classes)
+    assert info["fit_loss"] <= info["initial_fit_loss"]
+    assert info["accepted_updates"] > 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_feasible_step_against_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    q, c, d = 12, 6, 4
+    h = np.where(rng.random((q, c)) < 0.5, -1.0, 1.0)
+    cand = np.where(rng.random(q) < 0.5, -1.0, 1.0)
+    grad = rng.normal(size=q)
+    full = _feasible_step(h, 0, cand, grad, d, backtrack=False)
+    partial = _feasible_step(h, 0, cand, grad, d, backtrack=True)
+
+    def feasible(col: np.ndarray) -> bool:
+        return all(int((col != h[:, j]).sum()) >= d for j in range(1, c))
+
+    changed = not np.array_equal(cand, h[:, 0])
+    assert (full is not None) == (changed and feasible(cand))
+    if full is not None:
+        np.testing.assert_array_equal(full, cand)
+        np.testing.assert_array_equal(partial, cand)
+    if partial is not None:
+        assert feasible(partial)
+        flipped = partial != h[:, 0]
+        assert flipped.any() and not (flipped & (cand == h[:, 0])).any()
 
 
 def test_info_fit_loss_matches_loop() -> None:

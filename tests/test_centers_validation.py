@@ -1,5 +1,6 @@
 """validate_bits: early, named errors for impossible (bits, num_classes, method)."""
 
+import numpy as np
 import pytest
 
 from hashing.centers import csq_centers, validate_bits
@@ -52,3 +53,8 @@ def test_small_csq_settings_produce_centers() -> None:
 def test_bad_method_or_classes(method: str, num_classes: int) -> None:
     with pytest.raises(ValueError, match=r"method|num_classes"):
         validate_bits(16, num_classes, method)
+
+
+def test_numpy_integers_accepted() -> None:
+    validate_bits(np.int64(64), np.int64(100), "mds")
+    assert csq_centers(10, np.int64(16)).shape == (10, 16)

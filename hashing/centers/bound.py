@@ -6,11 +6,17 @@ the smallest value with ``sum_{j<d} binom(q, j) >= 2^q / C``. Exact integer arit
 """
 
 from math import comb
+from numbers import Integral
+
+
+def is_integer(value: object) -> bool:
+    """True for Python/NumPy integers, False for bools, floats and everything else."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def _check_positive_int(name: str, value: int, minimum: int) -> None:
-    """Raise ValueError naming ``name`` unless ``value`` is an int (not bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """Raise ValueError naming ``name`` unless ``value`` is an integer (not bool) >= ``minimum``."""
+    if not is_integer(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
@@ -26,6 +32,7 @@ def required_min_distance(bits: int, num_classes: int) -> int:
     """
     _check_positive_int("bits", bits, 1)
     _check_positive_int("num_classes", num_classes, 2)
+    bits, num_classes = int(bits), int(num_classes)
     target = 1 << bits
     total = 0
     for d in range(1, bits + 2):
@@ -43,6 +50,7 @@ def max_code_size_upper_bound(bits: int, distance: int) -> int:
     """
     _check_positive_int("bits", bits, 1)
     _check_positive_int("distance", distance, 1)
+    bits, distance = int(bits), int(distance)
     if distance > bits:
         return 1
     best = (1 << bits) // hamming_ball_volume(bits, (distance - 1) // 2)

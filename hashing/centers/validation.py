@@ -8,7 +8,7 @@ conditions (provable impossibility); generation itself may still raise
 
 from math import comb
 
-from hashing.centers.bound import max_code_size_upper_bound, required_min_distance
+from hashing.centers.bound import is_integer, max_code_size_upper_bound, required_min_distance
 
 METHODS = ("csq", "mds", "shc")
 
@@ -20,8 +20,9 @@ def is_power_of_two(value: int) -> bool:
 
 def bits_problem(bits: int, num_classes: int, method: str) -> str | None:
     """Why ``bits`` cannot work for ``num_classes`` under ``method``, or None when it may."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
+    if not is_integer(bits) or bits < 1:
         return "bits must be a positive integer"
+    bits, num_classes = int(bits), int(num_classes)
     if bits < 63 and (1 << bits) < num_classes:
         return (
             f"2^bits = {1 << bits} < num_classes = {num_classes}: classes cannot get distinct codes"
@@ -62,7 +63,7 @@ def validate_bits(bits: int, num_classes: int, method: str) -> None:
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+    if not is_integer(num_classes) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     problem = bits_problem(bits, num_classes, method)
     if problem is None:

@@ -1,0 +1,184 @@
+"""Content-addressed on-disk cache for stage outputs (SHC stages 1 and 2, MDS centers, ...).
+
+SPEC §3: SHC's similarity matrix and centers are pure functions of (dataset split, backbone,
+bits, seed, settings), so an ablation over bits or methods should not retrain the classifier.
+An entry's key is the SHA-256 of the canonical JSON of a dict of *all* inputs that determine
+the value (keys sorted, no whitespace, ``1`` and ``1.0`` distinct, NaN rejected); the caller
+is responsible for putting everything relevant in the dict (include a ``stage`` name and a
+version string when the computation changes).
+
+Layout: ``<root>/<key>.pt`` (or ``.npz``) holds the value, ``<root>/<key>.json`` the inputs,
+pretty-printed for inspection. Both are written to a temporary file in the same folder and moved
+into place with :func:`os.replace` (atomic on POSIX), the value last, so an entry is either
+complete or absent: an exception in ``compute`` or while saving leaves nothing behind.
+
+Values: a NumPy array or a ``dict[str, numpy array]`` is stored as ``.npz``; anything else
+(tensors, dicts/lists of tensors and plain numbers/strings) with ``torch.save`` and read back
+with ``torch.load(weights_only=True)``, so a cache folder cannot run arbitrary pickled code.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+_NPZ_SINGLE = "__value__"
+
+
+def _json_default(obj: object) -> object:
+    """Convert the few non-JSON types that commonly appear in inputs; reject the rest."""
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(
+        f"cache key inputs must be JSON-like (dict/list/str/int/float/bool/None/Path); "
+        f"got {type(obj).__name__}: {obj!r}"
+    )
+
+
+def _check_string_keys(obj: object) -> None:
+    """Reject non-string dict keys (JSON would silently turn ``1`` into ``"1"``)."""
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise ValueError(f"cache key inputs need string dict keys, got {key!r}")
+            _check_string_keys(value)
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            _check_string_keys(item)
+
+
+def canonical_json(key_inputs: Mapping[str, Any]) -> str:
+    """Canonical JSON text of ``key_inputs``: sorted keys, no whitespace, NaN/inf rejected."""
+    if not isinstance(key_inputs, Mapping):
+        raise ValueError(f"key_inputs must be a dict, got {type(key_inputs).__name__}")
+    _check_string_keys(key_inputs)
+    try:
+        return json.dumps(
+            key_inputs,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+            allow_nan=False,
+            default=_json_default,
+        )
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"cannot build a cache key from {key_inputs!r}: {err}") from err
+
+
+def cache_key(key_inputs: Mapping[str, Any]) -> str:
+    """SHA-256 hex digest of :func:`canonical_json`."""
+    return hashlib.sha256(canonical_json(key_inputs).encode("ascii")).hexdigest()
+
+
+def _is_npz_value(value: object) -> bool:
+    """Whether ``value`` is stored as ``.npz`` (an array or a str-keyed dict of arrays)."""
+    if isinstance(value, np.ndarray):
+        return True
+    return (
+        isinstance(value, Mapping)
+        and len(value) > 0
+        and all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in value.items())
+    )
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class StageCache:
+    """A folder of computed values addressed by the hash of their inputs.
+
+    ``get_or_compute(inputs, compute)`` returns the cached value or runs ``compute()`` and
+    stores its result; ``last_hit`` says which happened on the latest call. With
+    ``enabled=False`` nothing is read or written (every call computes, ``last_hit`` is False).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], enabled: bool = True) -> None:
+        self.root = Path(root)
+        self.enabled = enabled
+        self.last_hit: bool | None = None
+
+    def value_path(self, key_inputs: Mapping[str, Any]) -> Path | None:
+        """Path of the stored value for ``key_inputs``, or None when there is no entry."""
+        key = cache_key(key_inputs)
+        for suffix in (".pt", ".npz"):
+            path = self.root / f"{key}{suffix}"
+            if path.is_file():
+                return path
+        return None
+
+    def inputs_path(self, key_inputs: Mapping[str, Any]) -> Path:
+        """Path of the JSON file holding the inputs of the entry (present once it is stored)."""
+        return self.root / f"{cache_key(key_inputs)}.json"
+
+    def contains(self, key_inputs: Mapping[str, Any]) -> bool:
+        """Whether a complete entry for ``key_inputs`` exists."""
+        return self.enabled and self.value_path(key_inputs) is not None
+
+    def load(self, key_inputs: Mapping[str, Any]) -> Any:
+        """The stored value for ``key_inputs``; KeyError when absent."""
+        path = self.value_path(key_inputs) if self.enabled else None
+        if path is None:
+            raise KeyError(f"no cache entry for {canonical_json(key_inputs)} under {self.root}")
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+            return arrays[_NPZ_SINGLE] if list(arrays) == [_NPZ_SINGLE] else arrays
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def save(self, key_inputs: Mapping[str, Any], value: Any) -> Path:
+        """Store ``value`` for ``key_inputs`` atomically; returns the value's path."""
+        key = cache_key(key_inputs)
+        self.root.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(
+            json.loads(canonical_json(key_inputs)), indent=2, sort_keys=True, ensure_ascii=True
+        )
+        inputs_path = self.root / f"{key}.json"
+        _atomic_write(inputs_path, lambda f: f.write(text.encode("ascii")))
+        try:
+            if _is_npz_value(value):
+                arrays = {_NPZ_SINGLE: value} if isinstance(value, np.ndarray) else dict(value)
+                path = self.root / f"{key}.npz"
+                _atomic_write(path, lambda f: np.savez(f, **arrays))
+            else:
+                path = self.root / f"{key}.pt"
+                _atomic_write(path, lambda f: torch.save(value, f))
+        except BaseException:
+            if self.value_path(key_inputs) is None:
+                inputs_path.unlink(missing_ok=True)
+            raise
+        return path
+
+    def get_or_compute(self, key_inputs: Mapping[str, Any], compute: Callable[[], T]) -> T:
+        """Cached value for ``key_inputs`` if present, else ``compute()`` stored and returned."""
+        cache_key(key_inputs)  # validate inputs before doing any work
+        if self.contains(key_inputs):
+            self.last_hit = True
+            return self.load(key_inputs)
+        self.last_hit = False
+        value = compute()
+        if self.enabled:
+            self.save(key_inputs, value)
+        return value
