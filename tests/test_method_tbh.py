@@ -306,6 +306,17 @@ def test_multi_label_positive_weights_come_from_the_training_labels() -> None:
     assert unweighted.step_losses(x, labels)[1].classification is not None
 
 
+def test_positive_weights_load_from_a_checkpoint_without_prepare() -> None:
+    labels = torch.tensor([[1, 0, 1], [0, 1, 1], [0, 0, 1], [1, 0, 0]]).float()
+    model = make_tbh(multi_label=True)
+    model.prepare(SimpleNamespace(train_labels=lambda: labels), Path("."))
+    checkpoint = {"state_dict": model.state_dict()}
+    fresh = make_tbh(seed=5, multi_label=True)
+    fresh.on_load_checkpoint(checkpoint)
+    fresh.load_state_dict(checkpoint["state_dict"])
+    assert fresh.pos_weight.tolist() == pytest.approx([1.0, 3.0, 1 / 3])
+
+
 def test_validation_logs_the_bit_balance_of_the_database(tmp_path: Path) -> None:
     model = make_tbh()
     query, database = batches(10, seed=1), batches(40, seed=2)
