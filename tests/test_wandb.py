@@ -71,11 +71,12 @@ def test_offline_run_is_published_and_resumed_under_the_same_id(tmp_path: Path) 
     assert stop.value.code == 128 + signal.SIGTERM
     run_id = (run / RUN_ID_FILE).read_text()
     [first] = offline_runs(run)
-    assert first.name.endswith(run_id)
+    assert f"-{run_id}" in first.name
 
     metrics = pipeline.train(compose_run("train", run, cache, [*TINY, f"resume={run}"]))
     runs = offline_runs(run)
-    assert len(runs) == 2 and all(path.name.endswith(run_id) for path in runs)
+    # wandb names a folder offline-run-<time>-<id>, adding "-1" when two start in the same second
+    assert len(runs) == 2 and all(f"-{run_id}" in path.name for path in runs)
     resumed = next(path for path in runs if path != first)
     files = resumed / "files"
     assert json.loads((files / "metrics.json").read_text()) == pytest.approx(metrics)
