@@ -22,12 +22,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from hashing.atomic import write_json_atomic
 from hashing.callbacks.config_snapshot import CONFIG_KEY, ConfigSnapshot
 from hashing.callbacks.rng_state import RNGState
 from hashing.config_checks import check_bits_for_classes, check_run_config
 from hashing.loggers import publish_run_folder
 from hashing.methods.base import HashingModule
-from hashing.pipeline_io import write_json_atomic
 from hashing.resumable_loader import make_training_resumable
 from hashing.resume import keep_csv_history, resume_checkpoint
 from hashing.run_status import clear_markers

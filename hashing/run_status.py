@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from hashing.pipeline_io import write_json_atomic
+from hashing.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 
