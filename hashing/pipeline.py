@@ -4,6 +4,10 @@ Order of a training run: check the config, seed, set up the data, build backbone
 run the method's preparation stage (e.g. hash centers), fit, test the selected checkpoint, then
 write ``metrics.json`` and print a summary table. Every run folder holds the resolved config,
 the data split, checkpoints, logs and the metrics.
+
+``resume=<run dir>`` fits from the folder's ``checkpoints/last.ckpt`` (:mod:`hashing.resume`);
+the train loader is made resumable mid-epoch (:mod:`hashing.resumable_loader`) and the RNG
+states travel in checkpoints (:class:`RNGState`), so an interrupted run resumes exactly.
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from hashing.atomic import write_json_atomic
 from hashing.callbacks.config_snapshot import CONFIG_KEY, ConfigSnapshot
+from hashing.callbacks.rng_state import RNGState
 from hashing.config_checks import check_bits_for_classes, check_run_config
+from hashing.loggers import publish_run_folder
 from hashing.methods.base import HashingModule
-from hashing.pipeline_io import write_json_atomic
+from hashing.resumable_loader import make_training_resumable
+from hashing.resume import keep_csv_history, resume_checkpoint
+from hashing.run_status import clear_markers
 from hashing.summary import print_summary
 
 log = logging.getLogger(__name__)
@@ -85,21 +94,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_run_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    fit_from = resume_checkpoint(cfg)
+    clear_markers(output_dir)
     pl.seed_everything(int(cfg.seed), workers=True)
 
     datamodule = build_datamodule(cfg)
+    make_training_resumable(datamodule, int(cfg.seed))
     model = build_model(cfg, datamodule)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(resolved))
     datamodule.export_splits(output_dir)
-    trainer = build_trainer(cfg, [ConfigSnapshot(resolved)])
+    trainer = build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
+    if cfg.get("resume") is not None:
+        keep_csv_history(trainer.loggers)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
 
     started = time.perf_counter()
     model.prepare(datamodule, output_dir)
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=fit_from)
     train_seconds = time.perf_counter() - started
 
     metrics: dict[str, float] = {}
@@ -118,6 +132,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 f"{datamodule.name} · seed {cfg.seed}",
                 footer=f"trained in {train_seconds:.1f} s · tested {ckpt_path or 'last weights'}",
             )
+    if trainer.is_global_zero:
+        publish_run_folder(trainer.loggers, output_dir)
     log.info("run folder: %s", output_dir)
     return metrics
 

@@ -1,19 +1,34 @@
-"""`python -m hashing.train [overrides]`: train, test and report one run (or a sweep with -m)."""
+"""`python -m hashing.train [overrides]`: train, test and report one run (or a sweep with -m).
+
+`python -m hashing.train resume=<run dir>` continues an interrupted run in its folder (see
+:mod:`hashing.resume`). In a sweep a failing job records ``failed.json`` in its folder and the
+sweep goes on (``fail_fast=true`` stops it instead; a single run always stops).
+"""
 
 from __future__ import annotations
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from hashing import pipeline
+from hashing.loggers.wandb_run import finish_active_run
+from hashing.resume import expand_command_line
+from hashing.run_status import record_failures
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the best validation mAP, the value sweepers optimise."""
-    metrics = pipeline.train(cfg)
+    """Hydra entry point; returns the best validation mAP, the value sweepers optimise
+    (None for a failed job)."""
+    metrics = record_failures(pipeline.train, cfg)
+    if metrics is None:
+        finish_active_run(exit_code=1)
+        return None
     return metrics.get("val/mAP_best")
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = expand_command_line(sys.argv[1:])
     main()

@@ -38,25 +38,29 @@ def random_codes(n, bits, gen):
     return torch.randint(0, 2, (n, bits), generator=gen).float() * 2 - 1
 
 
-@pytest.mark.parametrize("bits", [3, 6])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("bits", [3, 6, 70, 260])
 @pytest.mark.parametrize("multi_label", [False, True])
-def test_map_matches_brute_force_with_many_ties(bits, multi_label):
+def test_map_matches_brute_force_with_many_ties(bits, multi_label, backend):
     gen = torch.Generator().manual_seed(bits + 10 * multi_label)
     nq, nd = 23, 157
     qc, dc = random_codes(nq, bits, gen), random_codes(nd, bits, gen)
     if multi_label:
-        ql = (torch.rand(nq, 5, generator=gen) < 0.3).long()
-        dl = (torch.rand(nd, 5, generator=gen) < 0.3).long()
+        # 70 classes: the packed labels span two 64-bit words.
+        ql = (torch.rand(nq, 70, generator=gen) < 0.04).long()
+        dl = (torch.rand(nd, 70, generator=gen) < 0.04).long()
     else:
         ql = torch.randint(0, 4, (nq,), generator=gen)
         dl = torch.randint(0, 4, (nd,), generator=gen)
     top_ks = [1, 2, 10, 50, nd, nd + 40, None]
-    got = mean_average_precisions(qc, dc, ql, dl, top_ks, chunk_size=5)
-    per_query = average_precision(qc, dc, ql, dl, top_ks)
+    got = mean_average_precisions(qc, dc, ql, dl, top_ks, chunk_size=5, backend=backend)
+    per_query = average_precision(qc, dc, ql, dl, top_ks, backend=backend)
     for j, k in enumerate(top_ks):
         expected, expected_aps = brute_force_map(qc, dc, ql, dl, k)
         assert got[k] == pytest.approx(expected, abs=1e-9)
-        assert mean_average_precision(qc, dc, ql, dl, top_k=k) == pytest.approx(expected, abs=1e-9)
+        assert mean_average_precision(qc, dc, ql, dl, top_k=k, backend=backend) == pytest.approx(
+            expected, abs=1e-9
+        )
         torch.testing.assert_close(
             per_query[:, j], torch.tensor(expected_aps, dtype=torch.float64), atol=1e-9, rtol=0
         )
@@ -88,13 +92,14 @@ def test_all_is_whole_database_without_off_by_one():
     assert value == pytest.approx(1 / 3)
 
 
-def test_chunking_does_not_change_the_result():
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_chunking_does_not_change_the_result(backend):
     gen = torch.Generator().manual_seed(3)
     qc, dc = random_codes(40, 8, gen), random_codes(300, 8, gen)
     ql, dl = torch.randint(0, 3, (40,), generator=gen), torch.randint(0, 3, (300,), generator=gen)
-    a = average_precision(qc, dc, ql, dl, [5, None], chunk_size=1)
-    b = average_precision(qc, dc, ql, dl, [5, None], memory_budget=1)
-    c = average_precision(qc, dc, ql, dl, [5, None])
+    a = average_precision(qc, dc, ql, dl, [5, None], chunk_size=1, backend=backend)
+    b = average_precision(qc, dc, ql, dl, [5, None], memory_budget=1, backend=backend)
+    c = average_precision(qc, dc, ql, dl, [5, None], backend="torch")
     torch.testing.assert_close(a, c, atol=0, rtol=0)
     torch.testing.assert_close(b, c, atol=0, rtol=0)
 
@@ -171,6 +176,7 @@ def test_matches_torchmetrics_with_ties_broken_by_index_in_the_scores(top_k):
         ({"query_labels": torch.zeros(3, dtype=torch.long)}, "3 rows"),
         ({"query_labels": torch.zeros(2, 3, dtype=torch.long)}, "both must be class indices"),
         ({"top_k": 0}, "positive int or None"),
+        ({"backend": "jax"}, "backend must be one of"),
         (
             {"query_codes": torch.ones(0, 4), "query_labels": torch.zeros(0, dtype=torch.long)},
             "empty",
@@ -184,6 +190,7 @@ def test_bad_input_raises_clear_error(kwargs, message):
         "query_labels": torch.zeros(2, dtype=torch.long),
         "database_labels": torch.zeros(3, dtype=torch.long),
         "top_k": None,
+        "backend": "auto",
     }
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):

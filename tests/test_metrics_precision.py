@@ -33,11 +33,12 @@ def brute_relevance_and_distance(qc, dc, ql, dl, i):
     return dist, rel
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("multi_label", [False, True])
-def test_precision_at_k_matches_brute_force(multi_label):
+def test_precision_at_k_matches_brute_force(multi_label, backend):
     qc, dc, ql, dl = make_inputs(31 + multi_label, 5, 17, 120, multi_label)
     ks = [1, 7, 50, 120, 500]
-    got = precision_at_k(qc, dc, ql, dl, ks, chunk_size=6)
+    got = precision_at_k(qc, dc, ql, dl, ks, chunk_size=6, backend=backend)
     expected = {k: [] for k in ks}
     for i in range(qc.shape[0]):
         dist, rel = brute_relevance_and_distance(qc, dc, ql, dl, i)
@@ -49,11 +50,12 @@ def test_precision_at_k_matches_brute_force(multi_label):
         assert got[k] == pytest.approx(float(np.mean(expected[k])), abs=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("multi_label", [False, True])
-def test_precision_recall_by_radius_matches_brute_force(multi_label):
+def test_precision_recall_by_radius_matches_brute_force(multi_label, backend):
     bits = 6
     qc, dc, ql, dl = make_inputs(41 + multi_label, bits, 19, 90, multi_label)
-    curve = precision_recall_by_radius(qc, dc, ql, dl, chunk_size=5)
+    curve = precision_recall_by_radius(qc, dc, ql, dl, chunk_size=5, backend=backend)
     assert curve.radius.tolist() == list(range(bits + 1))
     for r in range(bits + 1):
         precisions, recalls, any_retrieved = [], [], []

@@ -16,8 +16,9 @@ from hashing.metrics import (
 )
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("multi_label", [False, True])
-def test_report_equals_separate_metrics(multi_label):
+def test_report_equals_separate_metrics(multi_label, backend):
     gen = torch.Generator().manual_seed(61 + multi_label)
     bits, nq, nd = 8, 25, 240
     qc = torch.randint(0, 2, (nq, bits), generator=gen).float() * 2 - 1
@@ -29,9 +30,10 @@ def test_report_equals_separate_metrics(multi_label):
         ql = torch.randint(0, 3, (nq,), generator=gen)
         dl = torch.randint(0, 3, (nd,), generator=gen)
     report = evaluate_retrieval(
-        qc, dc, ql, dl, (1, 30, None), (10, None), (1, 5, 100, 1000), chunk_size=7
+        qc, dc, ql, dl, (1, 30, None), (10, None), (1, 5, 100, 1000), chunk_size=7, backend=backend
     )
-    maps = mean_average_precisions(qc, dc, ql, dl, (1, 30, None))
+    other = "torch" if backend == "numpy" else "numpy"
+    maps = mean_average_precisions(qc, dc, ql, dl, (1, 30, None), backend=other)
     assert report.map_at_k == pytest.approx(maps, abs=1e-12)
     tie = tie_aware_average_precision(qc, dc, ql, dl, (10, None)).mean(0)
     assert report.tie_aware_map_at_k[10] == pytest.approx(float(tie[0]), abs=1e-12)

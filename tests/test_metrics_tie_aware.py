@@ -33,8 +33,9 @@ def exhaustive_tie_aware_ap(dist, rel, k):
     return float(np.mean(values))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("multi_label", [False, True])
-def test_tie_aware_matches_exhaustive_average(multi_label):
+def test_tie_aware_matches_exhaustive_average(multi_label, backend):
     gen = torch.Generator().manual_seed(21 + multi_label)
     bits, nq, nd = 3, 6, 8
     qc = torch.randint(0, 2, (nq, bits), generator=gen).float() * 2 - 1
@@ -49,7 +50,7 @@ def test_tie_aware_matches_exhaustive_average(multi_label):
         rel = (ql[:, None] == dl[None, :]).numpy()
     dist = ((bits - qc @ dc.T) / 2).numpy()
     top_ks = [1, 2, 3, 5, nd, None]
-    got = tie_aware_average_precision(qc, dc, ql, dl, top_ks, chunk_size=4)
+    got = tie_aware_average_precision(qc, dc, ql, dl, top_ks, chunk_size=4, backend=backend)
     for i in range(nq):
         for j, k in enumerate(top_ks):
             expected = exhaustive_tie_aware_ap(dist[i], rel[i], nd if k is None else k)

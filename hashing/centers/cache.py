@@ -20,13 +20,14 @@ with ``torch.load(weights_only=True)``, so a cache folder cannot run arbitrary p
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
+
+from hashing.atomic import atomic_write
 
 T = TypeVar("T")
 
@@ -93,20 +94,6 @@ def _is_npz_value(value: object) -> bool:
     )
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class StageCache:
     """A folder of computed values addressed by the hash of their inputs.
 
@@ -156,15 +143,15 @@ class StageCache:
             json.loads(canonical_json(key_inputs)), indent=2, sort_keys=True, ensure_ascii=True
         )
         inputs_path = self.root / f"{key}.json"
-        _atomic_write(inputs_path, lambda f: f.write(text.encode("ascii")))
+        atomic_write(inputs_path, lambda f: f.write(text.encode("ascii")))
         try:
             if _is_npz_value(value):
                 arrays = {_NPZ_SINGLE: value} if isinstance(value, np.ndarray) else dict(value)
                 path = self.root / f"{key}.npz"
-                _atomic_write(path, lambda f: np.savez(f, **arrays))
+                atomic_write(path, lambda f: np.savez(f, **arrays))
             else:
                 path = self.root / f"{key}.pt"
-                _atomic_write(path, lambda f: torch.save(value, f))
+                atomic_write(path, lambda f: torch.save(value, f))
         except BaseException:
             if self.value_path(key_inputs) is None:
                 inputs_path.unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 
+from hashing.atomic import write_json_atomic
 from hashing.centers import (
     StageCache,
     cache_key,
@@ -42,7 +43,6 @@ from hashing.centers import (
 )
 from hashing.centers.csq import bernoulli_accepted, uses_hadamard
 from hashing.methods.classifier import ClassifierModule, fit_classifier, isolated_rng
-from hashing.pipeline_io import write_json_atomic
 
 log = logging.getLogger(__name__)
 

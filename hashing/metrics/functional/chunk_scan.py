@@ -14,7 +14,7 @@ from hashing.metrics.functional.chunking import (
     query_chunk_size,
     query_chunks,
 )
-from hashing.metrics.functional.hamming import as_matmul_codes, hamming_from_inner
+from hashing.metrics.functional.hamming import hamming_from_operand, hamming_matmul_operand
 from hashing.metrics.functional.relevance import relevance
 from hashing.metrics.functional.validation import check_retrieval_inputs
 
@@ -42,17 +42,14 @@ def scan_query_chunks(
     """
     check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
     device = database_codes.device
-    bits = query_codes.shape[1]
     num_database = database_codes.shape[0]
     if chunk_size is None:
         chunk_size = query_chunk_size(num_database, memory_budget, BYTES_PER_PAIR)
-    database_matrix = as_matmul_codes(database_codes).T.contiguous()
+    operand = hamming_matmul_operand(database_codes)
     db_labels = database_labels.to(device)
     q_labels = query_labels.to(device)
     if q_labels.ndim == 2:
         db_labels = db_labels.to(torch.float32)
     for rows in query_chunks(query_codes.shape[0], chunk_size):
-        inner = as_matmul_codes(query_codes[rows].to(device)) @ database_matrix
-        yield QueryChunk(
-            rows, hamming_from_inner(inner, bits), relevance(q_labels[rows], db_labels)
-        )
+        distances = hamming_from_operand(query_codes[rows].to(device), operand)
+        yield QueryChunk(rows, distances, relevance(q_labels[rows], db_labels))

@@ -25,12 +25,19 @@ def as_matmul_codes(codes: Tensor) -> Tensor:
 
 def hamming_distance(query_codes: Tensor, database_codes: Tensor) -> Tensor:
     """Hamming distances (Q, N) between ±1 codes: ``d = (bits - a·b) / 2``, exact, integer dtype."""
+    return hamming_from_operand(query_codes, hamming_matmul_operand(database_codes))
+
+
+def hamming_matmul_operand(database_codes: Tensor) -> Tensor:
+    """(bits, N) float32 matrix -codes/2, so that ``bits/2 + q @ it`` is the Hamming distance."""
+    return (as_matmul_codes(database_codes) * -0.5).T.contiguous()
+
+
+def hamming_from_operand(query_codes: Tensor, operand: Tensor) -> Tensor:
+    """Hamming distances (Q, N) of queries to the database behind ``hamming_matmul_operand``.
+
+    One addmm gives ``bits/2 - q·b/2`` exactly (halves of small integers are exact in float32).
+    """
     bits = query_codes.shape[1]
-    inner = as_matmul_codes(query_codes) @ as_matmul_codes(database_codes).T
-    return hamming_from_inner(inner, bits)
-
-
-def hamming_from_inner(inner: Tensor, bits: int) -> Tensor:
-    """Convert inner products of ±1 codes to Hamming distances in the smallest integer dtype."""
-    inner.neg_().add_(bits).mul_(0.5)
-    return inner.to(distance_dtype(bits))
+    half = torch.tensor(bits / 2, dtype=torch.float32, device=operand.device)
+    return torch.addmm(half, as_matmul_codes(query_codes), operand).to(distance_dtype(bits))

@@ -11,25 +11,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from hashing.metrics.functional.chunk_scan import scan_query_chunks
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
-from hashing.metrics.functional.ranking import relevant_positions
-from hashing.metrics.functional.validation import check_top_k
-
-
-def precision_at_k_from_positions(
-    rows: Tensor, positions: Tensor, num_queries: int, num_database: int, ks: Sequence[int]
-) -> Tensor:
-    """P@k (Q, len(ks)) float64 from the ranked positions of the relevant items."""
-    cuts = torch.tensor(
-        [min(k, num_database) for k in ks], dtype=torch.int64, device=positions.device
-    )
-    # Relevant items at rank <= cut: count per (row, position) then cumulate over the cuts.
-    slot = torch.searchsorted(cuts, positions)  # first cut >= position
-    keys = rows * (len(ks) + 1) + slot
-    counts = torch.bincount(keys, minlength=num_queries * (len(ks) + 1))
-    within = torch.cumsum(counts.view(num_queries, len(ks) + 1)[:, : len(ks)], 1)
-    return within.to(torch.float64) / cuts.to(torch.float64)
+from hashing.metrics.functional.ranked_block import RankedBlock
+from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
+from hashing.metrics.functional.validation import check_retrieval_inputs, check_top_k
 
 
 def check_ks(ks: Sequence[int], name: str = "ks") -> list[int]:
@@ -44,6 +29,20 @@ def check_ks(ks: Sequence[int], name: str = "ks") -> list[int]:
     return sorted(set(ks))
 
 
+def block_precision_at_k(block: RankedBlock, num_database: int, ks: Sequence[int]) -> Tensor:
+    """P@k (rows, len(ks)) float64 for ascending ``ks`` from a block's ranked positions."""
+    positions = block.relevant_position
+    cuts = torch.tensor(
+        [min(k, num_database) for k in ks], dtype=torch.int64, device=positions.device
+    )
+    # Count relevant items per (row, first cut >= position), then cumulate over the cuts.
+    slot = torch.searchsorted(cuts, positions)
+    keys = block.relevant_row * (len(ks) + 1) + slot
+    counts = torch.bincount(keys, minlength=block.num_rows * (len(ks) + 1))
+    within = torch.cumsum(counts.view(block.num_rows, len(ks) + 1)[:, : len(ks)], 1)
+    return within.to(torch.float64) / cuts.to(torch.float64)
+
+
 def precision_at_k(
     query_codes: Tensor,
     database_codes: Tensor,
@@ -53,20 +52,30 @@ def precision_at_k(
     *,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    backend: Backend = "auto",
 ) -> dict[int, float]:
     """Mean P@k over queries for each k: {k: P@k}, ties ranked by database index."""
     ks = check_ks(ks)
+    check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
+    num_database = database_codes.shape[0]
     totals = torch.zeros(len(ks), dtype=torch.float64)
     num_queries = 0
-    for chunk in scan_query_chunks(
-        query_codes, database_codes, query_labels, database_labels, chunk_size, memory_budget
+
+    def kernel(block: RankedBlock) -> tuple[Tensor, int]:
+        return block_precision_at_k(block, num_database, ks).sum(0).cpu(), block.num_rows
+
+    for block_sum, block_rows in ranked_blocks(
+        kernel,
+        query_codes,
+        database_codes,
+        query_labels,
+        database_labels,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        backend=backend,
     ):
-        rows, positions, _ = relevant_positions(chunk.distances, chunk.relevant)
-        values = precision_at_k_from_positions(
-            rows, positions, chunk.distances.shape[0], chunk.distances.shape[1], ks
-        )
-        totals += values.sum(0).cpu()
-        num_queries += chunk.distances.shape[0]
+        totals += block_sum
+        num_queries += block_rows
     if num_queries == 0:
         raise ValueError("query_codes is empty; P@k needs at least one query")
     return {k: float(totals[j] / num_queries) for j, k in enumerate(ks)}

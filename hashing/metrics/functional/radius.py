@@ -17,9 +17,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from hashing.metrics.functional.bucket_counts import bucket_counts
-from hashing.metrics.functional.chunk_scan import scan_query_chunks
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
+from hashing.metrics.functional.ranked_block import RankedBlock
+from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
+from hashing.metrics.functional.validation import check_retrieval_inputs
 
 
 class RadiusCurve(NamedTuple):
@@ -49,18 +50,32 @@ def precision_recall_by_radius(
     *,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    backend: Backend = "auto",
 ) -> RadiusCurve:
     """Mean precision and recall over queries when retrieving within radius r = 0..bits."""
-    bits = query_codes.shape[1] if query_codes.ndim == 2 else 0
+    check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
+    bits = query_codes.shape[1]
     sums = torch.zeros(3, bits + 1, dtype=torch.float64)
     num_queries = 0
-    for chunk in scan_query_chunks(
-        query_codes, database_codes, query_labels, database_labels, chunk_size, memory_budget
+
+    def kernel(block: RankedBlock) -> tuple[Tensor, int]:
+        stats = radius_statistics(block.counts.total, block.counts.relevant)
+        return torch.stack([s.sum(0) for s in stats]).cpu(), block.num_rows
+
+    for block_sums, block_rows in ranked_blocks(
+        kernel,
+        query_codes,
+        database_codes,
+        query_labels,
+        database_labels,
+        positions=False,
+        counts=True,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        backend=backend,
     ):
-        counts = bucket_counts(chunk.distances, chunk.relevant, bits)
-        stats = radius_statistics(counts.total, counts.relevant)
-        sums += torch.stack([s.sum(0) for s in stats]).cpu()
-        num_queries += chunk.distances.shape[0]
+        sums += block_sums
+        num_queries += block_rows
     if num_queries == 0:
         raise ValueError("query_codes is empty; the PR curve needs at least one query")
     means = sums / num_queries
@@ -76,6 +91,7 @@ def precision_within_radius(
     *,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    backend: Backend = "auto",
 ) -> float:
     """Mean precision of the items within Hamming radius ``radius`` (P@H<=2 by default).
 
@@ -90,5 +106,6 @@ def precision_within_radius(
         database_labels,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
+        backend=backend,
     )
     return float(curve.precision[min(radius, len(curve.precision) - 1)])

@@ -1,4 +1,4 @@
-"""Stable ranking by Hamming distance: ascending distance, ties by database index ascending."""
+"""Stable ranking by Hamming distance (torch backend): ascending distance, ties by index."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from torch import Tensor
 def stable_order(distances: Tensor) -> Tensor:
     """Per-row permutation (Q, N) int64 sorting ``distances`` ascending, ties by column index.
 
-    On CPU this is numpy's stable sort, a one-pass radix (counting) sort for 8/16-bit
-    distances, several times faster than torch's comparison sort; on CUDA torch's stable
-    sort (itself a radix sort there).
+    On CUDA torch's stable sort (a radix sort there); on CPU numpy's stable sort, a one-pass
+    radix sort for 8/16-bit keys, several times faster than torch's CPU sort.
     """
     if distances.device.type == "cpu":
-        order = np.argsort(distances.numpy(), axis=1, kind="stable")
-        return torch.from_numpy(order)
+        return torch.from_numpy(np.argsort(distances.numpy(), axis=1, kind="stable"))
     return torch.argsort(distances, dim=1, stable=True)
 
 

@@ -15,14 +15,3 @@ def relevance(query_labels: Tensor, database_labels: Tensor) -> Tensor:
         return query_labels[:, None] == database_labels[None, :]
     shared = query_labels.to(torch.float32) @ database_labels.to(torch.float32).T
     return shared > 0
-
-
-def relevant_counts(query_labels: Tensor, database_labels: Tensor) -> Tensor:
-    """Number of relevant database items per query (Q,), without a (Q, N) matrix for one label."""
-    if query_labels.ndim == 1:
-        classes = torch.cat([query_labels, database_labels])
-        _, inverse = torch.unique(classes, return_inverse=True)
-        q_cls, db_cls = inverse[: query_labels.shape[0]], inverse[query_labels.shape[0] :]
-        per_class = torch.bincount(db_cls, minlength=int(inverse.max()) + 1)
-        return per_class[q_cls]
-    return relevance(query_labels, database_labels).sum(dim=1)

@@ -1,6 +1,6 @@
 """Every retrieval number of one evaluation from a single pass over the query chunks.
 
-The distance matmul, relevance and stable sort dominate the cost, so the evaluation callback
+The distances, relevance and stable sort dominate the cost, so the evaluation callback
 computes mAP@k, tie-aware mAP, P@k and the radius curves from one shared scan.
 """
 
@@ -12,16 +12,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from hashing.metrics.functional.bucket_counts import bucket_counts
-from hashing.metrics.functional.chunk_scan import scan_query_chunks
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.harmonic import harmonic_table
-from hashing.metrics.functional.map_at_k import average_precision_from_positions
-from hashing.metrics.functional.precision_at_k import check_ks, precision_at_k_from_positions
+from hashing.metrics.functional.map_at_k import block_average_precision
+from hashing.metrics.functional.precision_at_k import block_precision_at_k, check_ks
 from hashing.metrics.functional.radius import RadiusCurve, radius_statistics
-from hashing.metrics.functional.ranking import relevant_positions
+from hashing.metrics.functional.ranked_block import RankedBlock
+from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
 from hashing.metrics.functional.tie_aware import tie_aware_average_precision_chunk
-from hashing.metrics.functional.validation import check_top_k
+from hashing.metrics.functional.validation import check_retrieval_inputs, check_top_k
 
 
 @dataclass(frozen=True)
@@ -54,55 +53,61 @@ def evaluate_retrieval(
     *,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    backend: Backend = "auto",
 ) -> RetrievalReport:
     """mAP@k, tie-aware mAP@k, P@k and precision/recall by radius in one scan."""
     top_ks, tie_aware_ks = list(top_ks), list(tie_aware_ks)
     for k in [*top_ks, *tie_aware_ks]:
         check_top_k(k, "top_ks entry")
     precision_ks = check_ks(precision_ks, "precision_ks")
-    bits = query_codes.shape[1] if query_codes.ndim == 2 else 0
-    num_database = database_codes.shape[0] if database_codes.ndim == 2 else 0
+    check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
+    bits = query_codes.shape[1]
+    num_database = database_codes.shape[0]
     sums = {
         "ap": torch.zeros(len(top_ks), dtype=torch.float64),
         "tie": torch.zeros(len(tie_aware_ks), dtype=torch.float64),
         "p": torch.zeros(len(precision_ks), dtype=torch.float64),
         "radius": torch.zeros(3, bits + 1, dtype=torch.float64),
     }
-    harmonic = None
-    num_queries = 0
-    for chunk in scan_query_chunks(
-        query_codes, database_codes, query_labels, database_labels, chunk_size, memory_budget
-    ):
-        rows_in_chunk = chunk.distances.shape[0]
-        rows, positions, relevant_rank = relevant_positions(chunk.distances, chunk.relevant)
-        sums["ap"] += (
-            average_precision_from_positions(
-                rows, positions, relevant_rank, rows_in_chunk, num_database, top_ks
-            )
-            .sum(0)
-            .cpu()
-        )
-        sums["p"] += (
-            precision_at_k_from_positions(
-                rows, positions, rows_in_chunk, num_database, precision_ks
-            )
-            .sum(0)
-            .cpu()
-        )
-        counts = bucket_counts(chunk.distances, chunk.relevant, bits)
+    harmonic = harmonic_table(num_database)
+
+    def kernel(block: RankedBlock) -> dict[str, Tensor | int]:
+        counts = block.counts
+        out: dict[str, Tensor | int] = {
+            "ap": block_average_precision(block, num_database, top_ks).sum(0).cpu(),
+            "p": block_precision_at_k(block, num_database, precision_ks).sum(0).cpu(),
+            "rows": block.num_rows,
+        }
         if tie_aware_ks:
-            if harmonic is None:
-                harmonic = harmonic_table(num_database, chunk.distances.device)
-            sums["tie"] += (
+            table = harmonic.to(counts.total.device)
+            out["tie"] = (
                 tie_aware_average_precision_chunk(
-                    counts.total, counts.relevant, tie_aware_ks, harmonic
+                    counts.total, counts.relevant, tie_aware_ks, table
                 )
                 .sum(0)
                 .cpu()
             )
         stats = radius_statistics(counts.total, counts.relevant)
-        sums["radius"] += torch.stack([s.sum(0) for s in stats]).cpu()
-        num_queries += rows_in_chunk
+        out["radius"] = torch.stack([s.sum(0) for s in stats]).cpu()
+        return out
+
+    num_queries = 0
+    for part in ranked_blocks(
+        kernel,
+        query_codes,
+        database_codes,
+        query_labels,
+        database_labels,
+        positions=True,
+        counts=True,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        backend=backend,
+    ):
+        for key in ("ap", "p", "tie", "radius"):
+            if key in part:
+                sums[key] += part[key]
+        num_queries += part["rows"]
     if num_queries == 0:
         raise ValueError("query_codes is empty; evaluation needs at least one query")
     radius = sums["radius"] / num_queries

@@ -22,11 +22,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from hashing.metrics.functional.bucket_counts import bucket_counts
-from hashing.metrics.functional.chunk_scan import scan_query_chunks
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.harmonic import harmonic_table
-from hashing.metrics.functional.validation import check_top_k
+from hashing.metrics.functional.map_at_k import check_top_ks
+from hashing.metrics.functional.ranked_block import RankedBlock
+from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
+from hashing.metrics.functional.validation import check_retrieval_inputs, check_top_k
 
 
 def expected_bucket_numerator(
@@ -54,6 +55,29 @@ def log_binomial(n: Tensor, k: Tensor) -> Tensor:
     return torch.where((k >= 0) & (k <= n), value, -torch.inf)
 
 
+def expected_ap_cut_inside_bucket(
+    n: Tensor, r: Tensor, n0: Tensor, r0: Tensor, prev: Tensor, m: Tensor, harmonic: Tensor
+) -> Tensor:
+    """E[AP@k] when the cut keeps the first m of a tied bucket's n items (per row).
+
+    x, the relevant items among those m, is hypergeometric(n, r, m); given x, the bucket adds
+    the closed form with (n, r) -> (m, x) and the AP denominator is r0 + x.
+    """
+    x = torch.arange(int(torch.minimum(r, m).max()) + 1, device=n.device)[None, :]
+    log_p = (
+        log_binomial(r[:, None], x)
+        + log_binomial((n - r)[:, None], m[:, None] - x)
+        - log_binomial(n, m)[:, None]
+    )
+    xs = x.expand(n.shape[0], -1)
+    part = expected_bucket_numerator(
+        n0[:, None].expand_as(xs), r0[:, None].expand_as(xs), m[:, None].expand_as(xs), xs, harmonic
+    )
+    hits = r0[:, None] + xs
+    ap = torch.where(hits > 0, (prev[:, None] + part) / hits.clamp(min=1), 0.0)
+    return (torch.exp(log_p) * ap).sum(1)
+
+
 def tie_aware_average_precision_chunk(
     total: Tensor, relevant: Tensor, top_ks: Sequence[int | None], harmonic: Tensor
 ) -> Tensor:
@@ -79,25 +103,18 @@ def tie_aware_average_precision_chunk(
         r0 = before_relevant.gather(1, bucket).squeeze(1)
         prev = before_numerator.gather(1, bucket).squeeze(1)
         m = cut - n0
-        # x = relevant items among the bucket's first m positions, 0..min(r, m).
-        x = torch.arange(int(torch.minimum(r, m).max()) + 1, device=total.device)[None, :]
-        log_p = (
-            log_binomial(r[:, None], x)
-            + log_binomial((n - r)[:, None], m[:, None] - x)
-            - log_binomial(n, m)[:, None]
+        # Cut at the bucket's end: its relevant count is fixed, no expectation over x needed.
+        at_end = m == n
+        out[:, j] = torch.where(
+            at_end,
+            (prev + numerators.gather(1, bucket).squeeze(1)) / (r0 + r).clamp(min=1),
+            0.0,
         )
-        prob = torch.exp(log_p)
-        xs = x.expand(num_queries, -1)
-        part = expected_bucket_numerator(
-            n0[:, None].expand_as(xs),
-            r0[:, None].expand_as(xs),
-            m[:, None].expand_as(xs),
-            xs,
-            harmonic,
-        )
-        hits = r0[:, None] + xs
-        ap = torch.where(hits > 0, (prev[:, None] + part) / hits.clamp(min=1), 0.0)
-        out[:, j] = (prob * ap).sum(1)
+        inside = (~at_end).nonzero(as_tuple=True)[0]
+        if inside.numel():
+            out[inside, j] = expected_ap_cut_inside_bucket(
+                n[inside], r[inside], n0[inside], r0[inside], prev[inside], m[inside], harmonic
+            )
     return out
 
 
@@ -110,27 +127,34 @@ def tie_aware_average_precision(
     *,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    backend: Backend = "auto",
 ) -> Tensor:
     """Per-query tie-aware AP@k, shape (Q, len(top_ks)) float64 (None = ALL)."""
-    top_ks = list(top_ks)
-    if not top_ks:
-        raise ValueError("top_ks must name at least one k (an int, or None for ALL)")
-    for k in top_ks:
-        check_top_k(k, "top_ks entry")
-    bits = query_codes.shape[1] if query_codes.ndim == 2 else 0
-    harmonic = None
-    parts = []
-    for chunk in scan_query_chunks(
-        query_codes, database_codes, query_labels, database_labels, chunk_size, memory_budget
-    ):
-        if harmonic is None:
-            harmonic = harmonic_table(database_codes.shape[0], chunk.distances.device)
-        counts = bucket_counts(chunk.distances, chunk.relevant, bits)
-        parts.append(
-            tie_aware_average_precision_chunk(counts.total, counts.relevant, top_ks, harmonic)
+    top_ks = check_top_ks(top_ks)
+    check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
+    harmonic = harmonic_table(database_codes.shape[0])
+
+    def kernel(block: RankedBlock) -> Tensor:
+        counts = block.counts
+        table = harmonic.to(counts.total.device)
+        return tie_aware_average_precision_chunk(counts.total, counts.relevant, top_ks, table)
+
+    parts = list(
+        ranked_blocks(
+            kernel,
+            query_codes,
+            database_codes,
+            query_labels,
+            database_labels,
+            positions=False,
+            counts=True,
+            chunk_size=chunk_size,
+            memory_budget=memory_budget,
+            backend=backend,
         )
+    )
     if not parts:
-        return torch.zeros(0, len(top_ks), dtype=torch.float64, device=database_codes.device)
+        return torch.zeros(0, len(top_ks), dtype=torch.float64)
     return torch.cat(parts)
 
 
@@ -143,6 +167,7 @@ def tie_aware_mean_average_precision(
     *,
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    backend: Backend = "auto",
 ) -> float:
     """Tie-aware mAP@top_k (None = ALL): the expected mAP when ties are ordered at random."""
     check_top_k(top_k)
@@ -154,6 +179,7 @@ def tie_aware_mean_average_precision(
         (top_k,),
         chunk_size=chunk_size,
         memory_budget=memory_budget,
+        backend=backend,
     )
     if ap.shape[0] == 0:
         raise ValueError("query_codes is empty; mAP needs at least one query")

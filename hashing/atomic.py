@@ -1,17 +1,19 @@
 """Atomic file writes: write to a temporary file beside the target, then ``os.replace``.
 
-A crash or an exception mid-write leaves either the old file or nothing, never half a file,
-so caches (split files, decoded image arrays) can be trusted whenever they exist.
+A crash or an exception mid-write leaves either the old file or nothing, never half a file, so
+run artifacts (metrics, status markers) and caches (split files, decoded images, SHC stages) can
+be trusted whenever they exist. Every writer in the project goes through this module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 @contextlib.contextmanager
@@ -36,4 +38,12 @@ def atomic_write(target: str | os.PathLike[str], write: Callable[[IO[bytes]], No
     """Call ``write(file)`` on a temporary binary file and move it to ``target`` atomically."""
     with atomic_path(target) as tmp, open(tmp, "wb") as handle:
         write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     return Path(target)
+
+
+def write_json_atomic(target: str | os.PathLike[str], payload: Any) -> Path:
+    """Write ``payload`` as indented, key-sorted JSON, atomically."""
+    text = json.dumps(payload, indent=2, sort_keys=True)
+    return atomic_write(target, lambda handle: handle.write(text.encode()))

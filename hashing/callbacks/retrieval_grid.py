@@ -1,0 +1,245 @@
+"""The retrieval picture: a few test queries, each with its top-k results, right and wrong marked.
+
+At test time the callback collects the codes that ``test_step`` returns (dataloader 0 =
+queries, 1 = database; gathered across ranks and de-duplicated like the evaluation), ranks the
+database for a seeded sample of queries by (Hamming distance, database index) as SPEC §1 does,
+and writes ``retrieval_grid.png`` (one row per query: the query, then its results with green
+borders where relevant, red where not) and ``retrieval_grid.json`` (the same table) into the
+run folder. With a WandbLogger active the PNG is also logged as ``test/retrieval_grid``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from hashing.metrics.accumulator import ROLES, RetrievalAccumulator
+from hashing.metrics.functional.hamming import hamming_distance
+from hashing.metrics.functional.ranking import stable_order
+from hashing.metrics.functional.relevance import relevance
+
+log = logging.getLogger(__name__)
+
+RELEVANT_COLOR = (0.0, 0.75, 0.0)
+WRONG_COLOR = (0.9, 0.0, 0.0)
+QUERY_COLOR = (0.1, 0.1, 0.1)
+
+
+class CollectedCodes(RetrievalAccumulator):
+    """The evaluation's gathering of (codes, labels, index) per role, with nothing to compute."""
+
+    def compute(self) -> dict[str, Tensor]:
+        """No metric: the callback reads the gathered splits directly."""
+        return {}
+
+
+def retrieval_table(
+    query_codes: Tensor,
+    query_labels: Tensor,
+    database_codes: Tensor,
+    database_labels: Tensor,
+    query_rows: Tensor,
+    top_k: int,
+) -> list[dict[str, Any]]:
+    """Top-``k`` database rows of each chosen query row: ids, distances and relevance flags.
+
+    Rows are positions in the (index-sorted) splits; ranking by distance, ties by row.
+    """
+    chosen = query_codes[query_rows]
+    distances = hamming_distance(chosen, database_codes).to(torch.int64)
+    order = stable_order(distances)[:, :top_k]
+    relevant = relevance(query_labels[query_rows], database_labels)
+    table = []
+    for position, row in enumerate(query_rows.tolist()):
+        results = order[position]
+        table.append(
+            {
+                "query": int(row),
+                "results": results.tolist(),
+                "distances": distances[position, results].tolist(),
+                "relevant": relevant[position, results].tolist(),
+            }
+        )
+    return table
+
+
+def displayable(x: Tensor) -> np.ndarray | None:
+    """An input as an image for imshow: (H, W) grey or (H, W, 3) in [0, 1]; None if not one.
+
+    Normalised inputs (e.g. ImageNet mean/std) are min-max scaled back into [0, 1].
+    """
+    x = x.detach().cpu().to(torch.float32)
+    if x.ndim == 3 and x.shape[0] in (1, 3):
+        x = x.permute(1, 2, 0)
+    elif x.ndim != 2:
+        return None
+    low, high = float(x.min()), float(x.max())
+    if low < 0.0 or high > 1.0:
+        x = (x - low) / max(high - low, 1e-12)
+    image = x.numpy()
+    return image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+
+
+def draw_grid(
+    table: list[dict[str, Any]],
+    query_images: list[np.ndarray],
+    database_images: dict[int, np.ndarray],
+    path: Path,
+) -> None:
+    """One row per query: the query then its results, bordered green (relevant) or red."""
+    columns = 1 + max(len(entry["results"]) for entry in table)
+    # a bare Figure renders with the Agg canvas: no pyplot state, no GUI backend
+    figure = Figure(figsize=(1.3 * columns, 1.45 * len(table)))
+    axes = figure.subplots(len(table), columns, squeeze=False)
+    for axis in axes.flat:
+        axis.set_axis_off()
+    for row, entry in enumerate(table):
+        cells = [(query_images[row], QUERY_COLOR, f"query {entry['query']}")]
+        for result, distance, good in zip(
+            entry["results"], entry["distances"], entry["relevant"], strict=True
+        ):
+            color = RELEVANT_COLOR if good else WRONG_COLOR
+            cells.append((database_images[result], color, f"d={distance}"))
+        for column, (image, color, title) in enumerate(cells):
+            axis = axes[row, column]
+            axis.set_axis_on()
+            axis.imshow(
+                image,
+                cmap="gray" if image.ndim == 2 else None,
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+            )
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_title(title, fontsize=7)
+            for spine in axis.spines.values():
+                spine.set_edgecolor(color)
+                spine.set_linewidth(4 if column else 2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+class RetrievalGrid(pl.Callback):
+    """Writes the retrieval picture of a seeded sample of test queries.
+
+    Args:
+        num_queries: queries shown (rows); fewer if the query split is smaller.
+        top_k: results per query (columns after the query).
+        seed: seed of the query sample.
+        output_dir: where the PNG and JSON go (default: the trainer's log folder).
+        filename: file name stem of the PNG and JSON.
+    """
+
+    def __init__(
+        self,
+        num_queries: int = 8,
+        top_k: int = 10,
+        seed: int = 0,
+        output_dir: str | Path | None = None,
+        filename: str = "retrieval_grid",
+    ) -> None:
+        for name, value in (("num_queries", num_queries), ("top_k", top_k)):
+            if int(value) < 1:
+                raise ValueError(f"retrieval_grid.{name} must be >= 1, got {value}")
+        self.num_queries = int(num_queries)
+        self.top_k = int(top_k)
+        self.seed = int(seed)
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.filename = filename
+        self._accumulator: CollectedCodes | None = None
+        self.table: list[dict[str, Any]] | None = None
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start collecting this test run's codes."""
+        self._accumulator = CollectedCodes().to(pl_module.device)
+
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Keep the batch's codes, labels and item indices under its role."""
+        if self._accumulator is None or dataloader_idx >= len(ROLES):
+            return
+        if not isinstance(outputs, Mapping) or "codes" not in outputs:
+            return
+        self._accumulator.update(
+            outputs["codes"], outputs["labels"], outputs["index"], role=ROLES[dataloader_idx]
+        )
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Rank, draw and save (rank zero), after gathering the codes from every rank."""
+        accumulator, self._accumulator = self._accumulator, None
+        if accumulator is None:
+            return
+        with accumulator.sync_context():
+            query_codes, query_labels, query_index = accumulator.split("query")
+            database_codes, database_labels, database_index = accumulator.split("database")
+        if not trainer.is_global_zero:
+            return
+        generator = torch.Generator().manual_seed(self.seed)
+        count = min(self.num_queries, len(query_index))
+        rows = torch.randperm(len(query_index), generator=generator)[:count].sort().values
+        top_k = min(self.top_k, len(database_index))
+        table = retrieval_table(
+            query_codes.cpu(),
+            query_labels.cpu(),
+            database_codes.cpu(),
+            database_labels.cpu(),
+            rows,
+            top_k,
+        )
+        for entry in table:  # rows -> the items' indices within their splits
+            entry["query"] = int(query_index[entry["query"]])
+            entry["results"] = [int(database_index[r]) for r in entry["results"]]
+        self.table = table
+        folder = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{self.filename}.json").write_text(json.dumps(table, indent=1))
+        path = self._draw(trainer, table, folder / f"{self.filename}.png")
+        if path is not None:
+            self._log_to_wandb(trainer, path)
+
+    def _draw(self, trainer: pl.Trainer, table: list[dict[str, Any]], path: Path) -> Path | None:
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "dataset"):
+            log.warning("retrieval grid: no datamodule with dataset(); no picture drawn")
+            return None
+        queries, database = datamodule.dataset("query"), datamodule.dataset("database")
+        query_images = [displayable(queries[entry["query"]][0]) for entry in table]
+        needed = {r for entry in table for r in entry["results"]}
+        database_images = {r: displayable(database[r][0]) for r in needed}
+        if any(image is None for image in (*query_images, *database_images.values())):
+            log.warning("retrieval grid: inputs are not images; only the JSON table is written")
+            return None
+        draw_grid(table, query_images, database_images, path)  # type: ignore[arg-type]
+        log.info("retrieval grid written to %s", path)
+        return path
+
+    @staticmethod
+    def _log_to_wandb(trainer: pl.Trainer, path: Path) -> None:
+        """Log the PNG to every active WandbLogger; a failure (offline, no wandb) only warns."""
+        try:
+            from pytorch_lightning.loggers import WandbLogger
+        except ImportError:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                try:
+                    logger.log_image(key="test/retrieval_grid", images=[str(path)])
+                except Exception as err:  # a picture must never fail a finished test run
+                    log.warning("retrieval grid: could not log to wandb (%s)", err)

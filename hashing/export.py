@@ -1,0 +1,18 @@
+"""`python -m hashing.export ckpt_path=<ckpt> [data=... | source=...]`: write an index folder."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from hashing.index import jobs
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    jobs.export(cfg)
+
+
+if __name__ == "__main__":
+    main()

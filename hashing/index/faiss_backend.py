@@ -1,0 +1,171 @@
+"""faiss binary indexes over packed codes: built by config, searched in (distance, id) order.
+
+``flat`` (``IndexBinaryFlat``) is exact, and :func:`search` makes its order exact too: faiss
+does not promise which of several items tied at the k-th distance it returns, nor their order,
+so results are re-sorted by (distance, id) and a query whose k-th and (k+1)-th distances tie
+gets all items up to that distance by a range search, of which the k smallest (distance, id)
+pairs are kept. That is SPEC §1's ranking (ties by database index ascending).
+``hnsw`` (``IndexBinaryHNSW``) and ``ivf`` (``IndexBinaryIVF``) are approximate indexes for
+large collections; their results are sorted by (distance, id) but which items tie in is theirs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+INDEX_TYPES = ("flat", "hnsw", "ivf")
+#: queries per faiss range search when resolving ties (bounds the memory of tied results)
+RANGE_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class FaissSpec:
+    """Which faiss binary index to build and its parameters (``faiss`` in ``conf/export.yaml``).
+
+    Args:
+        type: ``flat`` (exact), ``hnsw`` or ``ivf`` (approximate, for large collections).
+        m: HNSW neighbours per node.
+        ef_construction: HNSW candidate list size while building.
+        ef_search: HNSW candidate list size while searching (raised to k when smaller).
+        nlist: IVF cells (k-means on the codes; needs at least ``nlist`` codes).
+        nprobe: IVF cells visited per query.
+    """
+
+    type: str = "flat"
+    m: int = 32
+    ef_construction: int = 64
+    ef_search: int = 128
+    nlist: int = 1024
+    nprobe: int = 16
+
+    def __post_init__(self) -> None:
+        if self.type not in INDEX_TYPES:
+            raise ValueError(f"faiss.type {self.type!r} unknown; expected one of {INDEX_TYPES}")
+        for field in dataclasses.fields(self):
+            if field.name != "type" and int(getattr(self, field.name)) < 1:
+                raise ValueError(
+                    f"faiss.{field.name} must be >= 1, got {getattr(self, field.name)}"
+                )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> FaissSpec:
+        """Spec from a config mapping; unknown keys are an error (a typo would be silent)."""
+        values = dict(values or {})
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"faiss config keys {unknown} unknown; expected some of {sorted(known)}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for the manifest."""
+        return dataclasses.asdict(self)
+
+
+def build_index(packed: np.ndarray, spec: FaissSpec) -> faiss.IndexBinary:
+    """A faiss binary index of ``spec.type`` holding ``packed`` (uint8 (N, bytes)) as ids 0..N-1."""
+    dimension = 8 * packed.shape[1]
+    if spec.type == "flat":
+        index = faiss.IndexBinaryFlat(dimension)
+    elif spec.type == "hnsw":
+        index = faiss.IndexBinaryHNSW(dimension, spec.m)
+        index.hnsw.efConstruction = spec.ef_construction
+        index.hnsw.efSearch = spec.ef_search
+    else:
+        if len(packed) < spec.nlist:
+            raise ValueError(
+                f"faiss.nlist={spec.nlist} needs at least that many codes to train its cells; "
+                f"the collection has {len(packed)}: lower faiss.nlist or use faiss.type=flat"
+            )
+        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(dimension), dimension, spec.nlist)
+        index.train(packed)
+        index.nprobe = spec.nprobe
+    index.add(packed)
+    return index
+
+
+def write_index(index: faiss.IndexBinary, path: Path) -> None:
+    """Serialise ``index`` to ``path``."""
+    faiss.write_index_binary(index, str(path))
+
+
+def read_index(path: Path) -> faiss.IndexBinary:
+    """Read a binary index; an unreadable file is a ValueError naming it."""
+    try:
+        return faiss.read_index_binary(str(path))
+    except RuntimeError as err:
+        raise ValueError(f"faiss index {path} is unreadable (truncated or corrupt): {err}") from err
+
+
+def sort_results(distances: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each row by (distance, id); missing results (id -1) go last."""
+    missing = ids < 0
+    distance_key = np.where(missing, np.iinfo(np.int64).max, distances.astype(np.int64))
+    id_key = np.where(missing, np.iinfo(np.int64).max, ids)
+    order = np.lexsort((id_key, distance_key), axis=-1)
+    return (
+        np.take_along_axis(distances, order, axis=1).astype(np.int32),
+        np.take_along_axis(ids, order, axis=1).astype(np.int64),
+    )
+
+
+def search(
+    index: faiss.IndexBinary, spec: FaissSpec, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` (distances int32, ids int64), each (Q, min(k, N)), rows in (distance, id) order.
+
+    Exact for ``flat``; approximate indexes may leave id -1 (distance -1) where they found fewer.
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = min(int(k), int(index.ntotal))
+    if k == 0 or len(queries) == 0:
+        return np.zeros((len(queries), k), np.int32), np.zeros((len(queries), k), np.int64)
+    if spec.type == "flat":
+        return _search_flat_exact(index, queries, k)
+    if spec.type == "hnsw":
+        index.hnsw.efSearch = max(spec.ef_search, k)
+    else:
+        index.nprobe = spec.nprobe
+    distances, ids = sort_results(*index.search(queries, k))
+    distances[ids < 0] = -1
+    return distances, ids
+
+
+def _search_flat_exact(
+    index: faiss.IndexBinary, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k in (distance, id) order from a flat index (ties at the k-th distance resolved).
+
+    faiss returns a correct *set of distances*; asking for k + 1 tells whether the k-th
+    distance ties with an item left out. Only those queries need all items up to that distance
+    (a range search with radius k-th distance + 1, faiss' radius being strict).
+    """
+    probe = min(k + 1, int(index.ntotal))
+    distances, ids = sort_results(*index.search(queries, probe))
+    if probe == k:
+        return distances, ids
+    boundary = distances[:, k - 1]
+    cut = np.flatnonzero(distances[:, k] == boundary)
+    distances, ids = distances[:, :k].copy(), ids[:, :k].copy()
+    for radius in np.unique(boundary[cut]):
+        rows = cut[boundary[cut] == radius]
+        for start in range(0, len(rows), RANGE_CHUNK):
+            chunk = rows[start : start + RANGE_CHUNK]
+            limits, found_distances, found_ids = index.range_search(queries[chunk], int(radius) + 1)
+            for position, row in enumerate(chunk):
+                lo, hi = limits[position], limits[position + 1]
+                row_distances = found_distances[lo:hi].astype(np.int32)
+                row_ids = found_ids[lo:hi]
+                order = np.lexsort((row_ids, row_distances))[:k]
+                distances[row], ids[row] = row_distances[order], row_ids[order]
+    return distances, ids

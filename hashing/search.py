@@ -1,0 +1,18 @@
+"""`python -m hashing.search index=<dir> query=<image|folder|list> [k=10]`: JSON lines of top-k."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from hashing.index import jobs
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="search")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point; results go to stdout, logs to stderr."""
+    jobs.search(cfg)
+
+
+if __name__ == "__main__":
+    main()

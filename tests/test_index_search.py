@@ -1,0 +1,100 @@
+"""faiss-backed search: exact (distance, id) order for flat, sorted approximate results, add."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hashing.index import FaissSpec, HashIndex, pack_codes
+
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
+
+
+def random_codes(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:
+    return rng.choice(np.array([-1, 1], dtype=np.int8), size=(n, bits))
+
+
+def brute_force_top_k(query: np.ndarray, database: np.ndarray, k: int) -> list[tuple[int, int]]:
+    """(distance, id) pairs of the k nearest, ties by id: a plain loop and a sort."""
+    distances = (database != query[None, :]).sum(axis=1)
+    return sorted(zip(distances.tolist(), range(len(database)), strict=True))[:k]
+
+
+@pytest.mark.parametrize("bits", [8, 12, 64])
+@pytest.mark.parametrize("k", [1, 7, 100, 1000])
+def test_flat_matches_brute_force_order_exactly(bits: int, k: int) -> None:
+    rng = np.random.default_rng(bits * 1000 + k)
+    database = random_codes(rng, 600, bits)
+    # duplicates make ties at every distance; queries include database codes
+    database[300:400] = database[:100]
+    queries = np.concatenate([random_codes(rng, 90, bits), database[:10]])
+    result = HashIndex.from_codes(database).search(queries, k=k)
+    assert result.ids.shape == (len(queries), min(k, len(database)))
+    for q, query in enumerate(queries):
+        expected = brute_force_top_k(query, database, k)
+        assert [(d, i) for i, d in result.row(q)] == expected
+
+
+def test_ties_across_the_cut_are_resolved_by_smallest_ids() -> None:
+    # 4 bits, 500 items: every distance is shared by ~100 items, so the k-th always ties
+    rng = np.random.default_rng(3)
+    database = random_codes(rng, 500, 4)
+    queries = random_codes(rng, 200, 4)  # more tied queries than one range-search chunk
+    result = HashIndex.from_codes(database).search(queries, k=5)
+    for q, query in enumerate(queries):
+        assert [(d, i) for i, d in result.row(q)] == brute_force_top_k(query, database, 5)
+
+
+def test_approximate_indexes_return_sorted_true_distances() -> None:
+    rng = np.random.default_rng(4)
+    database, queries = random_codes(rng, 2000, 32), random_codes(rng, 30, 32)
+    flat = HashIndex.from_codes(database).search(queries, k=20)
+    for spec in (FaissSpec(type="hnsw", m=16), FaissSpec(type="ivf", nlist=8, nprobe=8)):
+        result = HashIndex.from_codes(database, spec=spec).search(queries, k=20)
+        found = 0
+        for q, query in enumerate(queries):
+            row = result.row(q)
+            assert row == sorted(row, key=lambda pair: (pair[1], pair[0]))
+            for item, distance in row:
+                assert distance == int((query != database[item]).sum())
+            found += len({i for i, _ in row} & {i for i, _ in flat.row(q)})
+        if spec.type == "ivf":  # every cell probed: the distances are the exact ones
+            np.testing.assert_array_equal(result.distances, flat.distances)
+        assert found / flat.ids.size > 0.5
+
+
+def test_add_then_search_equals_building_at_once() -> None:
+    rng = np.random.default_rng(5)
+    codes, queries = random_codes(rng, 500, 16), random_codes(rng, 40, 16)
+    grown = HashIndex.from_codes(codes[:350], labels=np.arange(350) % 7)
+    new_ids = grown.add(codes[350:], labels=np.arange(350, 500) % 7)
+    np.testing.assert_array_equal(new_ids, np.arange(350, 500))
+    whole = HashIndex.from_codes(codes, labels=np.arange(500) % 7)
+    a, b = grown.search(queries, k=30), whole.search(queries, k=30)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.distances, b.distances)
+    np.testing.assert_array_equal(grown.labels, np.arange(500) % 7)
+    assert grown.item(499) == {"id": 499, "label": 499 % 7}
+
+
+def test_search_accepts_packed_codes_and_rejects_bad_input() -> None:
+    rng = np.random.default_rng(6)
+    codes = random_codes(rng, 100, 12)
+    index = HashIndex.from_codes(codes)
+    a = index.search(codes[:5], k=3)
+    b = index.search(pack_codes(codes[:5]), k=3)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    assert (a.distances[:, 0] == 0).all()
+    with pytest.raises(ValueError, match="positive integer"):
+        index.search(codes[:5], k=0)
+    with pytest.raises(ValueError, match="neither"):
+        index.search(codes[:5, :8], k=3)
+    with pytest.raises(ValueError, match="records no model"):
+        index.search(torch.zeros(2, 1, 8, 8), k=3)
+    with pytest.raises(ValueError, match="holds labels"):
+        HashIndex.from_codes(codes, labels=np.zeros(100)).add(codes[:2])
+    with pytest.raises(ValueError, match="unknown"):
+        FaissSpec.from_mapping({"type": "flat", "nprob": 3})
+    with pytest.raises(ValueError, match="needs at least"):
+        HashIndex.from_codes(codes, spec=FaissSpec(type="ivf", nlist=1024))

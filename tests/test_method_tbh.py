@@ -1,0 +1,407 @@
+"""TBH LightningModule: wiring, two-optimiser manual steps, checkpoints, NaN guard, diagnostics."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
+
+from hashing.backbones.mlp import MLP
+from hashing.methods.tbh import TBH, NonFiniteLossError
+from hashing.tbh import tbh_losses
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "method"
+SHAPE = (1, 4, 4)
+SMALL = {"continuous_features": 12, "hidden_features": 24}
+
+
+def make_tbh(
+    seed: int = 0, hidden_dims: tuple[int, ...] = (10,), num_classes: int = 3, **kwargs: Any
+) -> TBH:
+    torch.manual_seed(seed)
+    options: dict[str, Any] = {
+        "backbone": MLP(SHAPE, hidden_dims=hidden_dims),
+        "bits": 6,
+        "num_classes": num_classes,
+        "optimizer": partial(torch.optim.Adam, lr=1e-3, eps=1e-7),
+        **SMALL,
+    }
+    options.update(kwargs)
+    return TBH(**options)
+
+
+def batches(n: int = 48, num_classes: int = 3, seed: int = 0) -> TensorDataset:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, *SHAPE, generator=gen)
+    y = torch.randint(0, num_classes, (n,), generator=gen)
+    return TensorDataset(x, y, torch.arange(n))
+
+
+def trainer(tmp_path: Path, max_epochs: int, **kwargs: Any) -> pl.Trainer:
+    options: dict[str, Any] = {
+        "max_epochs": max_epochs,
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "deterministic": True,
+        "default_root_dir": tmp_path,
+    }
+    options.update(kwargs)
+    return pl.Trainer(**options)
+
+
+def loader(dataset: TensorDataset, batch_size: int = 16) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False)
+
+
+def test_config_keys_reach_the_network() -> None:
+    model = make_tbh(
+        gamma=1.0,
+        decoder_activation="identity",
+        discriminator_depth="paper",
+        discriminator_hidden_features=7,
+        stochastic_threshold=True,
+    )
+    net = model.twin_bottleneck
+    assert net.gamma == 1.0
+    assert net.encoder.fc.in_features == model.backbone.out_features == 10
+    assert net.encoder.fc.out_features == 24 and net.binary_bottleneck.fc.out_features == 6
+    assert net.continuous_bottleneck.fc.out_features == 12
+    assert net.decoder.output_activation == "identity" and net.decoder.fc_out.out_features == 10
+    assert net.code_discriminator.net[0].out_features == 7
+    assert net.binary_bottleneck.stochastic
+    assert net.classifier is not None and net.classifier.out_features == 3
+    assert model.automatic_optimization is False
+
+
+def test_encode_is_b_at_one_half_as_pm1_and_forward_is_relaxed() -> None:
+    model = make_tbh().eval()
+    x = batches(20)[:][0]
+    net = model.twin_bottleneck
+    logits = net.binary_bottleneck.fc(torch.relu(net.encoder.fc(model.backbone(x))))
+    prob = torch.sigmoid(logits)
+    expected = torch.where(prob > 0.5, 1.0, -1.0)
+    codes = model.encode(x)
+    assert torch.equal(codes, expected)
+    assert torch.allclose(model(x), 2 * prob - 1)
+    assert model.predict_step((x,), 0).shape == (20, 6)
+
+
+@pytest.mark.parametrize("lambda_cls", [0.0, 0.7])
+def test_step_losses_equal_tbh_losses_with_the_same_draws(lambda_cls: float) -> None:
+    model = make_tbh(lambda_cls=lambda_cls, lambda_adv=0.3, reconstruction_reduction="mean")
+    x, y, _ = batches(16)[:]
+    generator = model.generator(torch.device("cpu"))
+    state = generator.get_state()
+    _, step = model.step_losses(x, y)
+    replay = torch.Generator().manual_seed(0)
+    replay.set_state(state)
+    features = model.backbone(x)
+    output = model.twin_bottleneck(features, replay)
+    reference = tbh_losses(
+        model.twin_bottleneck,
+        features,
+        output,
+        y,
+        lambda_adv=0.3,
+        lambda_cls=lambda_cls,
+        reduction="mean",
+        generator=replay,
+    )
+    assert step.actor.item() == pytest.approx(reference.actor.item(), rel=1e-6)
+    assert step.critic.item() == pytest.approx(reference.critic.item(), rel=1e-6)
+    real = torch.sigmoid(model.twin_bottleneck.code_discriminator(output.b)).mean()
+    assert step.code_fake.item() == pytest.approx(real.item(), rel=1e-6)
+
+
+def test_lambda_cls_zero_leaves_the_classifier_out_of_the_loss_graph() -> None:
+    x, y, _ = batches(16)[:]
+    unsupervised = make_tbh(lambda_cls=0.0)
+    _, step = unsupervised.step_losses(x, y)
+    assert step.classification is None
+    step.actor.backward()
+    classifier = unsupervised.twin_bottleneck.classifier
+    assert all(p.grad is None for p in classifier.parameters())
+    assert unsupervised.twin_bottleneck.encoder.fc.weight.grad is not None
+    assert not any(p is q for p in unsupervised.actor_parameters() for q in classifier.parameters())
+
+    supervised = make_tbh(lambda_cls=1.0)
+    _, step = supervised.step_losses(x, y)
+    step.actor.backward()
+    assert supervised.twin_bottleneck.classifier.weight.grad.abs().sum() > 0
+    # the same seed builds the same network: lambda_cls alone separates the two methods
+    for (name, a), (_, b) in zip(
+        unsupervised.state_dict().items(), supervised.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_both_optimisers_step_every_batch_and_the_classifier_is_untouched_at_zero(
+    tmp_path: Path,
+) -> None:
+    model = make_tbh(lambda_cls=0.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit = trainer(tmp_path, max_epochs=1)
+    fit.fit(model, loader(batches(48)))
+    actor, critic = fit.optimizers
+    for optimizer in (actor, critic):
+        steps = {int(s["step"]) for s in optimizer.state_dict()["state"].values()}
+        assert steps == {3}, steps
+    assert len(critic.param_groups[0]["params"]) == len(model.critic_parameters())
+    after = model.state_dict()
+    assert fit.global_step == 2 * 3  # Lightning counts both optimisers' steps
+    for key in before:
+        changed = not torch.equal(before[key], after[key])
+        if key.startswith("hash_layer.classifier") or key.startswith("backbone"):
+            assert not changed, f"{key} must stay fixed"
+        elif key.startswith(("hash_layer.", "pos_weight")) and before[key].numel():
+            assert changed, f"{key} was not updated"
+
+
+def test_resume_from_checkpoint_is_exact_and_holds_both_optimizer_states(
+    tmp_path: Path,
+) -> None:
+    data = loader(batches(48))
+    scheduler = partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+    uninterrupted = make_tbh(scheduler=scheduler)
+    trainer(tmp_path / "a", max_epochs=4).fit(uninterrupted, data)
+
+    first = make_tbh(scheduler=scheduler)
+    checkpoints = tmp_path / "ckpt"
+    interrupted = trainer(
+        tmp_path / "b",
+        max_epochs=2,
+        enable_checkpointing=True,
+        callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True)],
+    )
+    interrupted.fit(first, data)
+    stored = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert len(stored["optimizer_states"]) == 2
+    assert all(state["state"] for state in stored["optimizer_states"])
+    assert len(stored["lr_schedulers"]) == 2
+    assert "tbh_generator_state" in stored
+
+    resumed = make_tbh(seed=123, scheduler=scheduler)
+    continued = trainer(tmp_path / "c", max_epochs=4)
+    continued.fit(resumed, data, ckpt_path=checkpoints / "last.ckpt")
+    assert continued.current_epoch == 4 and continued.global_step == 4 * 3 * 2
+    for (name, a), (_, b) in zip(
+        uninterrupted.state_dict().items(), resumed.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), f"{name} differs after resuming"
+    for opt_a, opt_b in zip(uninterrupted.optimizers(), resumed.optimizers(), strict=True):
+        assert opt_a.param_groups[0]["lr"] == opt_b.param_groups[0]["lr"] == 1e-3 / 16
+
+
+class PoisonBatch(pl.Callback):
+    """Writes NaN into the inputs of one batch of one epoch."""
+
+    def __init__(self, epoch: int, batch_idx: int) -> None:
+        self.epoch, self.batch_idx = epoch, batch_idx
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch_idx:
+            batch[0].fill_(float("nan"))
+
+
+def test_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path,
+) -> None:
+    model = make_tbh()
+    checkpoints = tmp_path / "ckpt"
+    fit = trainer(
+        tmp_path,
+        max_epochs=3,
+        enable_checkpointing=True,
+        callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True), PoisonBatch(1, 1)],
+    )
+    with pytest.raises(
+        NonFiniteLossError, match=r"non-finite loss at global step 8 \(epoch 1, batch 1;"
+    ):
+        fit.fit(model, loader(batches(48)))
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+    saved = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert saved["epoch"] == 0 and saved["global_step"] == 6
+    assert all(torch.isfinite(v).all() for v in saved["state_dict"].values())
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch=0-step=6.ckpt", "last.ckpt"]
+
+
+def test_frozen_backbone_features_are_the_reconstruction_target(tmp_path: Path) -> None:
+    model = make_tbh(backbone=MLP(SHAPE, hidden_dims=(10,), dropout=0.5))
+    model.train()
+    assert not model.backbone.training, "a frozen backbone must stay in eval mode"
+    assert all(not p.requires_grad for p in model.backbone.parameters())
+    x = batches(8)[:][0]
+    features = model.features(x)
+    assert not features.requires_grad
+    assert torch.equal(model.reconstruction_target_of(x, features), model.backbone(x))
+    ids = {id(p) for p in model.actor_parameters()}
+    assert not any(id(p) in ids for p in model.backbone.parameters())
+
+
+def test_input_target_trains_the_backbone_end_to_end() -> None:
+    model = make_tbh(reconstruction_target="input", freeze_backbone=False)
+    assert model.twin_bottleneck.decoder.fc_out.out_features == math.prod(SHAPE)
+    x, y, _ = batches(8)[:]
+    output, step = model.step_losses(x, y)
+    assert output.x_hat.shape == (8, math.prod(SHAPE))
+    target = 0.5 * (output.x_hat - x.flatten(1)).pow(2).sum()
+    assert step.reconstruction.item() == pytest.approx(target.item(), rel=1e-6)
+    step.actor.backward(inputs=model.actor_parameters())
+    assert model.backbone.net[1].weight.grad.abs().sum() > 0
+    ids = {id(p) for p in model.actor_parameters()}
+    assert all(id(p) in ids for p in model.backbone.parameters())
+
+
+def test_features_target_with_a_trainable_backbone_warns() -> None:
+    with pytest.warns(UserWarning, match="collapse"):
+        make_tbh(freeze_backbone=False)
+
+
+def test_input_target_needs_a_backbone_that_knows_its_input() -> None:
+    backbone = MLP(SHAPE)
+    del backbone.input_shape
+    with pytest.raises(ValueError, match="no input_shape attribute"):
+        make_tbh(backbone=backbone, reconstruction_target="input")
+
+
+def test_multi_label_positive_weights_come_from_the_training_labels() -> None:
+    labels = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 1, 1], [0, 0, 1], [1, 0, 0]]).float()
+    model = make_tbh(multi_label=True)
+    with pytest.raises(RuntimeError, match="prepare"):
+        model.step_losses(batches(5)[:][0], labels)
+    model.prepare(SimpleNamespace(train_labels=lambda: labels), Path("."))
+    expected = []
+    for c in range(3):
+        positives = sum(1 for row in labels.tolist() if row[c] == 1)
+        expected.append((len(labels) - positives) / positives)
+    assert model.pos_weight.tolist() == pytest.approx(expected)
+    x = batches(5)[:][0]
+    output, step = model.step_losses(x, labels)
+    logits = output.class_logits.double()
+    by_hand = 0.0
+    for i in range(5):
+        for c in range(3):
+            p = torch.sigmoid(logits[i, c]).item()
+            y = labels[i, c].item()
+            by_hand -= (expected[c] * y * math.log(p) + (1 - y) * math.log(1 - p)) / 3
+    assert step.classification.item() == pytest.approx(by_hand, rel=1e-5)
+    unweighted = make_tbh(multi_label=True, class_weighting="none")
+    unweighted.prepare(SimpleNamespace(train_labels=lambda: labels), Path("."))
+    assert unweighted.pos_weight.numel() == 0
+    assert unweighted.step_losses(x, labels)[1].classification is not None
+
+
+def test_positive_weights_load_from_a_checkpoint_without_prepare() -> None:
+    labels = torch.tensor([[1, 0, 1], [0, 1, 1], [0, 0, 1], [1, 0, 0]]).float()
+    model = make_tbh(multi_label=True)
+    model.prepare(SimpleNamespace(train_labels=lambda: labels), Path("."))
+    checkpoint = {"state_dict": model.state_dict()}
+    fresh = make_tbh(seed=5, multi_label=True)
+    fresh.on_load_checkpoint(checkpoint)
+    fresh.load_state_dict(checkpoint["state_dict"])
+    assert fresh.pos_weight.tolist() == pytest.approx([1.0, 3.0, 1 / 3])
+
+
+def test_validation_logs_the_bit_balance_of_the_database(tmp_path: Path) -> None:
+    model = make_tbh()
+    query, database = batches(10, seed=1), batches(40, seed=2)
+    check = trainer(tmp_path, max_epochs=1)
+    check.validate(model, [loader(query), loader(database)], verbose=False)
+    logged = {k: float(v) for k, v in check.callback_metrics.items()}
+    per_bit = []
+    codes = model.encode(database[:][0])
+    for bit in range(6):
+        per_bit.append(sum(1 for v in codes[:, bit].tolist() if v > 0) / 40)
+    assert logged["val/bit_balance_min"] == pytest.approx(min(per_bit))
+    assert logged["val/bit_balance_max"] == pytest.approx(max(per_bit))
+    assert logged["val/bit_balance_mean"] == pytest.approx(sum(per_bit) / 6)
+    dead = sum(1 for v in per_bit if v < 0.01 or v > 0.99)
+    assert logged["val/dead_bits"] == dead
+
+
+def test_training_logs_epoch_means_of_losses_and_discriminator_outputs(tmp_path: Path) -> None:
+    model = make_tbh(optimizer=partial(torch.optim.SGD, lr=0.0), reconstruction_reduction="mean")
+    data = batches(48)
+    fit = trainer(tmp_path, max_epochs=1)
+    fit.fit(model, loader(data))
+    logged = {k: float(v) for k, v in fit.callback_metrics.items()}
+    net = model.twin_bottleneck
+    reconstruction, fake, correct = 0.0, 0.0, 0
+    with torch.no_grad():
+        for start in range(0, 48, 16):
+            x, y, _ = data[start : start + 16]
+            features = model.backbone(x)
+            output = net(features)
+            for i in range(16):
+                reconstruction += 0.5 * float(((output.x_hat[i] - features[i]) ** 2).sum())
+                fake += float(torch.sigmoid(net.code_discriminator(output.b[i : i + 1])))
+                correct += int(output.class_logits[i].argmax() == y[i])
+    assert logged["train/reconstruction"] == pytest.approx(reconstruction / 48, rel=1e-5)
+    assert logged["train/d_code_fake"] == pytest.approx(fake / 48, rel=1e-5)
+    assert logged["train/classification_accuracy"] == pytest.approx(correct / 48)
+    for key in ("d_code_real", "d_continuous_real", "d_continuous_fake", "critic_loss"):
+        assert math.isfinite(logged[f"train/{key}"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("reconstruction_reduction", "none", "method.reconstruction_reduction='none'"),
+        ("class_weighting", "inverse", "method.class_weighting='inverse'"),
+        ("reconstruction_target", "pixels", "method.reconstruction_target='pixels'"),
+        ("lambda_cls", -1.0, "method.lambda_cls must be"),
+        ("lambda_adv", float("nan"), "method.lambda_adv must be"),
+        ("gamma", 0.0, "gamma must be > 0"),
+        ("decoder_activation", "tanh", "output_activation must be one of"),
+        ("discriminator_depth", "deep", "depth must be one of"),
+    ],
+)
+def test_bad_values_are_rejected_early(key: str, value: Any, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
+        make_tbh(**{key: value})
+
+
+def test_method_configs_cover_every_argument_and_differ_only_in_lambda_cls() -> None:
+    supervised = OmegaConf.load(CONF / "tbh_supervised.yaml")
+    unsupervised = OmegaConf.load(CONF / "tbh.yaml")
+    assert supervised.lambda_cls == 1.0 and unsupervised.lambda_cls == 0.0
+    assert (supervised.name, unsupervised.name) == ("tbh_supervised", "tbh")
+    plain_s = OmegaConf.to_container(supervised)
+    plain_u = OmegaConf.to_container(unsupervised)
+    differing = {k for k in plain_s if plain_s[k] != plain_u.get(k)}
+    assert differing == {"name", "lambda_cls"} and plain_s.keys() == plain_u.keys()
+    passed_by_pipeline = {"backbone", "bits", "num_classes", "multi_label", "kwargs", "self"}
+    arguments = set(inspect.signature(TBH.__init__).parameters) - passed_by_pipeline
+    arguments |= set(inspect.signature(TBH.__mro__[1].__init__).parameters) - passed_by_pipeline
+    assert arguments <= set(plain_s) - {"_target_"}
+    for key in ("gamma", "lambda_adv", "reconstruction_reduction", "freeze_backbone"):
+        assert plain_s[key] == inspect.signature(TBH.__init__).parameters[key].default
+    assert plain_s["optimizer"]["lr"] == 1e-4 and plain_s["optimizer"]["eps"] == 1e-7
+
+
+def test_non_finite_gradient_with_finite_loss_also_stops_before_the_update(
+    tmp_path: Path,
+) -> None:
+    model = make_tbh()
+    weight = model.twin_bottleneck.decoder.fc_out.weight
+    weight.register_hook(lambda grad: grad * float("inf"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradient at global step 0 "):
+        trainer(tmp_path, max_epochs=1).fit(model, loader(batches(16)))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), f"{key} was updated"

@@ -1,0 +1,175 @@
+"""Interrupt (SIGTERM/SIGINT) mid-epoch, resume in the same folder, end with identical results."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from hashing import pipeline
+from hashing.callbacks.interrupt import TrainingInterrupted
+from hashing.resume import expand_command_line, resume_checkpoint
+from tests.runs import compose_run
+
+ROOT = Path(__file__).resolve().parents[1]
+# 720 fit items / 64 = 12 batches an epoch; dropout makes the result depend on the RNG state
+BASE = [
+    "bits=16",
+    "seed=1",
+    "trainer.max_epochs=2",
+    "trainer.deterministic=true",
+    "backbone.dropout=0.3",
+]
+BATCHES_PER_EPOCH = 12
+# the signal goes out after global batch 16 (epoch 1, batch 4); the interrupt callback sees it
+# at the end of the next batch, so the checkpoint is taken after 18 of 24 optimizer steps
+SIGNAL_AT = 16
+
+
+def signal_overrides(name: str) -> list[str]:
+    return [
+        "+callbacks.signal_at._target_=tests.signal_at_batch.SignalAtBatch",
+        f"+callbacks.signal_at.batch={SIGNAL_AT}",
+        f"+callbacks.signal_at.signal_name={name}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    root = tmp_path_factory.mktemp("resume")
+    cache = root / "cache"
+    metrics = pipeline.train(compose_run("train", root / "full", cache, BASE))
+    return root, cache, metrics
+
+
+def best_checkpoint(run_dir: Path) -> tuple[str, float]:
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    [model_checkpoint] = [v for k, v in state["callbacks"].items() if "ModelCheckpoint" in k]
+    return Path(model_checkpoint["best_model_path"]).name, float(
+        model_checkpoint["best_model_score"]
+    )
+
+
+def test_sigint_mid_epoch_then_resume_gives_identical_metrics(uninterrupted) -> None:
+    """(SIGTERM takes the same path: tests/test_wandb.py interrupts with it.)"""
+    root, cache, expected = uninterrupted
+    run = root / "interrupted"
+    with pytest.raises(TrainingInterrupted) as stop:
+        pipeline.train(compose_run("train", run, cache, [*BASE, *signal_overrides("SIGINT")]))
+    assert stop.value.code == 128 + signal.SIGINT
+
+    # the checkpoint was taken inside epoch 1, with the loader's position in it
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == SIGNAL_AT + 2
+    assert state["epoch"] == 1
+    fit_loop = state["loops"]["fit_loop"]
+    assert fit_loop["state_dict"]["combined_loader"] == [
+        {"epoch": 1, "batches": SIGNAL_AT + 2 - BATCHES_PER_EPOCH}
+    ]
+    marker = json.loads((run / "interrupted.json").read_text())
+    assert marker["signal"] == "SIGINT"
+    assert marker["global_step"] == SIGNAL_AT + 2
+    assert not (run / "metrics.json").exists()
+
+    # the callback gave the signals back when fit ended
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = pipeline.train(compose_run("train", run, cache, [*BASE, f"resume={run}"]))
+    assert resumed == expected
+    assert json.loads((run / "metrics.json").read_text()) == pytest.approx(expected)
+    assert not (run / "interrupted.json").exists()
+    # best-checkpoint tracking survived: same best epoch file and score as without interruption
+    assert best_checkpoint(run) == best_checkpoint(root / "full")
+    # the first attempt's CSV rows were kept beside the resumed ones
+    assert (run / "csv" / "metrics.part1.csv").is_file()
+    assert (run / "csv" / "metrics.csv").is_file()
+
+
+@pytest.mark.slow  # two processes in a row (~20-40 s); the in-process test covers exactness
+def test_cli_sigterm_then_resume_continues_in_the_same_folder(uninterrupted) -> None:
+    root, cache, expected = uninterrupted
+    run = root / "cli"
+    command = [sys.executable, "-m", "hashing.train"]
+    first = subprocess.run(
+        [
+            *command,
+            *BASE,
+            *signal_overrides("SIGTERM"),
+            f"hydra.run.dir={run}",
+            f"paths.cache_dir={cache}",
+            "callbacks.progress_bar.refresh_rate=0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert first.returncode == 128 + signal.SIGTERM, first.stderr[-3000:]
+    assert json.loads((run / "interrupted.json").read_text())["signal"] == "SIGTERM"
+
+    second = subprocess.run(
+        [*command, f"resume={run}"], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads((run / "metrics.json").read_text()) == pytest.approx(expected, abs=0)
+    assert not (run / "interrupted.json").exists()
+    # Hydra wrote the resumed invocation into the same folder, no new run folder elsewhere
+    assert (run / ".hydra" / "overrides.yaml").is_file()
+
+
+def write_run(folder: Path, overrides: list[str]) -> Path:
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / "config_resolved.yaml").write_text("bits: 16\n")
+    return folder
+
+
+def test_expand_command_line_restores_the_run_overrides(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "sweep" / "3", ["method=csq", "bits=16", "seed=2", "resume=x"])
+    assert expand_command_line(["bits=8", "trainer.max_epochs=2"]) == [
+        "bits=8",
+        "trainer.max_epochs=2",
+    ]
+    expanded = expand_command_line([f"resume={run}", "seed=5"])
+    assert expanded == [
+        "method=csq",
+        "bits=16",
+        "seed=5",
+        f"resume='{run}'",
+        f"hydra.run.dir='{run}'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "resume={run}"], "continues one run"),
+        (["resume={missing}"], "is not a folder"),
+        (["resume={empty}"], "holds no config_resolved.yaml"),
+    ],
+)
+def test_expand_command_line_rejects_bad_input(tmp_path: Path, args: list[str], message: str):
+    run = write_run(tmp_path / "run", ["bits=16"])
+    (tmp_path / "empty").mkdir()
+    paths = {"run": run, "missing": tmp_path / "missing", "empty": tmp_path / "empty"}
+    with pytest.raises(ValueError, match=message):
+        expand_command_line([arg.format(**paths) for arg in args])
+
+
+def test_resume_checkpoint_checks_folder_and_checkpoint(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", ["bits=16"])
+    cache = tmp_path / "cache"
+    elsewhere = compose_run("train", tmp_path / "other", cache, [f"resume={run}"])
+    with pytest.raises(ValueError, match="continues in its own folder"):
+        resume_checkpoint(elsewhere)
+    same = compose_run("train", run, cache, [f"resume={run}"])
+    with pytest.raises(ValueError, match="nothing to resume"):
+        resume_checkpoint(same)
+    both = compose_run("train", run, cache, [f"resume={run}", f"ckpt_path={run}/x.ckpt"])
+    with pytest.raises(ValueError, match="choose one"):
+        resume_checkpoint(both)
