@@ -19,6 +19,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -55,13 +56,19 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingModule:
     """Instantiate backbone and method for the datamodule's input shape and classes."""
     backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
-    return instantiate(
-        cfg.method,
-        backbone=backbone,
-        bits=int(cfg.bits),
-        num_classes=int(datamodule.num_classes),
-        multi_label=bool(datamodule.multi_label),
-    )
+    try:
+        return instantiate(
+            cfg.method,
+            backbone=backbone,
+            bits=int(cfg.bits),
+            num_classes=int(datamodule.num_classes),
+            multi_label=bool(datamodule.multi_label),
+        )
+    except InstantiationException as error:
+        # a method rejecting a value (e.g. bits for its centers) is a config error: show it plainly
+        if isinstance(error.__cause__, ValueError):
+            raise error.__cause__ from None
+        raise
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list[pl.Callback]) -> pl.Trainer:
