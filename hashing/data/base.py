@@ -91,7 +91,9 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
 
     Subclasses implement :meth:`_load_pool` and :meth:`_protocol`; :meth:`prepare_data` may
     download. ``transform`` is a preset name (see :mod:`hashing.data.transforms`); ``None``
-    picks the subclass's ``default_transform``.
+    picks the subclass's ``default_transform``. Subclasses take only their own arguments and
+    forward the rest (``**base_options``: split seed, validation fraction, batch sizes, workers,
+    split folder, transform, loader options) to this constructor.
     """
 
     default_transform: str = "scale"

@@ -7,7 +7,7 @@ class, the database is everything else, 80 training images per class drawn from 
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,25 +27,11 @@ class DigitsDataModule(RetrievalDataModule):
         protocol: str = "digits-1",
         query_per_class: int = 20,
         train_per_class: int = 80,
-        split_seed: int = 0,
-        val_fraction: float = 0.1,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        split_dir: str | Path | None = None,
-        transform: str | None = None,
-        **loader_options: object,
+        **base_options: Any,
     ) -> None:
         super().__init__(
             name="digits",
-            split_seed=split_seed,
-            val_fraction=val_fraction,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            split_dir=split_dir,
-            transform=transform,
-            **loader_options,  # type: ignore[arg-type]
+            **base_options,
         )
         shape = resolve_shape(protocol, spec_aliases("digits"), ("disjoint", "from_database"))
         self._proto = Protocol(shape, int(query_per_class), int(train_per_class), top_k=None)

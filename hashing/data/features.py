@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -135,26 +136,16 @@ class FeaturesDataModule(RetrievalDataModule):
         name: str | None = None,
         top_k: int | None = None,
         arrays: dict[str, str] | None = None,
-        split_seed: int = 0,
-        val_fraction: float = 0.1,
         batch_size: int = 256,
         eval_batch_size: int = 1024,
-        num_workers: int = 0,
-        split_dir: str | Path | None = None,
-        transform: str | None = None,
-        **loader_options: object,
+        **base_options: Any,
     ) -> None:
         self.path = Path(path)
         super().__init__(
             name=name or self.path.stem,
-            split_seed=split_seed,
-            val_fraction=val_fraction,
             batch_size=batch_size,
             eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            split_dir=split_dir,
-            transform=transform,
-            **loader_options,  # type: ignore[arg-type]
+            **base_options,
         )
         unknown = sorted(set(arrays or {}) - set(ARRAY_KEYS))
         if unknown:

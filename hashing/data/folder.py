@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,26 +79,12 @@ class FolderDataModule(RetrievalDataModule):
         grayscale: bool = False,
         cache_dir: str | Path | None = None,
         decode_workers: int | None = None,
-        split_seed: int = 0,
-        val_fraction: float = 0.1,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        split_dir: str | Path | None = None,
-        transform: str | None = None,
-        **loader_options: object,
+        **base_options: Any,
     ) -> None:
         self.root = Path(root)
         super().__init__(
             name=name or self.root.name or "folder",
-            split_seed=split_seed,
-            val_fraction=val_fraction,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            split_dir=split_dir,
-            transform=transform,
-            **loader_options,  # type: ignore[arg-type]
+            **base_options,
         )
         if layout not in LAYOUTS:
             raise ValueError(f"layout {layout!r} unknown; expected one of {LAYOUTS}")

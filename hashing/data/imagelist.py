@@ -14,6 +14,7 @@ become class indices (N,) long, unless ``multi_label: true`` forces multi-hot.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,26 +78,12 @@ class ImageListDataModule(RetrievalDataModule):
         in_memory: bool = False,
         cache_dir: str | Path | None = None,
         decode_workers: int | None = None,
-        split_seed: int = 0,
-        val_fraction: float = 0.1,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        split_dir: str | Path | None = None,
-        transform: str | None = None,
-        **loader_options: object,
+        **base_options: Any,
     ) -> None:
         self.root = Path(root)
         super().__init__(
             name=name or self.root.name or "imagelist",
-            split_seed=split_seed,
-            val_fraction=val_fraction,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            split_dir=split_dir,
-            transform=transform,
-            **loader_options,  # type: ignore[arg-type]
+            **base_options,
         )
         if top_k is not None and int(top_k) < 1:
             raise ValueError(f"top_k must be a positive integer or null (ALL), got {top_k}")

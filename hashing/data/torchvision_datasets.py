@@ -19,7 +19,7 @@ offline, ``root`` must already hold torchvision's layout (``<root>/MNIST/raw/...
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -45,27 +45,13 @@ class TorchvisionDataModule(RetrievalDataModule):
         protocol: str | None = None,
         query_per_class: int = 100,
         train_per_class: int = 500,
-        split_seed: int = 0,
-        val_fraction: float = 0.1,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        split_dir: str | Path | None = None,
-        transform: str | None = None,
         name: str | None = None,
-        **loader_options: object,
+        **base_options: Any,
     ) -> None:
         name = name or self.default_name
         super().__init__(
             name=name,
-            split_seed=split_seed,
-            val_fraction=val_fraction,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            split_dir=split_dir,
-            transform=transform,
-            **loader_options,  # type: ignore[arg-type]
+            **base_options,
         )
         self.root = Path(root)
         self.download = bool(download)
