@@ -96,6 +96,22 @@ def select_test_checkpoint(trainer: pl.Trainer, choice: str | None) -> str | Non
     return path or None
 
 
+def report_metrics(
+    metrics: dict[str, float],
+    output_dir: Path,
+    run_cfg: DictConfig,
+    datamodule: pl.LightningDataModule,
+    footer: str,
+) -> None:
+    """Write ``metrics.json`` into the run folder and print the summary table."""
+    write_json_atomic(output_dir / "metrics.json", metrics)
+    title = (
+        f"{run_cfg.method.get('name', 'method')} · {run_cfg.bits} bits · "
+        f"{datamodule.name} · seed {run_cfg.seed}"
+    )
+    print_summary(metrics, title=title, footer=footer)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the test metrics and the best val/mAP (``val/mAP_best``)."""
     check_run_config(cfg)
@@ -132,13 +148,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
         metrics.update(test_metrics(trainer))
         if trainer.is_global_zero:
-            write_json_atomic(output_dir / "metrics.json", metrics)
-            print_summary(
-                metrics,
-                title=f"{cfg.method.get('name', 'method')} · {cfg.bits} bits · "
-                f"{datamodule.name} · seed {cfg.seed}",
-                footer=f"trained in {train_seconds:.1f} s · tested {ckpt_path or 'last weights'}",
-            )
+            footer = f"trained in {train_seconds:.1f} s · tested {ckpt_path or 'last weights'}"
+            report_metrics(metrics, output_dir, cfg, datamodule, footer)
     if trainer.is_global_zero:
         publish_run_folder(trainer.loggers, output_dir)
     log.info("run folder: %s", output_dir)
@@ -171,11 +182,5 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path), verbose=False)
     metrics = test_metrics(trainer)
     if trainer.is_global_zero:
-        write_json_atomic(output_dir / "metrics.json", metrics)
-        print_summary(
-            metrics,
-            title=f"{run_cfg.method.get('name', 'method')} · {run_cfg.bits} bits · "
-            f"{datamodule.name}",
-            footer=f"evaluated {cfg.ckpt_path}",
-        )
+        report_metrics(metrics, output_dir, run_cfg, datamodule, f"evaluated {cfg.ckpt_path}")
     return metrics
