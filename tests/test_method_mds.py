@@ -8,7 +8,6 @@ lengths where no Bernoulli draw passes CSQ's test) is checked on the source dire
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 
@@ -20,28 +19,10 @@ from pytorch_lightning.utilities import rank_zero_only
 from hashing import pipeline
 from hashing.centers import CenterGenerationError, mds_centers
 from hashing.methods.center_sources import CSQCenters, MDSCenters
+from tests.brute_centers import brute_distances, brute_required_distance
 from tests.runs import compose_run
 
 TINY = ["method=mds", "seed=0", "data.train_per_class=30", "debug=fast"]
-
-
-def brute_required_distance(bits: int, num_classes: int) -> int:
-    """Smallest d with sum_{j<d} binom(q, j) >= 2^q / C (SPEC §3), by counting up."""
-    d, total = 0, 0
-    while total * num_classes < 2**bits:
-        total += math.comb(bits, d)
-        d += 1
-    return d
-
-
-def brute_distances(centers: torch.Tensor) -> list[int]:
-    """Hamming distance of every pair i < j, bit by bit."""
-    rows = centers.tolist()
-    return [
-        sum(a != b for a, b in zip(rows[i], rows[j], strict=True))
-        for i in range(len(rows))
-        for j in range(i + 1, len(rows))
-    ]
 
 
 @pytest.fixture(scope="module")

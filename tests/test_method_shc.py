@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hashing import pipeline
 from hashing.centers import cache_key, mds_centers
+from tests.brute_centers import brute_distances, brute_required_distance
 from tests.runs import CONF, compose_run
 
 CLASSIFIER = "method.center_source.classifier"
@@ -71,25 +72,6 @@ def stages(out: Path) -> dict[str, str]:
     """Cache outcome per stage recorded in the run folder."""
     record = json.loads((out / "shc_stages.json").read_text())
     return {"stage1": record["stage1"]["cache"], "stage2": record["stage2"]["cache"]}
-
-
-def brute_required_distance(bits: int, num_classes: int) -> int:
-    """Smallest d with sum_{j<d} binom(q, j) >= 2^q / C (SPEC §3), by counting up."""
-    d, total = 0, 0
-    while total * num_classes < 2**bits:
-        total += math.comb(bits, d)
-        d += 1
-    return d
-
-
-def brute_distances(centers: torch.Tensor) -> list[int]:
-    """Hamming distance of every pair i < j, bit by bit."""
-    rows = centers.tolist()
-    return [
-        sum(a != b for a, b in zip(rows[i], rows[j], strict=True))
-        for i in range(len(rows))
-        for j in range(i + 1, len(rows))
-    ]
 
 
 def brute_similarity(
