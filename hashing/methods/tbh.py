@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -38,15 +38,11 @@ from torch import Tensor, nn
 from hashing.methods.base import HashingModule, OptimizerFactory
 from hashing.tbh import (
     Decoder,
+    TBHLosses,
     TBHOutput,
     TwinBottleneck,
-    actor_loss,
-    classification_loss,
-    critic_loss,
     positive_class_weights,
-    reconstruction_loss,
-    sample_binary_prior,
-    sample_uniform_prior,
+    tbh_losses,
 )
 
 RECONSTRUCTION_TARGETS = ("features", "input")
@@ -57,21 +53,6 @@ GENERATOR_STATE_KEY = "tbh_generator_state"
 
 class NonFiniteLossError(FloatingPointError):
     """A TBH training step produced a NaN/inf loss or gradient; nothing was updated."""
-
-
-class TBHStep(NamedTuple):
-    """The losses of one training step and the discriminators' mean probabilities on real/fake."""
-
-    actor: Tensor
-    critic: Tensor
-    reconstruction: Tensor
-    critic_code: Tensor
-    critic_continuous: Tensor
-    classification: Tensor | None
-    code_real: Tensor
-    code_fake: Tensor
-    continuous_real: Tensor
-    continuous_fake: Tensor
 
 
 class TBH(HashingModule):
@@ -282,61 +263,24 @@ class TBH(HashingModule):
             return x.flatten(1)
         return features.detach()
 
-    def step_losses(self, x: Tensor, labels: Tensor) -> tuple[TBHOutput, TBHStep]:
-        """One forward pass and both objectives (same terms and prior draws as ``tbh_losses``)."""
+    def step_losses(self, x: Tensor, labels: Tensor) -> tuple[TBHOutput, TBHLosses]:
+        """One forward pass and both objectives (``tbh_losses`` on the backbone's features)."""
         features = self.features(x)
-        network = self.twin_bottleneck
         generator = self.generator(features.device)
-        output = network(features, generator)
-        batch = features.shape[0]
-        prior_b = sample_binary_prior(
-            batch, self.bits, device=features.device, dtype=output.b.dtype, generator=generator
-        )
-        prior_z = sample_uniform_prior(
-            batch,
-            output.z_graph.shape[1],
-            device=features.device,
-            dtype=output.z_graph.dtype,
+        output = self.twin_bottleneck(features, generator)
+        losses = tbh_losses(
+            self.twin_bottleneck,
+            features,
+            output,
+            labels,
+            lambda_adv=self.lambda_adv,
+            lambda_cls=self.lambda_cls,
+            reduction=self.reconstruction_reduction,
+            pos_weight=self._positive_weights() if self.lambda_cls != 0 else None,
             generator=generator,
+            target=self.reconstruction_target_of(x, features),
         )
-        code_real = network.code_discriminator(prior_b)
-        code_fake = network.code_discriminator(output.b)
-        continuous_real = network.continuous_discriminator(prior_z)
-        continuous_fake = network.continuous_discriminator(output.z_graph)
-        critic_code = critic_loss(code_real, code_fake)
-        critic_continuous = critic_loss(continuous_real, continuous_fake)
-        recon = reconstruction_loss(
-            output.x_hat, self.reconstruction_target_of(x, features), self.reconstruction_reduction
-        )
-        classification = None
-        if self.lambda_cls != 0:
-            assert output.class_logits is not None
-            classification = classification_loss(
-                output.class_logits,
-                labels,
-                self._positive_weights(),
-                self.reconstruction_reduction,
-            )
-        actor = actor_loss(
-            recon,
-            (critic_code, critic_continuous),
-            classification,
-            self.lambda_adv,
-            self.lambda_cls,
-        )
-        step = TBHStep(
-            actor=actor,
-            critic=critic_code + critic_continuous,
-            reconstruction=recon,
-            critic_code=critic_code,
-            critic_continuous=critic_continuous,
-            classification=classification,
-            code_real=torch.sigmoid(code_real.detach()).mean(),
-            code_fake=torch.sigmoid(code_fake.detach()).mean(),
-            continuous_real=torch.sigmoid(continuous_real.detach()).mean(),
-            continuous_fake=torch.sigmoid(continuous_fake.detach()).mean(),
-        )
-        return output, step
+        return output, losses
 
     # --- optimisation -----------------------------------------------------------------------
     def actor_parameters(self) -> list[nn.Parameter]:
@@ -395,7 +339,7 @@ class TBH(HashingModule):
                 scheduler.step()
 
     def _stop_unless_finite(
-        self, step: TBHStep, params: list[nn.Parameter], batch_idx: int
+        self, step: TBHLosses, params: list[nn.Parameter], batch_idx: int
     ) -> None:
         """Raise :class:`NonFiniteLossError` before any update if a loss or gradient is NaN/inf.
 
@@ -415,7 +359,7 @@ class TBH(HashingModule):
             "Check the inputs for NaN/inf, or lower the learning rate."
         )
 
-    def _accumulate_step(self, output: TBHOutput, step: TBHStep, labels: Tensor) -> None:
+    def _accumulate_step(self, output: TBHOutput, step: TBHLosses, labels: Tensor) -> None:
         """Add the batch's losses, discriminator outputs and bit mean to the epoch's sums.
 
         Logged once per epoch by :meth:`on_train_epoch_end`: eleven ``self.log`` calls per step

@@ -197,7 +197,11 @@ def classification_loss(
 
 
 class TBHLosses(NamedTuple):
-    """Everything one TBH step needs: the two losses to optimise and their parts for logging."""
+    """Everything one TBH step needs: the two losses to optimise and their parts for logging.
+
+    ``code_real`` ... ``continuous_fake`` are the discriminators' mean probabilities on prior
+    (real) and encoded (fake) samples, detached: the numbers that show a collapsing critic.
+    """
 
     actor: Tensor
     critic: Tensor
@@ -205,6 +209,10 @@ class TBHLosses(NamedTuple):
     critic_code: Tensor
     critic_continuous: Tensor
     classification: Tensor | None
+    code_real: Tensor
+    code_fake: Tensor
+    continuous_real: Tensor
+    continuous_fake: Tensor
 
 
 def tbh_losses(
@@ -218,6 +226,7 @@ def tbh_losses(
     reduction: Reduction = "sum",
     pos_weight: Tensor | None = None,
     generator: torch.Generator | None = None,
+    target: Tensor | None = None,
 ) -> TBHLosses:
     """Actor and critic losses of one forward pass (priors drawn here, one per batch row).
 
@@ -226,7 +235,8 @@ def tbh_losses(
     the encoded inputs: backpropagate each loss into its own group only, e.g.
     ``actor.backward(inputs=model.actor_parameters(), retain_graph=True)`` then
     ``critic.backward(inputs=model.critic_parameters())``, and step both optimisers afterwards.
-    A ``generator`` for the priors must live on ``x``'s device.
+    A ``generator`` for the priors must live on ``x``'s device. ``target`` is what the decoder
+    reconstructs (default ``x``, the network's input).
     """
     batch = x.shape[0]
     prior_b = sample_binary_prior(
@@ -239,11 +249,13 @@ def tbh_losses(
         dtype=output.z_graph.dtype,
         generator=generator,
     )
-    critic_code = critic_loss(model.code_discriminator(prior_b), model.code_discriminator(output.b))
-    critic_continuous = critic_loss(
-        model.continuous_discriminator(prior_z), model.continuous_discriminator(output.z_graph)
-    )
-    recon = reconstruction_loss(output.x_hat, x, reduction)
+    code_real = model.code_discriminator(prior_b)
+    code_fake = model.code_discriminator(output.b)
+    continuous_real = model.continuous_discriminator(prior_z)
+    continuous_fake = model.continuous_discriminator(output.z_graph)
+    critic_code = critic_loss(code_real, code_fake)
+    critic_continuous = critic_loss(continuous_real, continuous_fake)
+    recon = reconstruction_loss(output.x_hat, x if target is None else target, reduction)
     classification = None
     if lambda_cls != 0:
         if output.class_logits is None:
@@ -264,4 +276,8 @@ def tbh_losses(
         critic_code=critic_code,
         critic_continuous=critic_continuous,
         classification=classification,
+        code_real=torch.sigmoid(code_real.detach()).mean(),
+        code_fake=torch.sigmoid(code_fake.detach()).mean(),
+        continuous_real=torch.sigmoid(continuous_real.detach()).mean(),
+        continuous_fake=torch.sigmoid(continuous_fake.detach()).mean(),
     )
