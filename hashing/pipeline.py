@@ -5,8 +5,8 @@ run the method's preparation stage (e.g. hash centers), fit, test the selected c
 write ``metrics.json`` and print a summary table. Every run folder holds the resolved config,
 the data split, checkpoints, logs and the metrics.
 
-``resume=<run dir>`` fits from the folder's ``checkpoints/last.ckpt`` (:mod:`hashing.resume`);
-the train loader is made resumable mid-epoch (:mod:`hashing.resumable_loader`) and the RNG
+``resume=<run dir>`` fits from the folder's ``checkpoints/last.ckpt`` (:mod:`hashing.runs.resume`);
+the train loader is made resumable mid-epoch (:mod:`hashing.runs.resumable_loader`) and the RNG
 states travel in checkpoints (:class:`RNGState`), so an interrupted run resumes exactly.
 """
 
@@ -23,16 +23,16 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from hashing.atomic import write_json_atomic
 from hashing.callbacks.config_snapshot import CONFIG_KEY, ConfigSnapshot
 from hashing.callbacks.rng_state import RNGState
-from hashing.config_checks import check_bits_for_classes, check_run_config
 from hashing.loggers import publish_run_folder
 from hashing.methods.base import HashingModule
-from hashing.resumable_loader import make_training_resumable
-from hashing.resume import keep_csv_history, resume_checkpoint
-from hashing.run_status import clear_markers
-from hashing.summary import print_summary
+from hashing.runs.atomic import write_json_atomic
+from hashing.runs.config_checks import check_bits_for_classes, check_run_config
+from hashing.runs.resumable_loader import make_training_resumable
+from hashing.runs.resume import keep_csv_history, resume_checkpoint
+from hashing.runs.status import clear_markers
+from hashing.runs.summary import print_summary
 
 log = logging.getLogger(__name__)
 

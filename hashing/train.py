@@ -1,7 +1,7 @@
 """`python -m hashing.train [overrides]`: train, test and report one run (or a sweep with -m).
 
 `python -m hashing.train resume=<run dir>` continues an interrupted run in its folder (see
-:mod:`hashing.resume`). In a sweep a failing job records ``failed.json`` in its folder and the
+:mod:`hashing.runs.resume`). In a sweep a failing job records ``failed.json`` in its folder and the
 sweep goes on (``fail_fast=true`` stops it instead; a single run always stops).
 """
 
@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 
 from hashing import pipeline
 from hashing.loggers.wandb_run import finish_active_run
-from hashing.resume import expand_command_line
-from hashing.run_status import record_failures
+from hashing.runs.resume import expand_command_line
+from hashing.runs.status import record_failures
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
-from hashing.config_checks import check_bits_for_classes, check_run_config
+from hashing.runs.config_checks import check_bits_for_classes, check_run_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ["data", "method", "backbone", "trainer", "logger", "callbacks", "experiment", "debug"]

@@ -341,7 +341,7 @@ def test_stage2_starts_from_mds_and_warns_when_it_cannot_move(first, caplog) -> 
     out, _, _ = first
     # no gradient entry clears a flip threshold of 1e6: stage 2 must return its MDS start
     change = ["method.center_source.optimisation.eta=1.0e6", *PREPARE_ONLY]
-    with caplog.at_level(logging.WARNING, logger="hashing.methods.center_sources"):
+    with caplog.at_level(logging.WARNING, logger="hashing.methods.shc_centers"):
         stuck, _, _ = run(out.parent, "stuck", [*TINY, *change])
     assert stages(stuck) == {"stage1": "hit", "stage2": "miss"}
     assert "SHC stage 2 accepted no update" in caplog.text

@@ -12,13 +12,13 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from hashing.backbones.mlp import MLP
-from hashing.methods.center_sources import SemanticCenters
 from hashing.methods.classifier import (
     ClassifierModule,
     classification_loss,
     fit_classifier,
     isolated_rng,
 )
+from hashing.methods.shc_centers import SemanticCenters
 
 BACKBONE = {"_target_": "hashing.backbones.mlp.MLP", "hidden_dims": [8]}
 CLASSIFIER = {

@@ -12,7 +12,7 @@ import yaml
 
 from hashing.report.__main__ import main
 from hashing.report.runs import collect_runs
-from hashing.run_status import FAILED, INTERRUPTED
+from hashing.runs.status import FAILED, INTERRUPTED
 
 METRICS = ("test/mAP@100", "test/mAP@1000", "test/mAP@ALL")
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -14,7 +14,7 @@ import yaml
 
 from hashing import pipeline
 from hashing.callbacks.interrupt import TrainingInterrupted
-from hashing.resume import expand_command_line, resume_checkpoint
+from hashing.runs.resume import expand_command_line, resume_checkpoint
 from tests.runs import compose_run
 
 ROOT = Path(__file__).resolve().parents[1]

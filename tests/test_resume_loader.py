@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
-from hashing.resumable_loader import (
+from hashing.runs.resumable_loader import (
     EpochSequentialSampler,
     EpochShuffleSampler,
     ResumableDataLoader,

@@ -15,7 +15,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from hashing.report.__main__ import main as report
-from hashing.run_status import record_failures
+from hashing.runs.status import record_failures
 from tests.runs import CONF, compose_run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from hashing.run_status import write_interruption
+from hashing.runs.status import write_interruption
 
 log = logging.getLogger(__name__)
 

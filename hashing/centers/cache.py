@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from hashing.atomic import atomic_write
+from hashing.runs.atomic import atomic_write
 
 T = TypeVar("T")
 

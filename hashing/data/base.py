@@ -23,9 +23,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hashing.atomic import atomic_path, atomic_write
 from hashing.data.splits import SPLIT_KEYS, Protocol, make_split
 from hashing.data.transforms import Transform, build_transform
+from hashing.runs.atomic import atomic_path, atomic_write
 
 
 class ItemSource(TypingProtocol):

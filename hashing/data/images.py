@@ -21,7 +21,7 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2.functional import resize
 
-from hashing.atomic import atomic_path
+from hashing.runs.atomic import atomic_path
 
 DECODER = "torchvision-decode_image-v1"  # part of the cache key: a new decoder, a new cache
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")

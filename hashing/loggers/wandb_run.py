@@ -24,7 +24,7 @@ from typing import Any
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from hashing.atomic import atomic_write
+from hashing.runs.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

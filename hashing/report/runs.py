@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from hashing.run_status import FAILED, INTERRUPTED, METRICS
+from hashing.runs.status import FAILED, INTERRUPTED, METRICS
 
 CONFIG = "config_resolved.yaml"
 HYDRA_DIR = ".hydra"

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from hashing.atomic import write_json_atomic
+from hashing.runs.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 

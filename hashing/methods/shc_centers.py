@@ -1,0 +1,371 @@
+"""SHC's centers (SPEC §3): a classifier's logits -> class similarity -> fitted centers.
+
+Stage 1 trains a classifier (``ClassifierModule`` on a ``pl.Trainer``) on the fit split and keeps
+its training-set logits; the class similarity ``S`` follows from them; stage 2 optimises centers
+to ``S`` starting from MDS. Both stages are cached in a :class:`~hashing.centers.StageCache`,
+keyed by everything they depend on (data split fingerprint, backbone, settings, seed).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from hashing.centers import (
+    StageCache,
+    cache_key,
+    class_similarity,
+    semantic_centers,
+    validate_bits,
+)
+from hashing.methods.center_sources import is_rank_zero, save_centers
+from hashing.methods.classifier import ClassifierModule, fit_classifier, isolated_rng
+from hashing.runs.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _plain(value: Any) -> Any:
+    """A DictConfig/ListConfig as plain containers (resolved); anything else unchanged."""
+    if isinstance(value, DictConfig) or OmegaConf.is_list(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def tensor_digest(*tensors: Tensor | np.ndarray) -> str:
+    """SHA-256 over the dtypes, shapes and bytes of the given arrays (CPU, contiguous)."""
+    digest = hashlib.sha256()
+    for item in tensors:
+        array = item.detach().cpu().numpy() if isinstance(item, Tensor) else np.asarray(item)
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def split_fingerprint(datamodule: pl.LightningDataModule) -> dict[str, Any]:
+    """What identifies the data stage 1 trains on: dataset, protocol, seed, fit split digest.
+
+    The digest covers the fit split's pool indices and labels, so a split drawn differently
+    (other seed, validation fraction or protocol sizes) never matches; ``transform`` and
+    ``input_shape`` cover what the classifier sees of each item.
+    """
+    needed = ("name", "protocol", "split_seed", "split", "train_labels", "input_shape")
+    missing = [attr for attr in needed if not hasattr(datamodule, attr)]
+    if missing:
+        raise TypeError(
+            f"SHC needs a RetrievalDataModule (set up); {type(datamodule).__name__} lacks {missing}"
+        )
+    fit = np.asarray(datamodule.split["fit"], dtype=np.int64)
+    labels = datamodule.train_labels()
+    return {
+        "name": str(datamodule.name),
+        "protocol": str(datamodule.protocol.key),
+        "split_seed": int(datamodule.split_seed),
+        "fit_size": int(fit.size),
+        "fit_sha256": tensor_digest(fit, labels),
+        "num_classes": int(datamodule.num_classes),
+        "multi_label": bool(datamodule.multi_label),
+        "transform": getattr(datamodule, "transform", None),
+        "input_shape": [int(d) for d in datamodule.input_shape],
+    }
+
+
+def write_similarity_csv(similarity: Tensor, path: Path, names: list[str]) -> None:
+    """``S`` as CSV: a header of class names, then one row per class, name first."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["class", *names])
+        for name, row in zip(names, similarity.tolist(), strict=True):
+            writer.writerow([name, *(repr(float(v)) for v in row)])
+
+
+CLASSIFIER_KEYS = ("max_epochs", "batch_size", "optimizer", "scheduler", "trainer")
+OPTIMISATION_KEYS = (
+    "rho",
+    "mu",
+    "eta",
+    "lambda_init",
+    "epochs",
+    "inner_passes",
+    "repulsion_scale",
+    "backtrack",
+    "mds_max_sweeps",
+)
+MULTI_LABEL_RULES = ("all", "first")
+#: bump when a stage's computation changes, so old cache entries stop matching
+STAGE1_VERSION = 1
+STAGE2_VERSION = 1
+
+
+class SemanticCenters:
+    """SHC (SPEC §3): classifier -> class similarity -> similarity-fitting centers.
+
+    Args:
+        backbone: the backbone *config* (``_target_`` + arguments, as in ``conf/backbone``);
+            stage 1 builds a fresh instance with the datamodule's input shape.
+        classifier: stage-1 training settings: ``max_epochs``, ``batch_size``, ``optimizer``
+            (a ``_partial_`` optimiser config), ``scheduler`` (a ``_partial_`` scheduler
+            config or None) and ``trainer`` (further ``pl.Trainer`` arguments).
+        optimisation: keyword arguments of :func:`hashing.centers.semantic_centers` (rho, mu,
+            eta, lambda_init, epochs, inner_passes, repulsion_scale, backtrack, mds_max_sweeps).
+        seed: seed of the classifier (weights, shuffling) and of the MDS start.
+        multi_label: how a multi-hot sample enters ``S``: ``all`` masks every positive label
+            and adds to each of their rows, ``first`` keeps the first positive only (SHC code).
+        cache_dir: folder of the stage cache (None: no caching).
+        cache: False computes both stages every time (nothing read or written).
+        figures: draw the similarity heatmap and the distance-vs-similarity scatter into the
+            run folder (about a second each; off for large sweeps or huge ``C``).
+    """
+
+    method = "shc"
+
+    def __init__(
+        self,
+        backbone: Mapping[str, Any],
+        classifier: Mapping[str, Any],
+        optimisation: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        multi_label: str = "all",
+        cache_dir: str | Path | None = None,
+        cache: bool = True,
+        figures: bool = True,
+    ) -> None:
+        self.backbone = dict(_plain(backbone))
+        if "_target_" not in self.backbone:
+            raise ValueError(f"backbone must be a config with a _target_, got {self.backbone!r}")
+        self.classifier = self._check_classifier(dict(_plain(classifier)))
+        self.optimisation = dict(_plain(optimisation or {}))
+        unknown = sorted(set(self.optimisation) - set(OPTIMISATION_KEYS))
+        if unknown:
+            raise ValueError(
+                f"unknown SHC optimisation setting(s) {unknown}; allowed: {list(OPTIMISATION_KEYS)}"
+            )
+        if multi_label not in MULTI_LABEL_RULES:
+            raise ValueError(
+                f"multi_label={multi_label!r} is invalid: use one of {list(MULTI_LABEL_RULES)}"
+            )
+        self.seed = int(seed)
+        self.multi_label = multi_label
+        self.cache = StageCache(cache_dir or ".", enabled=bool(cache) and cache_dir is not None)
+        self.figures = bool(figures)
+        #: "hit" / "miss" per stage, from the latest call (also written to shc_stages.json)
+        self.last_cache: dict[str, str] = {}
+
+    @staticmethod
+    def _check_classifier(settings: dict[str, Any]) -> dict[str, Any]:
+        """Fill defaults and reject unknown or invalid stage-1 settings."""
+        unknown = sorted(set(settings) - set(CLASSIFIER_KEYS))
+        if unknown:
+            raise ValueError(
+                f"unknown SHC classifier setting(s) {unknown}; allowed: {list(CLASSIFIER_KEYS)}"
+            )
+        for key in ("max_epochs", "batch_size"):
+            value = settings.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"classifier.{key}={value!r} is invalid: use a positive integer")
+        optimizer = settings.get("optimizer")
+        if not isinstance(optimizer, Mapping) or "_target_" not in optimizer:
+            raise ValueError(
+                f"classifier.optimizer={optimizer!r} is invalid: give a _partial_ optimiser "
+                "config, e.g. {_target_: torch.optim.Adam, _partial_: true, lr: 1e-3}"
+            )
+        settings.setdefault("scheduler", None)
+        settings["trainer"] = dict(settings.get("trainer") or {})
+        clash = sorted(
+            set(settings["trainer"])
+            & {"max_epochs", "logger", "enable_checkpointing", "default_root_dir", "callbacks"}
+        )
+        if clash:
+            raise ValueError(f"classifier.trainer may not set {clash}: stage 1 controls them")
+        return settings
+
+    def validate(self, num_classes: int, bits: int) -> None:
+        """Raise ValueError naming ``bits`` when the distance bound cannot be met."""
+        validate_bits(bits, num_classes, self.method)
+
+    # --- stage 1 -------------------------------------------------------------------------
+    def stage1_inputs(self, datamodule: pl.LightningDataModule) -> dict[str, Any]:
+        """Cache-key inputs of stage 1: data split, backbone, classifier settings, seed."""
+        return {
+            "stage": "shc-1-classifier-logits",
+            "version": STAGE1_VERSION,
+            "data": split_fingerprint(datamodule),
+            "backbone": self.backbone,
+            "classifier": self.classifier,
+            "seed": self.seed,
+        }
+
+    def _train_classifier(self, datamodule: Any, num_classes: int) -> dict[str, Tensor]:
+        """Stage 1 proper: train a fresh classifier, return its training-set logits."""
+        log.info(
+            "SHC stage 1: training the classifier (%s, %d epochs) on %d %s items",
+            self.backbone["_target_"].rsplit(".", 1)[-1],
+            self.classifier["max_epochs"],
+            len(datamodule.split["fit"]),
+            datamodule.name,
+        )
+        with isolated_rng(self.seed):
+            backbone = instantiate(self.backbone, input_shape=tuple(datamodule.input_shape))
+            scheduler = self.classifier["scheduler"]
+            module = ClassifierModule(
+                backbone,
+                num_classes,
+                multi_label=bool(datamodule.multi_label),
+                optimizer=instantiate(self.classifier["optimizer"]),
+                scheduler=instantiate(scheduler) if scheduler else None,
+            )
+            logits = fit_classifier(
+                module,
+                datamodule.dataset("fit", train=True),
+                datamodule.dataset("fit", train=False),
+                max_epochs=self.classifier["max_epochs"],
+                batch_size=self.classifier["batch_size"],
+                eval_batch_size=int(getattr(datamodule, "eval_batch_size", 256)),
+                seed=self.seed,
+                num_workers=int(getattr(datamodule, "num_workers", 0)),
+                trainer_options=self.classifier["trainer"],
+            )
+        return {
+            "logits": logits,
+            "labels": datamodule.train_labels().clone(),
+            "train_loss": torch.tensor(module.history["loss"], dtype=torch.float64),
+            "train_acc": torch.tensor(module.history["acc"], dtype=torch.float64),
+        }
+
+    # --- stage 2 -------------------------------------------------------------------------
+    def stage2_inputs(
+        self, stage1_inputs: Mapping[str, Any], similarity: Tensor, bits: int
+    ) -> dict[str, Any]:
+        """Cache-key inputs of stage 2: stage 1's key, ``S`` itself, bits, optimiser, seed."""
+        return {
+            "stage": "shc-2-centers",
+            "version": STAGE2_VERSION,
+            "stage1": cache_key(stage1_inputs),
+            "multi_label": self.multi_label,
+            "similarity_sha256": tensor_digest(similarity),
+            "bits": int(bits),
+            "optimisation": self.optimisation,
+            "seed": self.seed,
+        }
+
+    def _optimise(self, similarity: Tensor, bits: int) -> dict[str, Any]:
+        """Stage 2 proper: similarity-fitting centers started from MDS."""
+        log.info("SHC stage 2: optimising %d centers of %d bits", similarity.shape[0], bits)
+        centers, info = semantic_centers(similarity, bits, seed=self.seed, **self.optimisation)
+        return {"centers": centers, "info": info}
+
+    def _stage(
+        self, name: str, what: str, inputs: Mapping[str, Any], compute: Callable[[], Any]
+    ) -> Any:
+        """Run one cached stage, record and log whether it was a cache hit."""
+        value = self.cache.get_or_compute(inputs, compute)
+        outcome = "hit" if self.cache.last_hit else "miss"
+        self.last_cache[name] = outcome
+        where = self.cache.value_path(inputs) if self.cache.enabled else None
+        log.info("SHC %s (%s): cache %s [%s]", name, what, outcome.upper(), where or "caching off")
+        return value
+
+    # --- the source ----------------------------------------------------------------------
+    def __call__(
+        self, num_classes: int, bits: int, datamodule: pl.LightningDataModule, output_dir: Path
+    ) -> Tensor:
+        """Run (or load) stages 1 and 2 and write their outputs into ``output_dir``."""
+        self.last_cache = {}
+        inputs1 = self.stage1_inputs(datamodule)
+        stage1 = self._stage(
+            "stage1",
+            "classifier logits",
+            inputs1,
+            lambda: self._train_classifier(datamodule, num_classes),
+        )
+        labels = datamodule.train_labels()
+        if not torch.equal(stage1["labels"], labels.to(stage1["labels"].dtype)):
+            raise RuntimeError(
+                f"cached stage-1 labels differ from the fit split's: delete {self.cache.root}"
+            )
+        similarity = class_similarity(stage1["logits"], labels, num_classes, self.multi_label)
+        inputs2 = self.stage2_inputs(inputs1, similarity, bits)
+        stage2 = self._stage("stage2", "centers", inputs2, lambda: self._optimise(similarity, bits))
+        centers = stage2["centers"].to(torch.float32)
+        if int(stage2["info"]["accepted_updates"]) == 0:
+            log.warning(
+                "SHC stage 2 accepted no update: the centers are the MDS start (no step cleared "
+                "the flip threshold eta=%s or kept the distance bound); try a smaller "
+                "method.center_source.optimisation.eta (e.g. 0.1) and backtrack=true",
+                self.optimisation.get("eta", 0.5),
+            )
+        self._write_outputs(
+            output_dir, datamodule, similarity, centers, stage1, stage2["info"], inputs1, inputs2
+        )
+        return centers
+
+    def _write_outputs(
+        self,
+        output_dir: Path,
+        datamodule: Any,
+        similarity: Tensor,
+        centers: Tensor,
+        stage1: Mapping[str, Tensor],
+        info: Mapping[str, Any],
+        inputs1: Mapping[str, Any],
+        inputs2: Mapping[str, Any],
+    ) -> None:
+        """similarity.pt/.csv, centers, center_stats.json, shc_stages.json and two figures."""
+        if not is_rank_zero():
+            return
+        output_dir.mkdir(parents=True, exist_ok=True)
+        num_classes = similarity.shape[0]
+        names = [str(n) for n in getattr(datamodule, "class_names", None) or range(num_classes)]
+        torch.save(similarity.clone(), output_dir / "similarity.pt")
+        write_similarity_csv(similarity, output_dir / "similarity.csv", names)
+        save_centers(
+            centers,
+            output_dir,
+            {
+                "method": self.method,
+                "fit_loss": float(info["fit_loss"]),
+                "initial_fit_loss": float(info["initial_fit_loss"]),
+                "best_epoch": int(info["best_epoch"]),
+                "accepted_updates": int(info["accepted_updates"]),
+                "multi_label_rule": self.multi_label,
+                "cache": dict(self.last_cache),
+            },
+        )
+        write_json_atomic(
+            output_dir / "shc_stages.json",
+            {
+                "stage1": {
+                    "cache": self.last_cache["stage1"],
+                    "key": cache_key(inputs1),
+                    "inputs": dict(inputs1),
+                    "classifier_train_loss": stage1["train_loss"].tolist(),
+                    "classifier_train_acc": stage1["train_acc"].tolist(),
+                },
+                "stage2": {
+                    "cache": self.last_cache["stage2"],
+                    "key": cache_key(inputs2),
+                    "inputs": dict(inputs2),
+                    "fit_history": list(info["fit_history"]),
+                },
+            },
+        )
+        if self.figures:
+            # imported here: keeps matplotlib out of the import path of every other method
+            from hashing.centers.figures import distance_similarity_scatter, similarity_heatmap
+
+            similarity_heatmap(similarity, output_dir / "similarity_heatmap.png", class_names=names)
+            distance_similarity_scatter(
+                centers, similarity, output_dir / "center_distance_vs_similarity.png"
+            )
