@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hashing.data.splits import SPLIT_KEYS, Protocol, make_split
+from hashing.data.splits import ORDERS, SPLIT_KEYS, Protocol, make_split, order_split
 from hashing.data.transforms import Transform, build_transform
 from hashing.runs.atomic import atomic_path, atomic_write
 
@@ -93,7 +93,11 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
     download. ``transform`` is a preset name (see :mod:`hashing.data.transforms`); ``None``
     picks the subclass's ``default_transform``. Subclasses take only their own arguments and
     forward the rest (``**base_options``: split seed, validation fraction, batch sizes, workers,
-    split folder, transform, loader options) to this constructor.
+    split folder, transform, loader options, split order) to this constructor.
+
+    ``split_order`` is ``shuffled`` (default: every split array is a seeded permutation, so the
+    ranking's tie-break by database position carries no label information) or ``file`` (the
+    pool's own order, e.g. to reproduce a published database list).
     """
 
     default_transform: str = "scale"
@@ -112,8 +116,11 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         pin_memory: bool | None = None,
         shuffle_seed: int | None = None,
         drop_last: bool = False,
+        split_order: str = "shuffled",
     ) -> None:
         super().__init__()
+        if split_order not in ORDERS:
+            raise ValueError(f"split_order={split_order!r} is invalid; expected one of {ORDERS}")
         if not 0.0 < float(val_fraction) < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -133,6 +140,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
         self.shuffle_seed = self.split_seed if shuffle_seed is None else int(shuffle_seed)
         self.drop_last = bool(drop_last)
+        self.split_order = str(split_order)
         self._pool: Pool | None = None
         self._split: dict[str, np.ndarray] | None = None
         self._split_path: Path | None = None
@@ -185,6 +193,11 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         return self._input_shape
 
     @property
+    def pool(self) -> Pool:
+        """Every item of the dataset, in the pool's own order (after setup)."""
+        return self._require_pool()
+
+    @property
     def split(self) -> dict[str, np.ndarray]:
         """The split's index arrays into the pool (query, train, database, val_query, fit)."""
         if self._split is None:
@@ -203,10 +216,10 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
 
     # --- setup and split cache ------------------------------------------------------------
     def split_filename(self) -> str:
-        """File name of this (dataset, protocol, seed, val fraction)'s split."""
+        """File name of this (dataset, protocol, seed, val fraction, order)'s split."""
         return (
             f"{self.name}__{self._protocol().key}__seed{self.split_seed}"
-            f"__val{self.val_fraction:g}.npz"
+            f"__val{self.val_fraction:g}__{self.split_order}.npz"
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -223,6 +236,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
             split = make_split(
                 labels, protocol, self.split_seed, self.val_fraction, groups=pool.groups
             )
+            split = order_split(split, self.split_order, self.split_seed)
             self._check_split(split, len(pool.labels))
             if path is not None:
                 self._write_split(path, split, len(pool.labels), digest)
@@ -251,7 +265,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
                 stored = {key: saved[key] for key in saved.files}
         except (OSError, ValueError) as err:
             raise ValueError(f"split file {path} is unreadable ({err}); delete it") from err
-        missing = [k for k in (*SPLIT_KEYS, "pool_size", "labels_sha1") if k not in stored]
+        missing = [k for k in (*SPLIT_KEYS, "pool_size", "labels_sha1", "order") if k not in stored]
         if missing:
             raise ValueError(f"split file {path} lacks {missing}; delete it to redraw")
         if int(stored["pool_size"]) != size or str(stored["labels_sha1"]) != digest:
@@ -260,6 +274,11 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
                 f"with other labels; this '{self.name}' has {size} items. Delete the file or "
                 f"point split_dir elsewhere (a split must never be silently redrawn: a "
                 f"reloaded model could see its query items in training)"
+            )
+        if str(stored["order"]) != self.split_order:
+            raise ValueError(
+                f"split file {path} holds the {str(stored['order'])!r} order, this run asks for "
+                f"split_order={self.split_order!r}; delete the file or point split_dir elsewhere"
             )
         return {key: stored[key].astype(np.int64) for key in SPLIT_KEYS}
 
@@ -271,6 +290,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         arrays["labels_sha1"] = np.str_(digest)
         arrays["protocol"] = np.str_(self._protocol().key)
         arrays["seed"] = np.int64(self.split_seed)
+        arrays["order"] = np.str_(self.split_order)
         atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
     def export_splits(self, directory: str | Path) -> Path:

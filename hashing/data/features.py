@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hashing.data.base import Pool, RetrievalDataModule
-from hashing.data.splits import Protocol
+from hashing.data.base import Pool, RetrievalDataModule, resolve_shape
+from hashing.data.splits import SHAPES, Protocol, spec_aliases
 
 ROLES = {
     "train": ("train", "tr", "training"),
@@ -126,7 +126,14 @@ def normalise_labels(parts: list[np.ndarray], path: Path) -> tuple[list[np.ndarr
 
 
 class FeaturesDataModule(RetrievalDataModule):
-    """Feature vectors (N, D) as float32; ``input_shape`` = (D,); split = the file's own."""
+    """Feature vectors (N, D) as float32; ``input_shape`` = (D,).
+
+    ``protocol: official`` (default) uses the file's own split (queries = test, database =
+    database or train). A per-class protocol (``cifar10`` = disjoint, ``cifar10-1`` = from the
+    database; SPEC §2) pools every array of the file (train, then test, then database) and
+    draws ``query_per_class`` queries and ``train_per_class`` training items a class from it,
+    as the image DataModules do: the features of an image folder then give the same protocol.
+    """
 
     default_transform = "scale"
 
@@ -136,6 +143,9 @@ class FeaturesDataModule(RetrievalDataModule):
         name: str | None = None,
         top_k: int | None = None,
         arrays: dict[str, str] | None = None,
+        protocol: str = "official",
+        query_per_class: int = 100,
+        train_per_class: int = 500,
         batch_size: int = 256,
         eval_batch_size: int = 1024,
         **base_options: Any,
@@ -151,7 +161,12 @@ class FeaturesDataModule(RetrievalDataModule):
         if unknown:
             raise ValueError(f"arrays keys {unknown} unknown; expected some of {ARRAY_KEYS}")
         self.arrays = dict(arrays or {})
-        self._proto = Protocol("official", top_k=None if top_k is None else int(top_k))
+        top_k = None if top_k is None else int(top_k)
+        shape = resolve_shape(protocol, spec_aliases(self.name), SHAPES)
+        if shape == "official":
+            self._proto = Protocol(shape, top_k=top_k)
+        else:
+            self._proto = Protocol(shape, int(query_per_class), int(train_per_class), top_k)
 
     def _protocol(self) -> Protocol:
         return self._proto

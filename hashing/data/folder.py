@@ -102,6 +102,7 @@ class FolderDataModule(RetrievalDataModule):
         else:
             self._proto = Protocol(shape, int(query_per_class), int(train_per_class), top_k)
         self.classes: list[str] = []
+        self._paths: list[str] = []
         self._prepared: tuple[list[str], torch.Tensor | ImageFileSource] | None = None
 
     def _protocol(self) -> Protocol:
@@ -166,6 +167,10 @@ class FolderDataModule(RetrievalDataModule):
                 ),
             )
 
+    def relative_paths(self) -> list[str]:
+        """Every pool item's path relative to ``root``, in pool order (after setup)."""
+        return [os.path.relpath(p, self.root) for p in self._paths]
+
     def _load_pool(self) -> Pool:
         paths, labels, classes, groups = self._scan()
         if self._prepared is not None and self._prepared[0] == paths:
@@ -177,4 +182,5 @@ class FolderDataModule(RetrievalDataModule):
             )  # fmt: skip
         self._prepared = None
         self.classes = classes
+        self._paths = paths
         return Pool(source, torch.tensor(labels, dtype=torch.long), len(classes), groups)

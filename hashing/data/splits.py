@@ -5,6 +5,11 @@ sets (SPEC §2). Model selection needs a validation split, which is carved per c
 training split: ``val_query`` are held-out training items and ``fit`` (the rest of the training
 split) is both what the model trains on and the validation database, so a validation query is
 never seen in training.
+
+Every split's *order* is then a seeded permutation (:func:`order_split`): the evaluation breaks
+Hamming-distance ties by database position, so a database sorted by class (a folder read class
+by class, a features file written that way) would hand the top of every tied bucket to whichever
+class comes first. ``order="file"`` keeps the pool's own order, for reproducing a published list.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 
 SHAPES = ("disjoint", "from_database", "official")
 SPLIT_KEYS = ("query", "train", "database", "val_query", "fit")
+ORDERS = ("shuffled", "file")
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,20 @@ def make_split(
         "val_query": val_query,
         "fit": fit,
     }
+
+
+def order_split(split: Mapping[str, np.ndarray], order: str, seed: int) -> dict[str, np.ndarray]:
+    """Each split array in a seeded random order (``shuffled``) or as given (``file``).
+
+    The permutation has its own stream (``seed + 3``), so the members of every split are the
+    same under both orders and only positions (the tie-break of the ranking) differ.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"split order {order!r} unknown; expected one of {ORDERS}")
+    if order == "file":
+        return {key: np.asarray(value, np.int64) for key, value in split.items()}
+    rng = np.random.default_rng(seed + 3)
+    return {key: rng.permutation(np.asarray(split[key], np.int64)) for key in SPLIT_KEYS}
 
 
 def spec_aliases(dataset: str) -> dict[str, str]:
