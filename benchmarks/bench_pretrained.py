@@ -62,6 +62,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--extract-images", type=int, default=1000)
     parser.add_argument("--skip-methods", action="store_true")
     parser.add_argument("--skip-extract", action="store_true")
+    parser.add_argument("--skip-references", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench_pretrained")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pretrained.json")
@@ -105,11 +106,12 @@ def bench_extractor(count: int, features: Path) -> dict[str, Any]:
             for start in range(0, count, batch):
                 model(source[start : start + batch].float() / 255.0)
 
+    bare()  # warm-up: the first forward pays oneDNN's kernel selection
     ours_s, bare_s = [], []
     for _ in range(3):  # alternate, so both see the same load
         ours_s.append(timed(ours, 1))
         bare_s.append(timed(bare, 1))
-    rows = ours()
+    rows = encode_pool(model, source, to_unit_float, batch, dtype="float32", progress=False)
     result: dict[str, Any] = {
         "images": count,
         "batch": batch,
@@ -126,7 +128,7 @@ def bench_extractor(count: int, features: Path) -> dict[str, Any]:
         error = np.abs(rows.astype(np.float32) - reference)
         half_step = np.spacing(np.abs(reference).astype(np.float16)).astype(np.float32) / 2
         result["max_abs_diff_vs_file"] = float(error.max())
-        result["rows_within_fp16_rounding"] = bool((error <= half_step + 1e-3).all())
+        result["rows_within_fp16_rounding"] = bool((error <= half_step + 1e-4).all())
     return result
 
 
@@ -357,12 +359,12 @@ def main() -> None:
     if not args.skip_extract:
         result["extractor"] = bench_extractor(args.extract_images, args.features)
         print(json.dumps(result["extractor"], indent=1))
-    rows = reference_rows(args)
+    rows = [] if args.skip_references else reference_rows(args)
     if not args.skip_methods:
         rows += method_rows(args)
     result["rows"] = rows
     result["wall_s"] = time.perf_counter() - started
-    float_qps = rows[0]["qps"]
+    float_qps = rows[0]["qps"] if rows and "qps" in rows[0] else None
     print_table(rows, float_qps)
     print(f"whole benchmark: {result['wall_s']:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)

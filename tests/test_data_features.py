@@ -33,8 +33,10 @@ def _check(dm: FeaturesDataModule, arrays: dict[str, np.ndarray]) -> None:
     assert dm.input_shape == (6,) and dm.num_classes == 4 and not dm.multi_label
     assert dm.describe()["query"] == 8 and dm.describe()["database"] == 40
     x, y, idx = dm.dataset("query")[3]
-    assert torch.allclose(x, torch.from_numpy(arrays["test_x"][3]))
-    assert int(y) == int(arrays["test_y"][3]) - 1 and idx == 3
+    row = int(dm.split["query"][3]) - len(arrays["train_x"])  # pool = train rows, then test
+    assert np.array_equal(np.sort(dm.split["query"]), np.arange(40, 48))  # the test rows
+    assert torch.allclose(x, torch.from_numpy(arrays["test_x"][row]))
+    assert int(y) == int(arrays["test_y"][row]) - 1 and idx == 3
     fit = dm.split["fit"]
     assert torch.equal(dm.train_labels(), torch.from_numpy(arrays["train_y"][fit] - 1))
 
@@ -86,7 +88,11 @@ def test_h5_with_database_and_multilabel(tmp_path: Path) -> None:
     dm = _dm(path, tmp_path, top_k=7)
     assert dm.multi_label and dm.num_classes == 5 and dm.protocol_k == 7
     assert dm.describe()["database"] == 15 and dm.describe()["query"] == 5
-    assert torch.equal(dm.dataset("database").labels, torch.from_numpy(labels[15:]).float())
+    database = dm.split["database"] - 15  # pool = train, query, database rows
+    assert np.array_equal(np.sort(database), np.arange(15))
+    assert torch.equal(
+        dm.dataset("database").labels, torch.from_numpy(labels[15:][database]).float()
+    )
 
 
 def test_one_hot_labels_become_indices(tmp_path: Path) -> None:
