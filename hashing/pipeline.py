@@ -55,7 +55,13 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 
 def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingModule:
     """Instantiate backbone and method for the datamodule's input shape and classes."""
-    backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
+    try:
+        backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
+    except InstantiationException as error:
+        # a missing optional package or weight file, a wrong input: say so plainly
+        if isinstance(error.__cause__, (ImportError, FileNotFoundError, ValueError)):
+            raise error.__cause__ from None
+        raise
     try:
         return instantiate(
             cfg.method,
