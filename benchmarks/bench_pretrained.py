@@ -64,6 +64,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-extract", action="store_true")
     parser.add_argument("--skip-references", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    # a finished sweep with the same command is reused (delete the work folder to rerun)
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench_pretrained")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pretrained.json")
     return parser.parse_args()
@@ -213,13 +214,20 @@ def run_sweep(args: argparse.Namespace, method: str, extra: list[str], tag: str)
         "~callbacks.retrieval_grid", "callbacks.progress_bar.refresh_rate=0",
         "callbacks.retrieval_evaluation.curves=false", "logger=csv", "fail_fast=false", *extra,
     ]  # fmt: skip
-    if args.epochs is not None:
+    if args.epochs is not None and tag != "untrained":
         command.append(f"trainer.max_epochs={args.epochs}")
+    record = sweep_dir / "bench_command.json"
+    expected = len(args.bits) * (1 if tag == "untrained" else len(args.seeds))
+    finished = len(list(sweep_dir.glob("*/metrics.json"))) if sweep_dir.is_dir() else 0
+    same = record.is_file() and json.loads(record.read_text()) == command[1:]
+    if same and finished == expected:  # the same sweep ran to the end before: reuse it
+        return sweep_dir
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     log = args.work / f"{tag}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as handle:
         subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    record.write_text(json.dumps(command[1:]))
     return sweep_dir
 
 
@@ -246,9 +254,10 @@ def job_codes(job: Path, split: dict[str, Any]) -> tuple[Any, Any, str | None]:
     return codes[0], codes[1], best.name
 
 
-def method_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+def method_rows(args: argparse.Namespace, rows: list[dict[str, Any]], save: Any) -> None:
+    """Run every method's sweep, appending its rows to ``rows`` and calling ``save`` after each
+    (an interrupted benchmark keeps what finished)."""
     split = reference_split(args.features, args.work / "cache")
-    rows: list[dict[str, Any]] = []
     plans = [("untrained (csq head at init)", "csq", ["train=false", "seed=0"], "untrained")]
     plans += [(m, m, [f"seed={','.join(map(str, args.seeds))}"], m) for m in args.methods]
     for label, method, extra, tag in plans:
@@ -290,7 +299,7 @@ def method_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
             rows.append({"method": label, "bits": bits, "seeds": seeds, "values": values,
                          "bytes": bits / 8, "qps": qps, "flags": flags,
                          "sweep_wall_s": wall})  # fmt: skip
-    return rows
+        save()
 
 
 def untrained_codes(job: Path, split: dict[str, Any]) -> tuple[Any, Any, str | None]:
@@ -360,15 +369,19 @@ def main() -> None:
         result["extractor"] = bench_extractor(args.extract_images, args.features)
         print(json.dumps(result["extractor"], indent=1))
     rows = [] if args.skip_references else reference_rows(args)
-    if not args.skip_methods:
-        rows += method_rows(args)
     result["rows"] = rows
-    result["wall_s"] = time.perf_counter() - started
+
+    def save() -> None:
+        result["wall_s"] = time.perf_counter() - started
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1, default=str))
+
+    save()
+    if not args.skip_methods:
+        method_rows(args, rows, save)
     float_qps = rows[0]["qps"] if rows and "qps" in rows[0] else None
     print_table(rows, float_qps)
     print(f"whole benchmark: {result['wall_s']:.0f} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=str))
 
 
 if __name__ == "__main__":
