@@ -207,7 +207,28 @@ def reference_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     probe.fit(scaler.transform(xt.numpy()), yt.numpy())
     accuracy = float((probe.predict(scaler.transform(xq.numpy())) == yq.numpy()).mean())
     rows.append({"method": "logistic probe (accuracy on the queries)", "accuracy": accuracy})
+    rows.append(probe_center_row(probe, scaler, split, max(args.bits)))
     return rows
+
+
+def probe_center_row(probe: Any, scaler: Any, split: dict[str, Any], bits: int) -> dict[str, Any]:
+    """What perfectly collapsed center codes would score with the probe's classifier: each item
+    coded as the Hadamard center of its *predicted* class (the bound a center method reaches
+    when its codes sit exactly at the centers and it classifies as well as the probe)."""
+    import torch
+
+    from hashing.centers.csq import hadamard_matrix
+    from hashing.metrics import evaluate_retrieval
+
+    centers = hadamard_matrix(bits)[:10].float()
+    (xq, yq), (xd, yd) = split["query"], split["database"]
+    codes = [centers[torch.as_tensor(probe.predict(scaler.transform(x.numpy())))] for x in (xq, xd)]
+    report = evaluate_retrieval(codes[0], codes[1], yq, yd, top_ks=(100, 1000, None))
+    values = {"mAP@100": [report.map_at_k[100]], "mAP@1000": [report.map_at_k[1000]],
+              "mAP@ALL": [report.map_at_k[None]],
+              "mAP@ALL_tie_aware": [report.tie_aware_map_at_k[None]]}  # fmt: skip
+    return {"method": "probe's predicted class as its center code", "bits": bits, "seeds": [0],
+            "values": values, "bytes": bits / 8, "qps": None, "flags": []}  # fmt: skip
 
 
 # --- methods through the pipeline -------------------------------------------------------------
