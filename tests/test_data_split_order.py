@@ -58,6 +58,9 @@ def test_order_split_permutes_each_split_and_keeps_members() -> None:
 def test_saved_split_keeps_its_order_and_refuses_another(tmp_path: Path) -> None:
     path = _sorted_file(tmp_path)
     first = _datamodule(path, tmp_path, "shuffled")
+    # a per-class protocol on a features file: 10 queries + 20 training items a class
+    assert first.describe() == {"query": 100, "train": 200, "database": 900, "val_query": 20,
+                                "fit": 180}  # fmt: skip
     again = _datamodule(path, tmp_path, "shuffled")
     assert first.split_path is not None and first.split_path.name.endswith("__shuffled.npz")
     assert np.array_equal(first.split["database"], again.split["database"])
