@@ -109,3 +109,11 @@ def test_start_that_meets_the_bound_is_returned_unchanged(num_classes: int, bits
     assert min(distances) >= required_min_distance(bits, num_classes)
     if num_classes <= bits:
         assert min(distances) == max(distances) == bits // 2
+
+
+def test_refining_a_feasible_start_moves_it_and_keeps_the_bound() -> None:
+    start = csq_centers(10, 32)
+    refined = mds_centers(10, 32, refine_feasible_start=True)
+    assert not torch.equal(refined, start)
+    distances = brute_distances(refined)
+    assert min(distances) >= 16 and sum(distances) / len(distances) > 16

@@ -117,3 +117,29 @@ def test_mnist_pairs_config_on_real_digits(shared_data: Path, tmp_path: Path) ->
     assert dm.describe()["query"] == 1000 and dm.describe()["database"] == 20000
     x, y, _ = dm.dataset("query")[0]
     assert x.shape == (1, 28, 56) and 0 <= int(y) < 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["csq", "mds", "shc", "tbh"])
+def test_every_method_runs_the_multi_label_composite(
+    method: str, shared_data: Path, tmp_path: Path
+) -> None:
+    from hashing import pipeline
+
+    overrides = [
+        "data=cifar10_pairs",
+        "data.multi_label=true",
+        f"paths.shared_data_dir={shared_data}",
+        "backbone=mlp",
+        f"method={method}",
+        "bits=16",
+        "debug=fast",
+    ]
+    if method == "shc":
+        overrides += ["method.center_source.classifier.max_epochs=1"]
+    cfg = compose_run("train", tmp_path / "run", tmp_path / "cache", overrides)
+    metrics = pipeline.train(cfg)
+    assert 0.0 < metrics["test/mAP@ALL"] <= 1.0
+    if method == "shc":
+        stats = (tmp_path / "run" / "center_stats.json").read_text()
+        assert '"multi_label_rule": "all"' in stats

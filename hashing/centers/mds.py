@@ -163,12 +163,15 @@ def mds_centers(
     max_sweeps: int = 50,
     min_distance: int | None = None,
     init: torch.Tensor | None = None,
+    refine_feasible_start: bool = False,
 ) -> torch.Tensor:
     """MDS centers, shape ``(num_classes, bits)``, float ±1, all pairs >= ``min_distance`` apart.
 
     ``min_distance`` defaults to :func:`required_min_distance`; ``init`` (default: CSQ centers)
-    is the starting point. Deterministic given the arguments. Raises ValueError for impossible
-    settings and :class:`CenterGenerationError` when ``max_sweeps`` sweeps do not reach the bound.
+    is the starting point, returned as it is when it already meets the bound (the reference's
+    behaviour) unless ``refine_feasible_start``, which sweeps it at least once. Deterministic
+    given the arguments. Raises ValueError for impossible settings and
+    :class:`CenterGenerationError` when ``max_sweeps`` sweeps do not reach the bound.
     """
     validate_bits(bits, num_classes, "mds")
     if max_sweeps < 1:
@@ -188,7 +191,7 @@ def mds_centers(
         centers = init.to(torch.float32).clone()
     generator = torch.Generator().manual_seed(seed + 1)
     violation = total_violation(centers, d)
-    if violation == 0:
+    if violation == 0 and not refine_feasible_start:
         return centers
     for _ in range(max_sweeps):
         rows = centers.numpy().astype(np.float64)
