@@ -104,6 +104,8 @@ def test_bad_counts_are_refused() -> None:
         PairsDataModule(_Tiny(), train_per_class=5, database_per_class=4)
     with pytest.raises(ValueError, match="query_per_class=0"):
         PairsDataModule(_Tiny(), query_per_class=0)
+    with pytest.raises(ValueError, match="transform='crop_flip' is invalid for pairs"):
+        PairsDataModule(_Tiny(), transform="crop_flip")
 
 
 def test_mnist_pairs_config_on_real_digits(shared_data: Path, tmp_path: Path) -> None:

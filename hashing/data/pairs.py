@@ -29,6 +29,9 @@ from hashing.data.base import Pool, RetrievalDataModule
 from hashing.data.splits import Protocol
 from hashing.runs.atomic import atomic_write
 
+#: transform presets that mirror an item horizontally (and so swap a pair's sides)
+MIRRORING = ("crop_flip", "imagenet")
+
 
 class PairSource:
     """``source[i]`` = inner items ``pairs[i, 0]`` and ``pairs[i, 1]`` joined on the last axis."""
@@ -109,6 +112,12 @@ class PairsDataModule(RetrievalDataModule):
         self.multi_label_ = bool(multi_label)
         suffix = "_pairs_ml" if self.multi_label_ else "_pairs"
         super().__init__(name=name or f"{inner.name}{suffix}", **base_options)
+        if self.transform in MIRRORING:
+            raise ValueError(
+                f"transform={self.transform!r} is invalid for pairs: it flips an item left-right, "
+                "swapping the pair's sides (another class) and, for imagenet, crops a square "
+                "out of the wide pair; use scale or crop (e.g. backbone=mlp or cnn)"
+            )
         self.inner = inner
         self.counts = counts
         self._proto = Protocol("official", top_k=None if top_k is None else int(top_k))
