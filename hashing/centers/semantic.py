@@ -8,10 +8,10 @@ Solves ``min_H sum_ij (s_ij - h_i·h_j / q)^2`` subject to ``d_H(h_i, h_j) >= d`
 * ``solver="reference"`` (the paper's and the SHC code's): the alternating scheme below.
 
 The reference's flip rule ``h_ik <- sign(h_ik - g_ik / eta)`` flips a bit only when
-``h_ik g_ik > eta``; the gradient shrinks like ``4/q`` and at 32/64 bits no entry clears the
-reference's ``eta = 0.5`` for 10 or 100 classes, so it returns its start unchanged (the authors'
-code does too, fed the same S and start), while a smaller ``eta`` flips many bits at once and
-the distance bound rejects almost every step.
+``h_ik g_ik > eta``; the gradient shrinks like ``4/q``, and with the reference's ``eta = 0.5``
+no entry clears it at 32/64 bits for 10 classes or at 64 bits for 100, so it returns its start
+unchanged (the authors' code does too, fed the same S and start), while a smaller ``eta`` flips
+many bits at once and the distance bound rejects almost every step.
 
 Reference solver, in column form (``H`` is ``q x C``, column ``i`` = center of class ``i``),
 per epoch:
