@@ -369,6 +369,22 @@ class SemanticCenters:
         related = getattr(datamodule, "related_classes", None)
         quality = center_quality(similarity, centers, related)
         start_quality = center_quality(similarity, start, related)
+
+        def show(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.3f}"
+
+        log.info(
+            "SHC stage 2 (%s): fit loss %.4f -> %.4f, Spearman(s_ij, h_i.h_j) %s -> %s, "
+            "group AUC %s -> %s, %d updates accepted",
+            info.get("solver", "reference"),
+            float(info["initial_fit_loss"]),
+            float(info["fit_loss"]),
+            show(start_quality["spearman"]),
+            show(quality["spearman"]),
+            show(start_quality.get("group_auc")),
+            show(quality.get("group_auc")),
+            int(info["accepted_updates"]),
+        )
         save_centers(
             centers,
             output_dir,
