@@ -8,7 +8,8 @@ classes, the indicator of "same group" passed through stage 1's row normalisatio
 a group, ~ 0 across, like a real S); every method's fit loss is measured against it.
 ``within``/``across`` are the mean center distances inside and across groups. SHC's time is
 stage 2 alone, started from the MDS centers timed in the row above it (SHC's end-to-end time =
-MDS + SHC); ``shc+bt`` is SHC with ``backtrack=True``. Torch and BLAS threads are limited to
+MDS + SHC); ``shc`` is the reference solver, ``shc+bt`` the reference with ``backtrack=True``,
+``shc_ls`` the local search (the default solver). Torch and BLAS threads are limited to
 ``--threads`` (default 1: on a loaded 2-core machine two-thread kernels were several times slower).
 """
 
@@ -72,15 +73,18 @@ def run_point(num_classes: int, bits: int, seed: int) -> list[dict[str, Any]]:
     rows = []
     csq, t_csq = _timed(lambda: csq_centers(num_classes, bits, seed=seed, strict=False))
     mds, t_mds = _timed(lambda: mds_centers(num_classes, bits, seed=seed))
-    (shc, info), t_shc = _timed(lambda: semantic_centers(sim, bits, seed=seed, init=mds))
-    (shc_bt, info_bt), t_bt = _timed(
-        lambda: semantic_centers(sim, bits, seed=seed, init=mds, backtrack=True)
+    ref = {"seed": seed, "init": mds, "solver": "reference"}
+    (shc, info), t_shc = _timed(lambda: semantic_centers(sim, bits, **ref))
+    (shc_bt, info_bt), t_bt = _timed(lambda: semantic_centers(sim, bits, **ref, backtrack=True))
+    (shc_ls, info_ls), t_ls = _timed(
+        lambda: semantic_centers(sim, bits, seed=seed, init=mds, solver="local_search")
     )
     results = (
         ("csq", csq, t_csq, None),
         ("mds", mds, t_mds, None),
         ("shc", shc, t_shc, info),
         ("shc+bt", shc_bt, t_bt, info_bt),
+        ("shc_ls", shc_ls, t_ls, info_ls),
     )
     for method, centers, seconds, shc_info in results:
         stats = center_statistics(centers)

@@ -101,7 +101,8 @@ def dataset_overrides(name: str, work: Path, args: argparse.Namespace) -> list[s
 def method_overrides(method: str, epochs: int) -> list[str]:
     """Method overrides: the SHC classifier trains as long as the hashing network.
 
-    ``shc_tuned`` is SHC with :data:`TUNED` stage-2 settings (same classifier: its stage 1
+    Both use the reference solver (``bench_shc_solvers.py`` compares it with the local
+    search). ``shc_tuned`` is SHC with :data:`TUNED` stage-2 settings (same classifier: its stage 1
     comes from the cache that ``shc`` filled).
     """
     if method in ("csq", "mds"):
@@ -110,6 +111,7 @@ def method_overrides(method: str, epochs: int) -> list[str]:
         raise ValueError(f"method {method!r} unknown; expected one of {METHODS}")
     overrides = [
         "method=shc",
+        "method.center_source.optimisation.solver=reference",
         f"method.center_source.classifier.max_epochs={epochs}",
         "method.center_source.figures=false",
     ]

@@ -10,6 +10,7 @@ from hashing.centers import (
     required_min_distance,
 )
 from hashing.centers.mds import improve_center
+from tests.brute_centers import brute_distances
 
 
 def _min_distance_by_loop(centers: torch.Tensor) -> int:
@@ -96,3 +97,23 @@ def test_large_scale_1000_classes_128_bits() -> None:
     dist = (128 - centers @ centers.T) / 2
     dist.fill_diagonal_(128)
     assert int(dist.min()) >= required_min_distance(128, 1000)
+
+
+@pytest.mark.parametrize(("num_classes", "bits"), [(10, 16), (10, 32), (10, 64), (100, 64)])
+def test_start_that_meets_the_bound_is_returned_unchanged(num_classes: int, bits: int) -> None:
+    # as the reference: CSQ's Hadamard rows (and their negations) already meet d here
+    start = csq_centers(num_classes, bits)
+    centers = mds_centers(num_classes, bits)
+    assert torch.equal(centers, start)
+    distances = brute_distances(centers)
+    assert min(distances) >= required_min_distance(bits, num_classes)
+    if num_classes <= bits:
+        assert min(distances) == max(distances) == bits // 2
+
+
+def test_refining_a_feasible_start_moves_it_and_keeps_the_bound() -> None:
+    start = csq_centers(10, 32)
+    refined = mds_centers(10, 32, refine_feasible_start=True)
+    assert not torch.equal(refined, start)
+    distances = brute_distances(refined)
+    assert min(distances) >= 16 and sum(distances) / len(distances) > 16

@@ -13,7 +13,10 @@ from hashing.centers import (
     required_min_distance,
     semantic_centers,
 )
+from hashing.centers.local_search import _FlipState, local_search_centers, total_fit
+from hashing.centers.quality import center_quality, pair_auc
 from hashing.centers.semantic import _feasible_step, augmented_gradient, auxiliary_update
+from tests.brute_centers import brute_distances
 
 
 def _planted(num_classes: int, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,12 +37,15 @@ def _within_minus_across(centers: torch.Tensor, group: torch.Tensor) -> float:
     return sum(across) / len(across) - sum(within) / len(within)
 
 
+@pytest.mark.parametrize("solver", ["reference", "local_search"])
 @pytest.mark.parametrize(
     ("num_classes", "bits", "groups", "epochs"), [(21, 32, 3, 30), (50, 64, 5, 10)]
 )
-def test_planted_groups_are_closer(num_classes: int, bits: int, groups: int, epochs: int) -> None:
+def test_planted_groups_are_closer(
+    num_classes: int, bits: int, groups: int, epochs: int, solver: str
+) -> None:
     sim, group = _planted(num_classes, groups)
-    centers, info = semantic_centers(sim, bits, epochs=epochs)
+    centers, info = semantic_centers(sim, bits, epochs=epochs, solver=solver, kicks=20)
     assert _within_minus_across(centers, group) >= 2.0
     assert abs(_within_minus_across(mds_centers(num_classes, bits), group)) <= 1.0
     assert abs(_within_minus_across(csq_centers(num_classes, bits), group)) <= 1.0
@@ -59,7 +65,7 @@ def _random_similarity(num_classes: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("num_classes", [2, 10, 21, 100])
 def test_min_distance_guarantee(num_classes: int, bits: int) -> None:
     sim = _random_similarity(num_classes, seed=num_classes + bits)
-    centers, info = semantic_centers(sim, bits, epochs=10)
+    centers, info = semantic_centers(sim, bits, epochs=10, solver="reference")
     dist = pairwise_hamming(centers)
     dist.fill_diagonal_(bits)
     d = required_min_distance(bits, num_classes)
@@ -71,7 +77,7 @@ def test_min_distance_guarantee(num_classes: int, bits: int) -> None:
 @pytest.mark.parametrize(("num_classes", "bits"), [(100, 32), (21, 16)])
 def test_backtracking_keeps_guarantee_and_fits_no_worse(num_classes: int, bits: int) -> None:
     sim = _random_similarity(num_classes, seed=7)
-    centers, info = semantic_centers(sim, bits, epochs=10, backtrack=True)
+    centers, info = semantic_centers(sim, bits, solver="reference", epochs=10, backtrack=True)
     dist = pairwise_hamming(centers)
     dist.fill_diagonal_(bits)
     assert int(dist.min()) >= required_min_distance(bits, num_classes)
@@ -105,7 +111,7 @@ def test_feasible_step_against_loop(seed: int) -> None:
 
 def test_info_fit_loss_matches_loop() -> None:
     sim = _random_similarity(10, seed=0)
-    centers, info = semantic_centers(sim, 16)
+    centers, info = semantic_centers(sim, 16, solver="reference")
     rows = centers.tolist()
     total = 0.0
     for i in range(10):
@@ -117,11 +123,107 @@ def test_info_fit_loss_matches_loop() -> None:
     assert len(info["fit_history"]) == 30
 
 
-def test_deterministic() -> None:
+@pytest.mark.parametrize("solver", ["reference", "local_search"])
+def test_deterministic(solver: str) -> None:
     sim = _random_similarity(21, seed=1)
-    a, _ = semantic_centers(sim, 32, seed=5)
-    b, _ = semantic_centers(sim, 32, seed=5)
+    a, _ = semantic_centers(sim, 32, seed=5, solver=solver, kicks=10)
+    b, _ = semantic_centers(sim, 32, seed=5, solver=solver, kicks=10)
     assert torch.equal(a, b)
+
+
+def test_reference_without_an_accepted_update_returns_its_start_as_best_epoch_minus_one() -> None:
+    sim = _random_similarity(10, seed=3)
+    start = mds_centers(10, 16)
+    centers, info = semantic_centers(sim, 16, solver="reference", eta=1e6, init=start)
+    assert torch.equal(centers, start) and info["equals_start"]
+    assert info["accepted_updates"] == 0 and info["best_epoch"] == -1
+    # every epoch's fit is the start's to the last bit: computed by the same function
+    assert info["fit_history"] == [info["initial_fit_loss"]] * 30
+
+
+@pytest.mark.parametrize("bits", [16, 32, 64])
+@pytest.mark.parametrize("num_classes", [3, 10, 21, 100])
+def test_local_search_never_breaks_the_distance_bound(num_classes: int, bits: int) -> None:
+    sim = _random_similarity(num_classes, seed=num_classes * bits)
+    centers, info = semantic_centers(sim, bits, solver="local_search", kicks=5, seed=bits)
+    d = required_min_distance(bits, num_classes)
+    assert min(brute_distances(centers)) >= d
+    assert info["statistics"]["min"] >= d
+    assert info["fit_loss"] <= info["initial_fit_loss"]
+    assert bool(((centers == 1) | (centers == -1)).all())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_flip_scores_and_updates_against_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    c, q, d = 7, 12, 4
+    s = rng.normal(size=(c, c))
+    h = np.where(rng.random((c, q)) < 0.5, -1.0, 1.0)
+    state = _FlipState((s + s.T) / 2, h, d)
+    for _ in range(15):  # the running products must stay exact along a path of flips
+        deltas, allowed = state.deltas(), state.allowed()
+        base = total_fit(s, state.h)
+        for i in range(c):
+            for k in range(q):
+                flipped = state.h.copy()
+                flipped[i, k] = -flipped[i, k]
+                assert deltas[i, k] == pytest.approx(total_fit(s, flipped) - base, abs=1e-9)
+                before = (q - state.h @ state.h[i]) / 2
+                after = (q - flipped @ flipped[i]) / 2
+                closer = [j for j in range(c) if j != i and before[j] == d and after[j] < d]
+                assert allowed[i, k] == (not closer)
+        i, k = divmod(int(rng.integers(c * q)), q)
+        state.flip(i, k)
+        np.testing.assert_allclose(state.gram, state.h @ state.h.T)
+
+
+def test_local_search_beats_the_reference_on_planted_groups_and_ranks_them_first() -> None:
+    sim, group = _planted(100, 20)
+    related = group[:, None] == group[None, :]
+    related.fill_diagonal_(False)
+    for bits in (16, 32, 64):
+        start = mds_centers(100, bits)
+        ours, info = semantic_centers(sim, bits, solver="local_search", init=start, kicks=30)
+        theirs, ref = semantic_centers(sim, bits, solver="reference", init=start)
+        assert info["fit_loss"] < ref["fit_loss"] < info["initial_fit_loss"] + 1e-12
+        quality = center_quality(sim, ours, related)
+        assert quality["group_auc"] > 0.95 > center_quality(sim, theirs, related)["group_auc"]
+        assert quality["group_auc"] > center_quality(sim, start, related)["group_auc"] + 0.3
+        assert quality["spearman"] > 0.25  # a two-valued S caps the rank correlation
+
+
+def test_local_search_stops_at_its_time_budget() -> None:
+    sim, _ = _planted(100, 20)
+    start = mds_centers(100, 32).double().numpy()
+    _, info = local_search_centers(sim.numpy(), start, 10, kicks=10**6, time_budget=0.3)
+    assert info["stopped_by"] == "time_budget" and info["kicks"] < 10**6
+    _, info = local_search_centers(sim.numpy(), start, 10, kicks=2, time_budget=None)
+    assert info["stopped_by"] == "kicks" and info["kicks"] == 2
+
+
+def test_pair_auc_and_spearman_against_loops() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=40).astype(float)  # many ties
+    positive = rng.random(40) < 0.3
+    wins = [
+        1.0 if a > b else 0.5 if a == b else 0.0
+        for a in scores[positive]
+        for b in scores[~positive]
+    ]
+    assert pair_auc(scores, positive) == pytest.approx(sum(wins) / len(wins))
+    sim = _random_similarity(8, seed=4)
+    centers = mds_centers(8, 6, min_distance=2)
+    iu = np.triu_indices(8, 1)
+    h = centers.double().numpy()
+    target = ((sim + sim.T) / 2).numpy()[iu]
+    inner = (h @ h.T)[iu]
+
+    def ranks(x: np.ndarray) -> np.ndarray:
+        return np.array([(x < v).sum() + ((x == v).sum() + 1) / 2 for v in x])
+
+    expected = np.corrcoef(ranks(target), ranks(inner))[0, 1]
+    assert center_quality(sim, centers)["spearman"] == pytest.approx(expected)
+    assert center_quality(sim, csq_centers(8, 8))["spearman"] is None  # Hadamard: equidistant
 
 
 def _augmented_objective(
@@ -153,8 +255,13 @@ def test_gradient_and_auxiliary_against_autograd() -> None:
     h.requires_grad_(True)
     m = m.detach()
     grad_h = torch.autograd.grad(_augmented_objective(h, m, s, lam, rho, rep), h)[0]
-    ours = augmented_gradient(h.detach().numpy(), m.numpy(), s.numpy(), lam.numpy(), rho, rep)
-    np.testing.assert_allclose(ours, grad_h.numpy(), atol=1e-10)
+    args = (h.detach().numpy(), m.numpy(), s.numpy(), lam.numpy(), rho, rep)
+    # row i of S is the exact gradient; the reference's column i is the gradient for S^T
+    np.testing.assert_allclose(augmented_gradient(*args, "row"), grad_h.numpy(), atol=1e-10)
+    grad_t = torch.autograd.grad(_augmented_objective(h, m, s.T, lam, rho, rep), h)[0]
+    column = augmented_gradient(*args, "column")
+    np.testing.assert_allclose(column, grad_t.numpy(), atol=1e-10)
+    assert not np.allclose(column, grad_h.numpy())
 
 
 def test_violating_init_rejected() -> None:
@@ -170,6 +277,12 @@ def test_bad_input() -> None:
         semantic_centers(_random_similarity(3, 0), 16, eta=0.0)
     with pytest.raises(ValueError, match="bits=4"):
         semantic_centers(_random_similarity(10, 0), 4)
+    with pytest.raises(ValueError, match="solver='adam'"):
+        semantic_centers(_random_similarity(3, 0), 16, solver="adam")
+    with pytest.raises(ValueError, match="similarity_axis='diagonal'"):
+        semantic_centers(_random_similarity(3, 0), 16, similarity_axis="diagonal")
+    with pytest.raises(ValueError, match="time_budget"):
+        semantic_centers(_random_similarity(3, 0), 16, time_budget=0)
 
 
 @pytest.mark.slow

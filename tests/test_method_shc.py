@@ -235,6 +235,9 @@ STAGE1_INPUTS: dict[str, dict[str, Any]] = {
 STAGE2_ONLY_INPUTS: dict[str, dict[str, Any]] = {
     "bits": {"bits": 32},
     "eta": {"method.center_source.optimisation.eta": 0.25},
+    "solver": {"method.center_source.optimisation.solver": "reference"},
+    "axis": {"method.center_source.optimisation.similarity_axis": "row"},
+    "kicks": {"method.center_source.optimisation.kicks": 3},
     "rule": {"method.center_source.multi_label": "first"},
 }
 NEITHER: dict[str, dict[str, Any]] = {
@@ -339,12 +342,45 @@ def test_multi_label_similarity_masks_every_positive_label(tmp_path: Path) -> No
 
 def test_stage2_starts_from_mds_and_warns_when_it_cannot_move(first, caplog) -> None:
     out, _, _ = first
-    # no gradient entry clears a flip threshold of 1e6: stage 2 must return its MDS start
-    change = ["method.center_source.optimisation.eta=1.0e6", *PREPARE_ONLY]
+    # the reference solver with a flip threshold no gradient entry clears: no update, and the
+    # start must win "best fit" (an unchanged epoch is no improvement), so best_epoch is -1
+    change = [
+        "method.center_source.optimisation.solver=reference",
+        "method.center_source.optimisation.eta=1.0e6",
+        *PREPARE_ONLY,
+    ]
     with caplog.at_level(logging.WARNING, logger="hashing.methods.shc_centers"):
         stuck, _, _ = run(out.parent, "stuck", [*TINY, *change])
     assert stages(stuck) == {"stage1": "hit", "stage2": "miss"}
     assert "SHC stage 2 accepted no update" in caplog.text
     centers = torch.load(stuck / "centers.pt", weights_only=True)
     assert torch.equal(centers, mds_centers(10, 16, seed=0))
-    assert json.loads((stuck / "center_stats.json").read_text())["best_epoch"] == -1
+    stats = json.loads((stuck / "center_stats.json").read_text())
+    assert stats["best_epoch"] == -1
+    assert stats["equals_start"] is True and stats["accepted_updates"] == 0
+    assert stats["solver"] == "reference"
+    assert stats["fit_loss"] == stats["initial_fit_loss"]
+    # the MDS start at 10 classes / 16 bits is Hadamard rows, all 8 apart: nothing is ranked
+    assert stats["spearman"] is None and stats["initial_spearman"] is None
+
+
+def test_default_solver_moves_the_start_and_records_center_quality(first) -> None:
+    out, _, _ = first
+    stats = json.loads((out / "center_stats.json").read_text())
+    assert stats["solver"] == "local_search"
+    assert stats["equals_start"] is False and stats["accepted_updates"] > 0
+    assert stats["fit_loss"] < stats["initial_fit_loss"]
+    similarity = torch.load(out / "similarity.pt", weights_only=True)
+    centers = torch.load(out / "centers.pt", weights_only=True)
+    # Spearman by hand: Pearson of the ranks of (s_ij + s_ji) / 2 and h_i.h_j over i < j
+    iu = torch.triu_indices(10, 10, offset=1)
+    target = ((similarity + similarity.T) / 2)[iu[0], iu[1]].numpy()
+    inner = (centers.double() @ centers.double().T)[iu[0], iu[1]].numpy()
+    from scipy.stats import rankdata
+
+    expected = np.corrcoef(rankdata(target), rankdata(inner))[0, 1]
+    assert stats["spearman"] == pytest.approx(expected)
+    assert stats["spearman"] > 0.3 and stats["initial_spearman"] is None  # equidistant start
+    assert stats["group_auc"] is None  # digits have no known class groups
+    asym = float(torch.linalg.norm(similarity - similarity.T) / torch.linalg.norm(similarity))
+    assert stats["similarity_asymmetry"] == pytest.approx(asym) and asym > 0.01

@@ -18,9 +18,13 @@ Each step scores all ``bits`` single-bit flips at once from running sums (one ma
 product over the ``(C-1, bits)`` agreement table) and takes the best. A flip of center ``i``
 only changes the pairs ``(i, j)``, so the total violation over all pairs changes exactly as the
 center's own violation does: it never increases, and once it is zero every later move keeps it
-zero. Sweeps stop once the minimum distance reaches ``d`` (at least one sweep, as in the
-reference). A sweep that fails to lower the violation perturbs one center of each violating
-pair with a few random flips (seeded) to leave the local minimum. The result is checked at the
+zero. Sweeps stop once the minimum distance reaches ``d``. A start that already meets ``d``
+is returned unchanged, as the reference does: its lp-box step keeps a center unless the new
+one scores better, which for equidistant Hadamard rows (CSQ's start whenever ``C <= 2q``) it
+never does, so e.g. 10 classes at 32 bits keep min = mean = q/2 (our greedy search would move
+them to min/mean 16/17.33, trading the rows' equidistance for a larger mean). A sweep that
+fails to lower the violation perturbs one center of each violating pair with a few random flips
+(seeded) to leave the local minimum. The result is checked at the
 end: centers violating the bound are never returned;
 :class:`CenterGenerationError` is raised instead.
 """
@@ -159,12 +163,15 @@ def mds_centers(
     max_sweeps: int = 50,
     min_distance: int | None = None,
     init: torch.Tensor | None = None,
+    refine_feasible_start: bool = False,
 ) -> torch.Tensor:
     """MDS centers, shape ``(num_classes, bits)``, float ±1, all pairs >= ``min_distance`` apart.
 
     ``min_distance`` defaults to :func:`required_min_distance`; ``init`` (default: CSQ centers)
-    is the starting point. Deterministic given the arguments. Raises ValueError for impossible
-    settings and :class:`CenterGenerationError` when ``max_sweeps`` sweeps do not reach the bound.
+    is the starting point, returned as it is when it already meets the bound (the reference's
+    behaviour) unless ``refine_feasible_start``, which sweeps it at least once. Deterministic
+    given the arguments. Raises ValueError for impossible settings and
+    :class:`CenterGenerationError` when ``max_sweeps`` sweeps do not reach the bound.
     """
     validate_bits(bits, num_classes, "mds")
     if max_sweeps < 1:
@@ -184,6 +191,8 @@ def mds_centers(
         centers = init.to(torch.float32).clone()
     generator = torch.Generator().manual_seed(seed + 1)
     violation = total_violation(centers, d)
+    if violation == 0 and not refine_feasible_start:
+        return centers
     for _ in range(max_sweeps):
         rows = centers.numpy().astype(np.float64)
         for index in range(num_classes):

@@ -107,15 +107,20 @@ class MDSCenters:
     Args:
         seed: seed of the CSQ start and of the perturbations.
         max_sweeps: sweeps over all centers before giving up with CenterGenerationError.
+        refine_feasible_start: also sweep a CSQ start that already meets ``d`` (not the
+            reference, which keeps it; see :func:`hashing.centers.mds_centers`).
     """
 
     method = "mds"
 
-    def __init__(self, seed: int = 0, max_sweeps: int = 50) -> None:
+    def __init__(
+        self, seed: int = 0, max_sweeps: int = 50, refine_feasible_start: bool = False
+    ) -> None:
         if int(max_sweeps) < 1:
             raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}")
         self.seed = seed
         self.max_sweeps = int(max_sweeps)
+        self.refine_feasible_start = bool(refine_feasible_start)
 
     def validate(self, num_classes: int, bits: int) -> None:
         """Raise ValueError naming ``bits`` when the distance bound cannot be met."""
@@ -125,6 +130,16 @@ class MDSCenters:
         self, num_classes: int, bits: int, datamodule: pl.LightningDataModule, output_dir: Path
     ) -> Tensor:
         """The MDS centers (they do not depend on the data)."""
-        centers = mds_centers(num_classes, bits, seed=self.seed, max_sweeps=self.max_sweeps)
-        save_centers(centers, output_dir, {"method": self.method})
+        centers = mds_centers(
+            num_classes,
+            bits,
+            seed=self.seed,
+            max_sweeps=self.max_sweeps,
+            refine_feasible_start=self.refine_feasible_start,
+        )
+        save_centers(
+            centers,
+            output_dir,
+            {"method": self.method, "refine_feasible_start": self.refine_feasible_start},
+        )
         return centers

@@ -26,9 +26,13 @@ from hashing.centers import (
     StageCache,
     cache_key,
     class_similarity,
+    mds_centers,
+    required_min_distance,
     semantic_centers,
     validate_bits,
 )
+from hashing.centers.quality import center_quality
+from hashing.centers.semantic import asymmetry
 from hashing.methods.center_sources import is_rank_zero, save_centers
 from hashing.methods.classifier import ClassifierModule, fit_classifier, isolated_rng
 from hashing.runs.atomic import write_json_atomic
@@ -101,12 +105,17 @@ OPTIMISATION_KEYS = (
     "inner_passes",
     "repulsion_scale",
     "backtrack",
+    "similarity_axis",
+    "solver",
+    "kicks",
+    "kick_flips",
+    "time_budget",
     "mds_max_sweeps",
 )
 MULTI_LABEL_RULES = ("all", "first")
 #: bump when a stage's computation changes, so old cache entries stop matching
 STAGE1_VERSION = 1
-STAGE2_VERSION = 1
+STAGE2_VERSION = 2
 
 
 class SemanticCenters:
@@ -118,8 +127,10 @@ class SemanticCenters:
         classifier: stage-1 training settings: ``max_epochs``, ``batch_size``, ``optimizer``
             (a ``_partial_`` optimiser config), ``scheduler`` (a ``_partial_`` scheduler
             config or None) and ``trainer`` (further ``pl.Trainer`` arguments).
-        optimisation: keyword arguments of :func:`hashing.centers.semantic_centers` (rho, mu,
-            eta, lambda_init, epochs, inner_passes, repulsion_scale, backtrack, mds_max_sweeps).
+        optimisation: keyword arguments of :func:`hashing.centers.semantic_centers`:
+            ``solver`` (local_search or reference), the local search's kicks, kick_flips and
+            time_budget, the reference's rho, mu, eta, lambda_init, epochs, inner_passes,
+            repulsion_scale, backtrack and similarity_axis, and mds_max_sweeps.
         seed: seed of the classifier (weights, shuffling) and of the MDS start.
         multi_label: how a multi-hot sample enters ``S``: ``all`` masks every positive label
             and adds to each of their rows, ``first`` keeps the first positive only (SHC code).
@@ -262,9 +273,23 @@ class SemanticCenters:
 
     def _optimise(self, similarity: Tensor, bits: int) -> dict[str, Any]:
         """Stage 2 proper: similarity-fitting centers started from MDS."""
-        log.info("SHC stage 2: optimising %d centers of %d bits", similarity.shape[0], bits)
-        centers, info = semantic_centers(similarity, bits, seed=self.seed, **self.optimisation)
-        return {"centers": centers, "info": info}
+        num_classes = similarity.shape[0]
+        settings = dict(self.optimisation)
+        log.info(
+            "SHC stage 2: optimising %d centers of %d bits (solver %s)",
+            num_classes,
+            bits,
+            settings.get("solver", "local_search"),
+        )
+        start = mds_centers(
+            num_classes,
+            bits,
+            seed=self.seed,
+            max_sweeps=int(settings.pop("mds_max_sweeps", 50)),
+            min_distance=required_min_distance(bits, num_classes),
+        )
+        centers, info = semantic_centers(similarity, bits, seed=self.seed, init=start, **settings)
+        return {"centers": centers, "info": info, "start": start}
 
     def _stage(
         self, name: str, what: str, inputs: Mapping[str, Any], compute: Callable[[], Any]
@@ -299,15 +324,25 @@ class SemanticCenters:
         inputs2 = self.stage2_inputs(inputs1, similarity, bits)
         stage2 = self._stage("stage2", "centers", inputs2, lambda: self._optimise(similarity, bits))
         centers = stage2["centers"].to(torch.float32)
-        if int(stage2["info"]["accepted_updates"]) == 0:
+        if bool(stage2["info"]["equals_start"]):
             log.warning(
-                "SHC stage 2 accepted no update: the centers are the MDS start (no step cleared "
-                "the flip threshold eta=%s or kept the distance bound); try a smaller "
-                "method.center_source.optimisation.eta (e.g. 0.1) and backtrack=true",
+                "SHC stage 2 accepted no update: the centers are the MDS start (solver %s; the "
+                "reference's steps must clear the flip threshold eta=%s and keep the distance "
+                "bound, which at 32/64 bits they rarely do); use "
+                "method.center_source.optimisation.solver=local_search",
+                stage2["info"].get("solver", "reference"),
                 self.optimisation.get("eta", 0.5),
             )
         self._write_outputs(
-            output_dir, datamodule, similarity, centers, stage1, stage2["info"], inputs1, inputs2
+            output_dir,
+            datamodule,
+            similarity,
+            centers,
+            stage2["start"].to(torch.float32),
+            stage1,
+            stage2["info"],
+            inputs1,
+            inputs2,
         )
         return centers
 
@@ -317,6 +352,7 @@ class SemanticCenters:
         datamodule: Any,
         similarity: Tensor,
         centers: Tensor,
+        start: Tensor,
         stage1: Mapping[str, Tensor],
         info: Mapping[str, Any],
         inputs1: Mapping[str, Any],
@@ -330,15 +366,41 @@ class SemanticCenters:
         names = [str(n) for n in getattr(datamodule, "class_names", None) or range(num_classes)]
         torch.save(similarity.clone(), output_dir / "similarity.pt")
         write_similarity_csv(similarity, output_dir / "similarity.csv", names)
+        related = getattr(datamodule, "related_classes", None)
+        quality = center_quality(similarity, centers, related)
+        start_quality = center_quality(similarity, start, related)
+
+        def show(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.3f}"
+
+        log.info(
+            "SHC stage 2 (%s): fit loss %.4f -> %.4f, Spearman(s_ij, h_i.h_j) %s -> %s, "
+            "group AUC %s -> %s, %d updates accepted",
+            info.get("solver", "reference"),
+            float(info["initial_fit_loss"]),
+            float(info["fit_loss"]),
+            show(start_quality["spearman"]),
+            show(quality["spearman"]),
+            show(start_quality.get("group_auc")),
+            show(quality.get("group_auc")),
+            int(info["accepted_updates"]),
+        )
         save_centers(
             centers,
             output_dir,
             {
                 "method": self.method,
+                "solver": str(info.get("solver", "reference")),
                 "fit_loss": float(info["fit_loss"]),
                 "initial_fit_loss": float(info["initial_fit_loss"]),
                 "best_epoch": int(info["best_epoch"]),
                 "accepted_updates": int(info["accepted_updates"]),
+                "equals_start": bool(info["equals_start"]),
+                "spearman": quality["spearman"],
+                "initial_spearman": start_quality["spearman"],
+                "group_auc": quality.get("group_auc"),
+                "initial_group_auc": start_quality.get("group_auc"),
+                "similarity_asymmetry": asymmetry(similarity),
                 "multi_label_rule": self.multi_label,
                 "cache": dict(self.last_cache),
             },
@@ -358,6 +420,9 @@ class SemanticCenters:
                     "key": cache_key(inputs2),
                     "inputs": dict(inputs2),
                     "fit_history": list(info["fit_history"]),
+                    "solver_info": {
+                        k: v for k, v in info.items() if k not in ("fit_history", "statistics")
+                    },
                 },
             },
         )
