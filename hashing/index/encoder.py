@@ -26,7 +26,8 @@ from torchvision.transforms.v2.functional import resize
 from hashing.data.transforms import build_transform
 from hashing.index.image_files import read_image
 from hashing.methods.base import HashingModule
-from hashing.pipeline import build_model, load_run_config
+from hashing.pipeline import build_model, run_config_of
+from hashing.runs.checkpoint_file import read_checkpoint
 
 #: eval transforms that keep the image size: a file is resized to the model's input size
 #: before them (the others, e.g. ``imagenet``, resize and crop themselves)
@@ -156,8 +157,8 @@ class CodeEncoder:
         cls, ckpt_path: str | Path, input_spec: InputSpec, **options: Any
     ) -> CodeEncoder:
         """Rebuild the model of a ``hashing.train`` checkpoint for inputs of ``input_spec``."""
-        run_cfg = load_run_config(ckpt_path)
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        checkpoint = read_checkpoint(ckpt_path, "ckpt_path")
+        run_cfg = run_config_of(checkpoint, ckpt_path)
         hparams = checkpoint.get("hyper_parameters", {})
         if "num_classes" not in hparams:
             raise ValueError(f"{ckpt_path} lacks hyper_parameters.num_classes; cannot rebuild it")

@@ -23,9 +23,13 @@ DATASET_INDEX = "dataset_index.npy"
 PATHS = "paths.txt"
 CONFIG = "config.yaml"
 FAISS = "faiss.index"
-#: run-config keys that say where a run lived, not what model it made: left out of the
-#: identity digest so a resumed run or a moved checkpoint still matches its index
-LOCATION_KEYS = ("paths", "ckpt_path", "task_name", "tags", "logger", "hydra")
+#: run-config keys that say where a run lived or how it was driven (bookkeeping), not what
+#: model it made: left out of the identity digest so a resumed run or a moved checkpoint still
+#: matches its index
+LOCATION_KEYS = (
+    "paths", "ckpt_path", "task_name", "tags", "logger", "hydra",
+    "resume", "fail_fast", "test", "test_ckpt",
+)  # fmt: skip
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
