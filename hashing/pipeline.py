@@ -203,5 +203,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path), verbose=False)
     metrics = test_metrics(trainer)
     if trainer.is_global_zero:
-        report_metrics(metrics, output_dir, run_cfg, datamodule, f"evaluated {cfg.ckpt_path}")
+        footer = f"evaluated {cfg.ckpt_path} · metrics in {output_dir / METRICS}"
+        report_metrics(metrics, output_dir, run_cfg, datamodule, footer)
     return metrics
