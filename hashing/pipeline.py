@@ -31,6 +31,7 @@ from hashing.runs.atomic import write_json_atomic
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.config_checks import check_bits_for_classes, check_run_config
 from hashing.runs.errors import UserError
+from hashing.runs.quiet import quiet_libraries
 from hashing.runs.resumable_loader import make_training_resumable
 from hashing.runs.resume import finished_run, keep_csv_history, resume_checkpoint
 from hashing.runs.status import METRICS, clear_markers
@@ -130,6 +131,7 @@ def report_metrics(
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the test metrics and the best val/mAP (``val/mAP_best``)."""
+    quiet_libraries()
     check_run_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +195,7 @@ def load_run_config(ckpt_path: str | Path) -> DictConfig:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild a run from its checkpoint and recompute its test metrics."""
+    quiet_libraries()
     run_cfg = load_run_config(cfg.ckpt_path)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

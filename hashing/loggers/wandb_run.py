@@ -25,6 +25,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from hashing.runs.atomic import atomic_write
+from hashing.runs.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,22 @@ class HashingWandbLogger(WandbLogger):
             **kwargs,
         )
         self.run_dir = run_dir
+        # Lightning passes anonymous=None, which wandb warns about on every run
+        self._wandb_init.pop("anonymous", None)
+
+    @property
+    def experiment(self) -> Any:
+        """The wandb run; a missing login is reported with what to do instead of a traceback."""
+        from wandb.errors import UsageError
+
+        try:
+            return super().experiment
+        except UsageError as error:
+            raise UserError(
+                f"logger=wandb could not start a run ({error}): log in with `wandb login` (or "
+                "set WANDB_API_KEY), or log offline with WANDB_MODE=offline (or "
+                "logger.wandb.offline=true) and upload later with `wandb sync <run folder>/wandb`"
+            ) from error
 
     def log_run_folder(self, output_dir: Path) -> None:
         """Summary, files and curve data of the finished run; then finish the wandb run."""

@@ -15,6 +15,7 @@ the folder.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,11 @@ def config_changes(cfg: DictConfig, run_dir: Path) -> dict[str, tuple[Any, Any]]
 
 def keep_csv_history(loggers: Sequence[Logger]) -> None:
     """Lightning's CSVLogger deletes an existing ``metrics.csv`` when it starts: keep the
-    first attempt's rows by renaming the file to ``metrics.part<N>.csv`` beside it."""
+    first attempt's rows by renaming the file to ``metrics.part<N>.csv`` beside it (and drops
+    its warning that previous log files will be deleted: they are kept)."""
+    warnings.filterwarnings(
+        "ignore", message="Experiment logs directory .* exists and is not empty"
+    )
     for logger in loggers:
         if not isinstance(logger, CSVLogger):
             continue
