@@ -15,8 +15,8 @@ import torch
 
 from hashing.runs.errors import UserError
 
-#: what every checkpoint Lightning writes holds
-REQUIRED_KEYS = ("state_dict", "epoch", "global_step")
+#: what every checkpoint Lightning writes holds (and a model needs)
+REQUIRED_KEYS = ("state_dict",)
 
 
 def first_sentence(error: BaseException, limit: int = 100) -> str:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from types import TracebackType
 
 USAGE_EXIT_CODE = 2
 
@@ -49,18 +49,27 @@ def write_to_log_files(message: str, level: int = logging.INFO) -> None:
             handler.handle(record)
 
 
-@contextlib.contextmanager
-def readable_errors() -> Iterator[None]:
+class readable_errors(contextlib.ContextDecorator):
     """Turn a :class:`UserError` into a one-paragraph message and exit status 2.
 
-    Usable as a decorator of a Hydra task function or around code that runs before Hydra.
+    Usable as a decorator of a Hydra task function or around code that runs before Hydra. A
+    class, not a generator-based context manager: launchers (joblib) pickle the task function.
     """
-    try:
-        yield
-    except Exception as error:
+
+    def __enter__(self) -> readable_errors:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if not isinstance(error, Exception):
+            return False
         user_error = find_user_error(error)
         if user_error is None or full_error_requested():
-            raise
+            return False
         message = str(user_error).strip()
         write_to_log_files(message, logging.ERROR)
         print(
