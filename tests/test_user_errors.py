@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from hydra.errors import InstantiationException
+from omegaconf import OmegaConf
 from PIL import Image
 
 from hashing.backbones.mlp import MLP
@@ -48,6 +49,12 @@ def test_a_user_error_prints_one_paragraph_and_exits_2(capsys: pytest.CaptureFix
             wrapped.__cause__ = cause
             failing(wrapped)
     assert "data.root='x'" in capsys.readouterr().err
+
+
+def test_a_missing_mandatory_value_names_the_key(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit), readable_errors():
+        OmegaConf.create({"ckpt_path": "???"}).ckpt_path  # noqa: B018
+    assert capsys.readouterr().err.startswith("error: ckpt_path is required")
 
 
 def test_bugs_and_full_error_keep_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:

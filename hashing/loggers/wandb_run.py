@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,14 @@ class HashingWandbLogger(WandbLogger):
             run.summary.update(summary)
         files = [output_dir / name for name in RUN_FILES]
         files += sorted((output_dir / "curves").glob("*.json"))
+        # copied into the wandb run's files folder first: saving a file from outside it makes
+        # wandb symlink it and warn, once a file, to "call wandb.save again"
+        files_root = Path(run.dir)
         for path in files:
             if path.is_file():
-                run.save(str(path), base_path=str(output_dir), policy="now")
+                target = files_root / path.relative_to(output_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+                run.save(str(target), base_path=str(files_root), policy="now")
         run.finish()
         log.info("wandb run %s finished (%s)", run.id, self.run_dir)

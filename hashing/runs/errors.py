@@ -15,6 +15,8 @@ import os
 import sys
 from types import TracebackType
 
+from omegaconf.errors import MissingMandatoryValue
+
 USAGE_EXIT_CODE = 2
 
 
@@ -24,12 +26,16 @@ class UserError(ValueError):
 
 def find_user_error(error: BaseException) -> UserError | None:
     """The :class:`UserError` in ``error``'s cause/context chain (Hydra wraps errors raised by
-    instantiated targets in an InstantiationException), or None."""
+    instantiated targets in an InstantiationException), or None. A mandatory config value left
+    unset (``???``) counts as one."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         if isinstance(current, UserError):
             return current
+        if isinstance(current, MissingMandatoryValue):
+            key = current.full_key or "a key"
+            return UserError(f"{key} is required (??? in the config): give it, e.g. {key}=...")
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
