@@ -53,6 +53,7 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
     A bad value, a missing file or folder, or data that cannot make the split is the user's
     to fix: it is raised as a :class:`UserError` (the message names the data key or file).
     """
+    where = f"data ({cfg.data.get('_target_', '?')})"
     try:
         datamodule = instantiate(cfg.data)
         datamodule.prepare_data()
@@ -60,12 +61,12 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
     except InstantiationException as error:
         cause = error.__cause__
         if isinstance(cause, ValueError | OSError) and not isinstance(cause, UserError):
-            raise UserError(f"data={cfg.data.get('_target_', '?')}: {cause}") from error
+            raise UserError(f"{where}: {cause}") from cause
         raise
     except (ValueError, FileNotFoundError, NotADirectoryError) as error:
         if isinstance(error, UserError):
             raise
-        raise UserError(f"data ({cfg.data.get('_target_', '?')}): {error}") from error
+        raise UserError(f"{where}: {error}") from error
     check_bits_for_classes(int(cfg.bits), int(datamodule.num_classes))
     return datamodule
 
@@ -136,10 +137,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     fit_from = resume_checkpoint(cfg)
-    finished = fit_from and cfg.get("resume") and finished_run(output_dir, cfg.trainer.max_epochs)
-    if finished:
-        log.info(finished)
-        return json.loads((output_dir / METRICS).read_text())
+    if cfg.get("resume") is not None and fit_from is not None:
+        finished = finished_run(output_dir, cfg.trainer.get("max_epochs"))
+        if finished is not None:  # left as it is: no file is written
+            log.info(finished)
+            return json.loads((output_dir / METRICS).read_text())
     clear_markers(output_dir)
     pl.seed_everything(int(cfg.seed), workers=True)
 

@@ -74,19 +74,30 @@ def quoted(value: str) -> str:
     return f"'{value}'"
 
 
+def resume_arguments(args: Sequence[str]) -> list[str]:
+    """The ``resume=<run dir>`` arguments of a command line."""
+    return [arg for arg in args if arg.startswith(("resume=", "+resume="))]
+
+
+def resume_dir(given: Sequence[str]) -> Path:
+    """The run folder the last ``resume=`` argument names, checked to be one."""
+    run_dir = Path(given[-1].split("=", 1)[1].strip("'\""))
+    check_run_dir(run_dir)
+    return run_dir
+
+
 def expand_command_line(args: Sequence[str]) -> list[str]:
     """Expand ``resume=<run dir>`` into the run's overrides plus ``hydra.run.dir=<run dir>``.
 
     Other arguments are kept and win over the stored overrides of the same key. Without
     ``resume=`` the arguments come back unchanged.
     """
-    given = [arg for arg in args if arg.startswith(("resume=", "+resume="))]
+    given = resume_arguments(args)
     if not given:
         return list(args)
     if any(arg in ("-m", "--multirun") for arg in args):
         raise UserError("resume= continues one run: resume a sweep's jobs one at a time")
-    run_dir = Path(given[-1].split("=", 1)[1].strip("'\""))
-    check_run_dir(run_dir)
+    run_dir = resume_dir(given)
     extra = [arg for arg in args if arg not in given]
     extra_keys = {override_key(arg) for arg in extra if "=" in arg and not arg.startswith("-")}
     stored = [item for item in run_overrides(run_dir) if override_key(item) not in extra_keys]
@@ -158,7 +169,7 @@ def finished_run(run_dir: Path, max_epochs: int | None) -> str | None:
     )
 
 
-def stored_max_epochs(run_dir: Path, args: Sequence[str]) -> int | None:
+def resumed_max_epochs(run_dir: Path, args: Sequence[str]) -> int | None:
     """``trainer.max_epochs`` a resume would run with: the last one in ``args``, else the run's."""
     given = [arg.split("=", 1)[1] for arg in args if override_key(arg) == "trainer.max_epochs"]
     if given:
@@ -177,14 +188,13 @@ def stored_max_epochs(run_dir: Path, args: Sequence[str]) -> int | None:
 def finished_run_from_command_line(args: Sequence[str]) -> str | None:
     """:func:`finished_run` for ``resume=<run dir>`` on the command line, before Hydra writes
     anything into the folder; None without ``resume=`` or when the run is to be continued."""
-    given = [arg for arg in args if arg.startswith(("resume=", "+resume="))]
+    given = resume_arguments(args)
     if not given:
         return None
-    run_dir = Path(given[-1].split("=", 1)[1].strip("'\""))
-    check_run_dir(run_dir)
+    run_dir = resume_dir(given)
     if not (run_dir / CHECKPOINT).is_file():
         return None
-    return finished_run(run_dir, stored_max_epochs(run_dir, args))
+    return finished_run(run_dir, resumed_max_epochs(run_dir, args))
 
 
 def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
