@@ -16,7 +16,8 @@ from hashing import pipeline
 from hashing.callbacks.checkpoint import LastEpochCheckpoint
 from hashing.callbacks.progress import EpochProgress
 from hashing.index.manifest import config_digest
-from hashing.runs.resume import finished_run_from_command_line
+from hashing.runs.errors import UserError
+from hashing.runs.resume import finished_run_from_command_line, resume_checkpoint
 from tests.runs import compose_run
 
 
@@ -110,3 +111,15 @@ def test_bookkeeping_keys_stay_out_of_the_index_identity() -> None:
     resumed = {**config, "resume": "/runs/a", "fail_fast": True, "test_ckpt": "last"}
     assert config_digest(resumed) == config_digest(config)
     assert config_digest({**config, "bits": 32}) != config_digest(config)
+
+
+def test_a_truncated_last_ckpt_fails_before_any_data(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config_resolved.yaml").write_text("bits: 16\n")
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, run / "checkpoints" / "last.ckpt")
+    data = (run / "checkpoints" / "last.ckpt").read_bytes()
+    (run / "checkpoints" / "last.ckpt").write_bytes(data[: len(data) // 2])
+    cfg = compose_run("train", run, tmp_path / "cache", [f"resume={run}"])
+    with pytest.raises(UserError, match=r"resume='.*last.ckpt' is not a readable"):
+        resume_checkpoint(cfg)

@@ -133,6 +133,7 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
             f"{checkpoint} does not exist: the run stopped before its first checkpoint, so "
             "there is nothing to resume; start it again"
         )
+    read_checkpoint(checkpoint, "resume", mmap=True)  # a truncated one fails before any data
     for key, (before, now) in config_changes(cfg, run_dir).items():
         log.warning("resume: %s was %r, is now %r", key, before, now)
     return str(checkpoint)
