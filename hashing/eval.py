@@ -6,9 +6,11 @@ import hydra
 from omegaconf import DictConfig
 
 from hashing import pipeline
+from hashing.runs.errors import readable_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@readable_errors()
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     pipeline.evaluate(cfg)

@@ -6,9 +6,11 @@ import hydra
 from omegaconf import DictConfig
 
 from hashing.index import jobs
+from hashing.runs.errors import readable_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@readable_errors()
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     jobs.export(cfg)

@@ -12,13 +12,13 @@ states travel in checkpoints (:class:`RNGState`), so an interrupted run resumes 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -28,10 +28,13 @@ from hashing.callbacks.rng_state import RNGState
 from hashing.loggers import publish_run_folder
 from hashing.methods.base import HashingModule
 from hashing.runs.atomic import write_json_atomic
+from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.config_checks import check_bits_for_classes, check_run_config
+from hashing.runs.errors import UserError
+from hashing.runs.quiet import quiet_libraries
 from hashing.runs.resumable_loader import make_training_resumable
-from hashing.runs.resume import keep_csv_history, resume_checkpoint
-from hashing.runs.status import clear_markers
+from hashing.runs.resume import finished_run, keep_csv_history, resume_checkpoint
+from hashing.runs.status import METRICS, clear_markers
 from hashing.runs.summary import print_summary
 
 log = logging.getLogger(__name__)
@@ -45,10 +48,25 @@ def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
 
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
-    """Instantiate and set up the DataModule (splits drawn or loaded)."""
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    """Instantiate and set up the DataModule (splits drawn or loaded).
+
+    A bad value, a missing file or folder, or data that cannot make the split is the user's
+    to fix: it is raised as a :class:`UserError` (the message names the data key or file).
+    """
+    where = f"data ({cfg.data.get('_target_', '?')})"
+    try:
+        datamodule = instantiate(cfg.data)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, ValueError | OSError) and not isinstance(cause, UserError):
+            raise UserError(f"{where}: {cause}") from cause
+        raise
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+        if isinstance(error, UserError):
+            raise
+        raise UserError(f"{where}: {error}") from error
     check_bits_for_classes(int(cfg.bits), int(datamodule.num_classes))
     return datamodule
 
@@ -73,7 +91,7 @@ def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingM
     except InstantiationException as error:
         # a method rejecting a value (e.g. bits for its centers) is a config error: show it plainly
         if isinstance(error.__cause__, ValueError):
-            raise error.__cause__ from None
+            raise UserError(str(error.__cause__)) from error.__cause__
         raise
 
 
@@ -120,10 +138,16 @@ def report_metrics(
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the test metrics and the best val/mAP (``val/mAP_best``)."""
+    quiet_libraries()
     check_run_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     fit_from = resume_checkpoint(cfg)
+    if cfg.get("resume") is not None and fit_from is not None:
+        finished = finished_run(output_dir, cfg.trainer.get("max_epochs"))
+        if finished is not None:  # left as it is: no file is written
+            log.info(finished)
+            return json.loads((output_dir / METRICS).read_text())
     clear_markers(output_dir)
     pl.seed_everything(int(cfg.seed), workers=True)
 
@@ -162,22 +186,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def load_run_config(ckpt_path: str | Path) -> DictConfig:
-    """The resolved training config stored in a checkpoint by :class:`ConfigSnapshot`."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise ValueError(f"ckpt_path={str(path)!r} does not exist: give a Lightning .ckpt file")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+def run_config_of(checkpoint: dict[str, Any], path: str | Path) -> DictConfig:
+    """The resolved training config that :class:`ConfigSnapshot` stored in ``checkpoint``."""
     if CONFIG_KEY not in checkpoint:
-        raise ValueError(
-            f"{path} holds no '{CONFIG_KEY}': it was not written by hashing.train, so the model "
-            "and data it belongs to are unknown"
+        raise UserError(
+            f"ckpt_path={str(path)!r} holds no '{CONFIG_KEY}': it was not written by "
+            "hashing.train, so the model and data it belongs to are unknown"
         )
     return OmegaConf.create(checkpoint[CONFIG_KEY])
 
 
+def load_run_config(ckpt_path: str | Path) -> DictConfig:
+    """The resolved training config stored in a checkpoint (checked before anything is built)."""
+    return run_config_of(read_checkpoint(ckpt_path, "ckpt_path", mmap=True), ckpt_path)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild a run from its checkpoint and recompute its test metrics."""
+    quiet_libraries()
     run_cfg = load_run_config(cfg.ckpt_path)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -188,5 +214,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer.test(model, datamodule=datamodule, ckpt_path=str(cfg.ckpt_path), verbose=False)
     metrics = test_metrics(trainer)
     if trainer.is_global_zero:
-        report_metrics(metrics, output_dir, run_cfg, datamodule, f"evaluated {cfg.ckpt_path}")
+        footer = f"evaluated {cfg.ckpt_path} · metrics in {output_dir / METRICS}"
+        report_metrics(metrics, output_dir, run_cfg, datamodule, footer)
     return metrics

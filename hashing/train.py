@@ -14,11 +14,13 @@ from omegaconf import DictConfig
 
 from hashing import pipeline
 from hashing.loggers.wandb_run import finish_active_run
-from hashing.runs.resume import expand_command_line
+from hashing.runs.errors import readable_errors
+from hashing.runs.resume import expand_command_line, finished_run_from_command_line
 from hashing.runs.status import record_failures
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@readable_errors()
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best validation mAP, the value sweepers optimise
     (None for a failed job)."""
@@ -30,5 +32,10 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = expand_command_line(sys.argv[1:])
+    with readable_errors():
+        finished = finished_run_from_command_line(sys.argv[1:])
+        if finished is not None:
+            print(finished)
+            sys.exit(0)
+        sys.argv[1:] = expand_command_line(sys.argv[1:])
     main()

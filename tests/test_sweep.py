@@ -51,7 +51,7 @@ def test_parallel_sweep_records_failures_and_reports(tmp_path: Path) -> None:
     finished = {n for n, job in jobs.items() if (job / "metrics.json").is_file()}
     assert failed == {0, 1} and finished == {2, 3}
     failure = json.loads((jobs[0] / "failed.json").read_text())
-    assert failure["type"] == "ValueError" and "bits=2" in failure["message"]
+    assert failure["type"] == "UserError" and "bits=2" in failure["message"]
     assert "Traceback" in failure["traceback"]
 
     out = tmp_path / "report"

@@ -8,6 +8,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hashing.runs.errors import UserError
+
+#: larger flattened inputs (3x224x224 = 150,528) make a first layer of tens of millions of
+#: weights that learns little from raw pixels: refused with a suggestion instead
+MAX_INPUT_FEATURES = 16384
+
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 
@@ -15,7 +21,8 @@ class MLP(nn.Module):
     """Flatten -> [Linear -> (BatchNorm) -> activation -> (Dropout)] per hidden layer.
 
     ``out_features`` is the last hidden width (the input size when ``hidden_dims`` is empty,
-    i.e. the backbone is just a flatten: useful on precomputed features).
+    i.e. the backbone is just a flatten: useful on precomputed features). Inputs of more than
+    ``max_input_features`` values (None: no limit) are refused, naming the image backbones.
     """
 
     def __init__(
@@ -26,6 +33,7 @@ class MLP(nn.Module):
         activation: str = "relu",
         batch_norm: bool = False,
         transform: str | None = None,
+        max_input_features: int | None = MAX_INPUT_FEATURES,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -39,6 +47,15 @@ class MLP(nn.Module):
         self.input_shape = tuple(int(d) for d in input_shape)
         self.transform = transform
         width = math.prod(self.input_shape)
+        if max_input_features is not None and width > int(max_input_features) and hidden_dims:
+            weights = width * int(hidden_dims[0])
+            raise UserError(
+                f"backbone=mlp on inputs of shape {self.input_shape} flattens {width:,} values "
+                f"into a first layer of {weights / 1e6:.1f} M weights: use an image backbone "
+                "(backbone=resnet18 or backbone=alexnet for 224 px images, backbone=cnn for "
+                "32 px ones), smaller inputs, or raise backbone.max_input_features (now "
+                f"{max_input_features})"
+            )
         layers: list[nn.Module] = [nn.Flatten()]
         for hidden in hidden_dims:
             layers.append(nn.Linear(width, int(hidden)))

@@ -178,8 +178,21 @@ class RetrievalEvaluation(pl.Callback):
         if self.curves and trainer.is_global_zero:
             folder = (self.output_dir or Path(trainer.default_root_dir)) / "curves"
             data = curve_data(report, grid)
-            paths = write_curves(data, folder, title=f"{pl_module.__class__.__name__} test")
+            paths = write_curves(data, folder, title=plot_title(trainer, pl_module))
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     log_curves_to_wandb(logger, data, paths, prefix="test")
         self.accumulators["test"].reset()
+
+
+def plot_title(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
+    """``csq · 32 bits · digits test``: what a curve figure shows, readable on its own."""
+    name = pl_module.hparams.get("name") or type(pl_module).__name__
+    parts = [str(name)]
+    bits = getattr(pl_module, "bits", None)
+    if bits is not None:
+        parts.append(f"{bits} bits")
+    dataset = getattr(getattr(trainer, "datamodule", None), "name", None)
+    if isinstance(dataset, str):
+        parts.append(dataset)
+    return " · ".join(parts) + " test"

@@ -20,6 +20,7 @@ import torch
 from hashing.data.base import Pool, RetrievalDataModule, resolve_shape
 from hashing.data.images import IMAGE_EXTENSIONS, ImageFileSource, image_source
 from hashing.data.splits import SHAPES, Protocol, spec_aliases
+from hashing.runs.errors import UserError
 
 LAYOUTS = ("auto", "tree", "split")
 
@@ -142,6 +143,7 @@ class FolderDataModule(RetrievalDataModule):
             tree = scan_class_tree(self.root)
             classes = sorted(tree)
             trees = {"all": tree}
+        self._check_classes(trees)
         index = {name: i for i, name in enumerate(classes)}
         paths: list[str] = []
         labels: list[int] = []
@@ -154,6 +156,34 @@ class FolderDataModule(RetrievalDataModule):
             if layout == "split":
                 groups[part] = np.arange(start, len(paths))
         return paths, labels, classes, groups
+
+    def _check_classes(self, trees: dict[str, dict[str, list[str]]]) -> None:
+        """At least two classes, each with the items the per-class protocol draws, named."""
+        sizes: dict[str, int] = {}
+        for tree in trees.values():
+            for name, files in tree.items():
+                sizes[name] = sizes.get(name, 0) + len(files)
+        if len(sizes) < 2:
+            raise UserError(
+                f"data.root={str(self.root)!r} holds {len(sizes)} class folder "
+                f"({', '.join(sizes)}): retrieval by class needs at least 2, one sub-folder "
+                "of images per class"
+            )
+        proto = self._proto
+        if proto.shape == "official":
+            return
+        need = int(proto.query_per_class) + int(proto.train_per_class)  # type: ignore[arg-type]
+        small = {name: size for name, size in sizes.items() if size < need}
+        if small:
+            listed = ", ".join(f"{name!r} has {size}" for name, size in list(small.items())[:5])
+            raise UserError(
+                f"{len(small)} of {len(sizes)} classes under {self.root} have fewer than the "
+                f"{need} images protocol {proto.shape!r} draws per class "
+                f"(data.query_per_class={proto.query_per_class} + "
+                f"data.train_per_class={proto.train_per_class}): {listed}; lower "
+                f"data.query_per_class and data.train_per_class so that they sum to at most "
+                f"{min(small.values())}, or add images"
+            )
 
     def prepare_data(self) -> None:
         """Decode the images into the cache once (Lightning runs this on one process only,

@@ -22,6 +22,7 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2.functional import resize
 
 from hashing.runs.atomic import atomic_path
+from hashing.runs.errors import UserError
 
 DECODER = "torchvision-decode_image-v1"  # part of the cache key: a new decoder, a new cache
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -50,8 +51,13 @@ def read_image(path: str | os.PathLike[str], image_size: int | None, mode: str) 
     try:
         image = decode_image(data, mode=read_mode)
     except RuntimeError:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert(mode), dtype=np.uint8)
+        try:
+            with Image.open(path) as img:
+                array = np.asarray(img.convert(mode), dtype=np.uint8)
+        except (OSError, ValueError) as error:  # PIL: unidentified, truncated, corrupt
+            raise UserError(
+                f"cannot read image {path}: {error}; replace or remove the file"
+            ) from error
         image = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
     if image_size is not None and tuple(image.shape[1:]) != (image_size, image_size):
         image = resize(image, [image_size, image_size], antialias=True)

@@ -9,6 +9,7 @@ training data.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2.functional import resize
@@ -26,11 +28,41 @@ from torchvision.transforms.v2.functional import resize
 from hashing.data.transforms import build_transform
 from hashing.index.image_files import read_image
 from hashing.methods.base import HashingModule
-from hashing.pipeline import build_model, load_run_config
+from hashing.pipeline import build_model, run_config_of
+from hashing.runs.checkpoint_file import read_checkpoint
 
 #: eval transforms that keep the image size: a file is resized to the model's input size
 #: before them (the others, e.g. ``imagenet``, resize and crop themselves)
 SIZE_KEEPING_PRESETS = ("scale", "crop", "crop_flip")
+
+log = logging.getLogger(__name__)
+
+
+#: PIL modes of single-channel images
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+_warned: set[str] = set()
+
+
+def warn_once(kind: str, message: str) -> None:
+    """Log ``message`` the first time a conversion of this ``kind`` happens in the process."""
+    if kind not in _warned:
+        _warned.add(kind)
+        log.warning("%s (further such images are converted without a warning)", message)
+
+
+def check_channels(path: str | Path, mode: str | None) -> None:
+    """Warn when an image file's channels differ from the model's (it is converted)."""
+    try:
+        with Image.open(path) as image:
+            native = image.mode
+    except OSError:
+        return  # read_image reports unreadable files
+    if mode is not None and (mode == "L") != (native in GRAY_MODES):
+        wanted = "grayscale" if mode == "L" else "RGB"
+        warn_once(
+            "channels",
+            f"image {path} is {native} but the model was trained on {wanted} images: converted",
+        )
 
 
 @dataclass(frozen=True)
@@ -87,12 +119,19 @@ class InputSpec:
                 f"this model takes inputs of shape {self.shape}, not images: pass codes or "
                 f"input tensors instead of image files"
             )
+        check_channels(path, self.mode)
         image = read_image(path, self.mode, self.image_size)
         if (
             self.image_size is None
             and self.transform in SIZE_KEEPING_PRESETS
             and tuple(image.shape[1:]) != self.shape[1:]
         ):
+            warn_once(
+                "size",
+                f"image {path} is {image.shape[1]}x{image.shape[2]} px but the model was "
+                f"trained on {self.shape[1]}x{self.shape[2]}: resized (codes of resized images "
+                "may retrieve worse)",
+            )
             image = resize(image, list(self.shape[1:]), antialias=True)
         x = build_transform(self.transform, train=False)(image)
         if tuple(x.shape) != self.shape:
@@ -156,8 +195,8 @@ class CodeEncoder:
         cls, ckpt_path: str | Path, input_spec: InputSpec, **options: Any
     ) -> CodeEncoder:
         """Rebuild the model of a ``hashing.train`` checkpoint for inputs of ``input_spec``."""
-        run_cfg = load_run_config(ckpt_path)
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        checkpoint = read_checkpoint(ckpt_path, "ckpt_path")
+        run_cfg = run_config_of(checkpoint, ckpt_path)
         hparams = checkpoint.get("hyper_parameters", {})
         if "num_classes" not in hparams:
             raise ValueError(f"{ckpt_path} lacks hyper_parameters.num_classes; cannot rebuild it")

@@ -35,6 +35,7 @@ from hashing.index.faiss_backend import FaissSpec
 from hashing.index.image_files import ImageList, list_images
 from hashing.index.packing import check_packed, pack_codes, packed_width, unpack_codes
 from hashing.index.staging import staged_folder
+from hashing.runs.errors import UserError
 
 ImageSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 Items = ImageSource | Tensor | np.ndarray
@@ -263,12 +264,12 @@ class HashIndex:
 
     # --- model identity ----------------------------------------------------------------------
     def check_config(self, config: Mapping[str, Any]) -> None:
-        """Raise ValueError when ``config`` is not the run config the index was made with."""
+        """Raise UserError when ``config`` is not the run config the index was made with."""
         if self.config is None:
-            raise ValueError("this index records no model config (it was built from codes)")
+            raise UserError("this index records no model config (it was built from codes)")
         if manifest.config_digest(config) != manifest.config_digest(self.config):
             differences = "\n  ".join(manifest.config_differences(self.config, config))
-            raise ValueError(
+            raise UserError(
                 f"index {self.directory or ''} was exported from a model with another config; "
                 f"its codes are not comparable with this model's:\n  {differences}"
             )
@@ -276,7 +277,7 @@ class HashIndex:
     def attach(self, encoder: CodeEncoder) -> None:
         """Use ``encoder`` for image queries after checking it is the model of this index."""
         if encoder.bits != self.bits:
-            raise ValueError(
+            raise UserError(
                 f"index {self.directory or ''} holds {self.bits}-bit codes but the model "
                 f"{encoder.checkpoint or ''} makes {encoder.bits}-bit codes"
             )
@@ -284,7 +285,7 @@ class HashIndex:
             self.check_config(encoder.config)
         stored = (self.model or {}).get("weights_sha256")
         if stored is not None and stored != encoder.weights_digest:
-            raise ValueError(
+            raise UserError(
                 f"index {self.directory or ''} was exported with other weights of the same "
                 f"config ({(self.model or {}).get('checkpoint')}), not {encoder.checkpoint}: "
                 f"another epoch's checkpoint gives other codes; use the exported checkpoint"
@@ -299,12 +300,12 @@ class HashIndex:
         if self._encoder is None:
             checkpoint = (self.model or {}).get("checkpoint")
             if checkpoint is None or self.input_spec is None:
-                raise ValueError(
+                raise UserError(
                     "this index records no model: search it with codes, or load it with "
                     "ckpt_path=<the checkpoint that made it>"
                 )
             if not Path(checkpoint).is_file():
-                raise ValueError(
+                raise UserError(
                     f"the index's model checkpoint {checkpoint} does not exist here; load the "
                     f"index with ckpt_path=<a copy of that checkpoint>"
                 )

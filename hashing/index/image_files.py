@@ -22,6 +22,7 @@ from hashing.data.folder import scan_class_tree
 from hashing.data.imagelist import parse_list_file
 from hashing.data.images import IMAGE_EXTENSIONS, check_files_exist
 from hashing.data.images import read_image as decode_image
+from hashing.runs.errors import UserError
 
 
 @dataclass
@@ -48,7 +49,7 @@ def list_images(
         if path.is_dir():
             return _folder(path)
         if not path.is_file():
-            raise ValueError(
+            raise UserError(
                 f"image source {path} does not exist (expected an image, folder or list file)"
             )
         if is_image_file(path):
@@ -69,7 +70,7 @@ def _folder(folder: Path) -> ImageList:
         return ImageList(paths, np.asarray(labels, dtype=np.int64), classes)
     files = sorted(str(p.resolve()) for p in folder.rglob("*") if p.is_file() and is_image_file(p))
     if not files:
-        raise ValueError(f"folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise UserError(f"folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return ImageList(files)
 
 
@@ -82,7 +83,7 @@ def _list_file(path: Path, root: Path) -> ImageList:
     else:
         names, labels = parse_list_file(path)
     if not names:
-        raise ValueError(f"list file {path} names no images")
+        raise UserError(f"list file {path} names no images")
     paths = [(root / name).resolve() for name in names]
     check_files_exist(paths, f"{path} (relative to {root}; set the root folder if elsewhere)")
     return ImageList([str(p) for p in paths], labels)
@@ -94,4 +95,4 @@ def read_image(path: str | os.PathLike[str], mode: str, image_size: int | None) 
     try:
         return torch.from_numpy(decode_image(path, image_size, mode))
     except OSError as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        raise UserError(f"cannot read image {path}: {err}") from err

@@ -24,6 +24,7 @@ from hashing.index.faiss_backend import FaissSpec
 from hashing.index.hash_index import HashIndex
 from hashing.index.image_files import list_images
 from hashing.pipeline import build_datamodule, load_run_config
+from hashing.runs.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,11 @@ def spec_from_config(data_cfg: DictConfig, input_shape: Sequence[int]) -> InputS
 def check_export_config(cfg: DictConfig) -> None:
     """Fail before any loading on a bad split, source or existing output folder."""
     if cfg.get("source") is None and cfg.split not in SPLIT_KEYS:
-        raise ValueError(f"split={cfg.split!r} unknown; expected one of {SPLIT_KEYS}")
+        raise UserError(f"split={cfg.split!r} unknown; expected one of {SPLIT_KEYS}")
     if cfg.get("source") is not None and not Path(cfg.source).exists():
-        raise ValueError(f"source={cfg.source!r} does not exist: give an image folder or list file")
+        raise UserError(f"source={cfg.source!r} does not exist: give an image folder or list file")
     if Path(cfg.out).exists() and not cfg.overwrite:
-        raise ValueError(f"out={cfg.out} already exists; choose another folder or overwrite=true")
+        raise UserError(f"out={cfg.out} already exists; choose another folder or overwrite=true")
 
 
 def export(cfg: DictConfig) -> HashIndex:
@@ -79,8 +80,10 @@ def export(cfg: DictConfig) -> HashIndex:
     else:
         try:
             datamodule = build_datamodule(run_cfg)
-        except (FileNotFoundError, OSError) as err:
-            raise ValueError(
+        except (UserError, OSError) as err:
+            if not isinstance(err, OSError) and not isinstance(err.__cause__, OSError):
+                raise
+            raise UserError(
                 f"the run's data ({run_cfg.data._target_}) is not available here ({err}); to "
                 f"export image files without it, give input_shape=[C,H,W] of the model input"
             ) from err

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hashing.runs.errors import UserError
+
 FORMAT = "hashing-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -23,9 +25,13 @@ DATASET_INDEX = "dataset_index.npy"
 PATHS = "paths.txt"
 CONFIG = "config.yaml"
 FAISS = "faiss.index"
-#: run-config keys that say where a run lived, not what model it made: left out of the
-#: identity digest so a resumed run or a moved checkpoint still matches its index
-LOCATION_KEYS = ("paths", "ckpt_path", "task_name", "tags", "logger", "hydra")
+#: run-config keys that say where a run lived or how it was driven (bookkeeping), not what
+#: model it made: left out of the identity digest so a resumed run or a moved checkpoint still
+#: matches its index
+LOCATION_KEYS = (
+    "paths", "ckpt_path", "task_name", "tags", "logger", "hydra",
+    "resume", "fail_fast", "test", "test_ckpt",
+)  # fmt: skip
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -85,22 +91,22 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     """The folder's manifest after checking format, version and that every file is whole."""
     path = folder / MANIFEST
     if not folder.is_dir():
-        raise ValueError(f"index folder {folder} does not exist")
+        raise UserError(f"index folder {folder} does not exist")
     if not path.is_file():
-        raise ValueError(
+        raise UserError(
             f"{folder} has no {MANIFEST}: it is not an index folder, or an export into it did "
             f"not finish (export writes the manifest last)"
         )
     try:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(
+        raise UserError(
             f"{path} is unreadable or truncated ({err}); export the index again"
         ) from err
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} manifest (format={manifest.get('format')!r})")
+        raise UserError(f"{path} is not a {FORMAT} manifest (format={manifest.get('format')!r})")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
+        raise UserError(
             f"{folder} has index format version {manifest.get('format_version')!r}; this code "
             f"reads version {FORMAT_VERSION}: export the index again"
         )
@@ -112,15 +118,15 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 def check_file(path: Path, expected: Mapping[str, Any]) -> None:
     """Raise ValueError when ``path`` is missing, of another size, or of another checksum."""
     if not path.is_file():
-        raise ValueError(f"index file {path} is missing: the folder is incomplete")
+        raise UserError(f"index file {path} is missing: the folder is incomplete")
     size = path.stat().st_size
     if size != expected["bytes"]:
-        raise ValueError(
+        raise UserError(
             f"index file {path} has {size} bytes but the manifest says {expected['bytes']}: "
             f"the folder is truncated or was modified; export the index again"
         )
     if file_sha256(path) != expected["sha256"]:
-        raise ValueError(
+        raise UserError(
             f"index file {path} does not match the manifest's SHA-256: it was modified or "
             f"corrupted; export the index again"
         )

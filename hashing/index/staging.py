@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from hashing.runs.atomic import current_umask
+
 
 @contextlib.contextmanager
 def staged_folder(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
@@ -28,6 +30,7 @@ def staged_folder(target: str | os.PathLike[str], overwrite: bool = False) -> It
     staging = Path(
         tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     )
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
     try:
         yield staging
         replace_folder(staging, target)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from hashing.runs.atomic import atomic_write
+from hashing.runs.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,22 @@ class HashingWandbLogger(WandbLogger):
             **kwargs,
         )
         self.run_dir = run_dir
+        # Lightning passes anonymous=None, which wandb warns about on every run
+        self._wandb_init.pop("anonymous", None)
+
+    @property
+    def experiment(self) -> Any:
+        """The wandb run; a missing login is reported with what to do instead of a traceback."""
+        from wandb.errors import UsageError
+
+        try:
+            return super().experiment
+        except UsageError as error:
+            raise UserError(
+                f"logger=wandb could not start a run ({error}): log in with `wandb login` (or "
+                "set WANDB_API_KEY), or log offline with WANDB_MODE=offline (or "
+                "logger.wandb.offline=true) and upload later with `wandb sync <run folder>/wandb`"
+            ) from error
 
     def log_run_folder(self, output_dir: Path) -> None:
         """Summary, files and curve data of the finished run; then finish the wandb run."""
@@ -141,8 +159,14 @@ class HashingWandbLogger(WandbLogger):
             run.summary.update(summary)
         files = [output_dir / name for name in RUN_FILES]
         files += sorted((output_dir / "curves").glob("*.json"))
+        # copied into the wandb run's files folder first: saving a file from outside it makes
+        # wandb symlink it and warn, once a file, to "call wandb.save again"
+        files_root = Path(run.dir)
         for path in files:
             if path.is_file():
-                run.save(str(path), base_path=str(output_dir), policy="now")
+                target = files_root / path.relative_to(output_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+                run.save(str(target), base_path=str(files_root), policy="now")
         run.finish()
         log.info("wandb run %s finished (%s)", run.id, self.run_dir)

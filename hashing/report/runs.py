@@ -50,8 +50,19 @@ def is_run_folder(folder: Path) -> bool:
     return any((folder / name).exists() for name in MARKERS)
 
 
+def is_training_job(folder: Path) -> bool:
+    """False for the folder of an eval, export or search job (its config's ``task_name``):
+    those are no training runs, and a report would count them as incomplete ones."""
+    for config in (folder / CONFIG, folder / HYDRA_DIR / "config.yaml"):
+        task = lookup(load_yaml(config), "task_name")
+        if isinstance(task, str):
+            return task == "train"
+    return True
+
+
 def find_run_folders(roots: Sequence[Path]) -> list[Path]:
-    """Every run folder at or under ``roots`` (not descending into a run folder), sorted."""
+    """Every training run folder at or under ``roots`` (not descending into a run folder, and
+    leaving out eval/export/search job folders), sorted."""
     found: list[Path] = []
     for root in roots:
         if not root.is_dir():
@@ -60,7 +71,8 @@ def find_run_folders(roots: Sequence[Path]) -> list[Path]:
         while stack:
             folder = stack.pop()
             if is_run_folder(folder):
-                found.append(folder)
+                if is_training_job(folder):
+                    found.append(folder)
                 continue
             stack.extend(child for child in folder.iterdir() if child.is_dir())
     return sorted(set(found), key=natural_key)

@@ -15,12 +15,17 @@ the folder.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger
+
+from hashing.runs.checkpoint_file import read_checkpoint
+from hashing.runs.errors import UserError
+from hashing.runs.status import FAILED, INTERRUPTED, METRICS
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +39,9 @@ VOLATILE_KEYS = ("resume", "ckpt_path")
 def check_run_dir(run_dir: Path) -> None:
     """ValueError unless ``run_dir`` is a run folder written by ``hashing.train``."""
     if not run_dir.is_dir():
-        raise ValueError(f"resume={str(run_dir)!r} is not a folder: give a run folder to resume")
+        raise UserError(f"resume={str(run_dir)!r} is not a folder: give a run folder to resume")
     if not (run_dir / RESOLVED_CONFIG).is_file():
-        raise ValueError(
+        raise UserError(
             f"resume={str(run_dir)!r} holds no {RESOLVED_CONFIG}: it is not a run folder of "
             "hashing.train (a sweep folder holds one run folder per job: 0/, 1/, ...)"
         )
@@ -51,22 +56,34 @@ def run_overrides(run_dir: Path) -> list[str]:
     """The overrides the run was started with (resume/ckpt_path dropped)."""
     path = run_dir / OVERRIDES
     if not path.is_file():
-        raise ValueError(
+        raise UserError(
             f"{path} does not exist: the run's command line is unknown (it was not started by "
             f"`python -m hashing.train`); compose its config yourself with hydra.run.dir={run_dir} "
             f"and resume={run_dir}"
         )
     stored = OmegaConf.to_container(OmegaConf.load(path))
     if not isinstance(stored, list):
-        raise ValueError(f"{path} is not a list of overrides")
+        raise UserError(f"{path} is not a list of overrides")
     return [str(item) for item in stored if override_key(str(item)) not in VOLATILE_KEYS]
 
 
 def quoted(value: str) -> str:
     """A Hydra override value that keeps spaces and special characters."""
     if "'" in value:
-        raise ValueError(f"path {value!r} contains a quote (') that Hydra cannot take")
+        raise UserError(f"path {value!r} contains a quote (') that Hydra cannot take")
     return f"'{value}'"
+
+
+def resume_arguments(args: Sequence[str]) -> list[str]:
+    """The ``resume=<run dir>`` arguments of a command line."""
+    return [arg for arg in args if arg.startswith(("resume=", "+resume="))]
+
+
+def resume_dir(given: Sequence[str]) -> Path:
+    """The run folder the last ``resume=`` argument names, checked to be one."""
+    run_dir = Path(given[-1].split("=", 1)[1].strip("'\""))
+    check_run_dir(run_dir)
+    return run_dir
 
 
 def expand_command_line(args: Sequence[str]) -> list[str]:
@@ -75,13 +92,12 @@ def expand_command_line(args: Sequence[str]) -> list[str]:
     Other arguments are kept and win over the stored overrides of the same key. Without
     ``resume=`` the arguments come back unchanged.
     """
-    given = [arg for arg in args if arg.startswith(("resume=", "+resume="))]
+    given = resume_arguments(args)
     if not given:
         return list(args)
     if any(arg in ("-m", "--multirun") for arg in args):
-        raise ValueError("resume= continues one run: resume a sweep's jobs one at a time")
-    run_dir = Path(given[-1].split("=", 1)[1].strip("'\""))
-    check_run_dir(run_dir)
+        raise UserError("resume= continues one run: resume a sweep's jobs one at a time")
+    run_dir = resume_dir(given)
     extra = [arg for arg in args if arg not in given]
     extra_keys = {override_key(arg) for arg in extra if "=" in arg and not arg.startswith("-")}
     stored = [item for item in run_overrides(run_dir) if override_key(item) not in extra_keys]
@@ -98,7 +114,7 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     if resume is None:
         return cfg.get("ckpt_path")
     if cfg.get("ckpt_path") is not None:
-        raise ValueError(
+        raise UserError(
             f"resume={resume!r} and ckpt_path={cfg.ckpt_path!r} both given: resume continues a "
             "run in its folder, ckpt_path starts a new run from a checkpoint; choose one"
         )
@@ -106,20 +122,80 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     check_run_dir(run_dir)
     output_dir = Path(cfg.paths.output_dir)
     if output_dir.resolve() != run_dir.resolve():
-        raise ValueError(
+        raise UserError(
             f"resume={resume!r} but this run writes to {output_dir}: a resumed run continues in "
             f"its own folder; use `python -m hashing.train resume={resume}` (which sets "
             "hydra.run.dir) or set hydra.run.dir to the run folder"
         )
     checkpoint = run_dir / CHECKPOINT
     if not checkpoint.is_file():
-        raise ValueError(
+        raise UserError(
             f"{checkpoint} does not exist: the run stopped before its first checkpoint, so "
             "there is nothing to resume; start it again"
         )
+    read_checkpoint(checkpoint, "resume", mmap=True)  # a truncated one fails before any data
     for key, (before, now) in config_changes(cfg, run_dir).items():
         log.warning("resume: %s was %r, is now %r", key, before, now)
     return str(checkpoint)
+
+
+def epochs_trained(checkpoint: Mapping[str, Any]) -> int:
+    """Complete epochs in a Lightning checkpoint (an epoch stopped mid-way does not count)."""
+    fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    at_epoch_end = bool(fit_loop.get("epoch_loop.batch_progress", {}).get("is_last_batch"))
+    return int(checkpoint.get("epoch", 0)) + int(at_epoch_end)
+
+
+def finished_run(run_dir: Path, max_epochs: int | None) -> str | None:
+    """A message when ``run_dir`` is a finished run that ``max_epochs`` would not extend, else
+    None (resume it).
+
+    Finished: it was tested (``metrics.json``) and holds no interruption or failure marker.
+    Resuming it would re-run its end and rewrite its files, so it is left alone, unless a
+    larger ``trainer.max_epochs`` than the epochs in ``last.ckpt`` asks to train it longer.
+    """
+    if not (run_dir / METRICS).is_file() or any(
+        (run_dir / name).exists() for name in (INTERRUPTED, FAILED)
+    ):
+        return None
+    checkpoint = run_dir / CHECKPOINT
+    done = epochs_trained(read_checkpoint(checkpoint, "resume", mmap=True))
+    if max_epochs is not None and max_epochs > done:
+        return None
+    return (
+        f"{run_dir} is a finished run ({done} epochs, tested: {run_dir / METRICS}); nothing "
+        f"to resume and nothing was changed. To train it longer, pass a larger "
+        f"trainer.max_epochs: python -m hashing.train resume={run_dir} "
+        f"trainer.max_epochs={done + 10}"
+    )
+
+
+def resumed_max_epochs(run_dir: Path, args: Sequence[str]) -> int | None:
+    """``trainer.max_epochs`` a resume would run with: the last one in ``args``, else the run's."""
+    given = [arg.split("=", 1)[1] for arg in args if override_key(arg) == "trainer.max_epochs"]
+    if given:
+        value = given[-1]
+    else:
+        saved = OmegaConf.load(run_dir / RESOLVED_CONFIG)
+        value = OmegaConf.select(saved, "trainer.max_epochs", default=None)
+    try:
+        return None if value is None or str(value) == "null" else int(value)
+    except ValueError as error:
+        raise UserError(
+            f"trainer.max_epochs={value!r} is invalid: use a positive integer"
+        ) from error
+
+
+def finished_run_from_command_line(args: Sequence[str]) -> str | None:
+    """:func:`finished_run` for ``resume=<run dir>`` on the command line, before Hydra writes
+    anything into the folder; None without ``resume=`` or when the run is to be continued."""
+    given = resume_arguments(args)
+    if not given:
+        return None
+    run_dir = resume_dir(given)
+    if not (run_dir / CHECKPOINT).is_file():
+        return None
+    return finished_run(run_dir, resumed_max_epochs(run_dir, args))
 
 
 def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -160,7 +236,11 @@ def config_changes(cfg: DictConfig, run_dir: Path) -> dict[str, tuple[Any, Any]]
 
 def keep_csv_history(loggers: Sequence[Logger]) -> None:
     """Lightning's CSVLogger deletes an existing ``metrics.csv`` when it starts: keep the
-    first attempt's rows by renaming the file to ``metrics.part<N>.csv`` beside it."""
+    first attempt's rows by renaming the file to ``metrics.part<N>.csv`` beside it (and drops
+    its warning that previous log files will be deleted: they are kept)."""
+    warnings.filterwarnings(
+        "ignore", message="Experiment logs directory .* exists and is not empty"
+    )
     for logger in loggers:
         if not isinstance(logger, CSVLogger):
             continue

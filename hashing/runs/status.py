@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from hashing.runs.atomic import write_json_atomic
+from hashing.runs.errors import UserError, find_user_error
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def fail_fast(cfg: DictConfig) -> bool:
     if value is None:
         return not is_multirun()
     if not isinstance(value, bool):
-        raise ValueError(f"fail_fast={value!r} is invalid: use true, false or null (auto)")
+        raise UserError(f"fail_fast={value!r} is invalid: use true, false or null (auto)")
     return value
 
 
@@ -94,5 +95,8 @@ def record_failures(job: Callable[[DictConfig], T], cfg: DictConfig) -> T | None
         marker = write_failure(output_dir, error)
         if fail_fast(cfg):
             raise
-        log.exception("job failed (recorded in %s); the sweep goes on", marker)
+        if find_user_error(error) is not None:
+            log.error("job failed (recorded in %s): %s; the sweep goes on", marker, error)
+        else:
+            log.exception("job failed (recorded in %s); the sweep goes on", marker)
         return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from hashing.runs.errors import write_to_log_files
+
 
 def summary_table(metrics: dict[str, float]) -> Table:
     """A two-column table of metric name and value, test mAP first."""
@@ -18,9 +20,10 @@ def summary_table(metrics: dict[str, float]) -> Table:
 
 
 def print_summary(metrics: dict[str, float], title: str, footer: str = "") -> None:
-    """Print a title line, the table and a footer line (the job log keeps them too)."""
-    console = Console(width=max(Console().width, 100))
+    """Print a title line, the table and a footer line; the job's log file gets them too."""
+    console = Console(width=max(Console().width, 100), record=True)
     console.print(f"[bold]{title}[/bold]")
     console.print(summary_table(metrics))
     if footer:
         console.print(footer, soft_wrap=True)
+    write_to_log_files("summary\n" + console.export_text().rstrip())

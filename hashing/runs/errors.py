@@ -1,0 +1,86 @@
+"""Errors a user caused (a config value, a file, a folder) and the one place that reports them.
+
+A :class:`UserError` carries a message that names the key or file and what would be right; the
+entry points run under :func:`readable_errors`, which prints that message as one paragraph on
+stderr and exits with status 2 instead of showing a traceback (``HYDRA_FULL_ERROR=1`` shows the
+full one, as Hydra does for its own errors). A training run also records the traceback in its
+``failed.json``. Any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from types import TracebackType
+
+from omegaconf.errors import MissingMandatoryValue
+
+USAGE_EXIT_CODE = 2
+
+
+class UserError(ValueError):
+    """Bad input from the user, reported as its message alone (a ValueError for callers)."""
+
+
+def find_user_error(error: BaseException) -> UserError | None:
+    """The :class:`UserError` in ``error``'s cause/context chain (Hydra wraps errors raised by
+    instantiated targets in an InstantiationException), or None. A mandatory config value left
+    unset (``???``) counts as one."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserError):
+            return current
+        if isinstance(current, MissingMandatoryValue):
+            key = current.full_key or "a key"
+            return UserError(f"{key} is required (??? in the config): give it, e.g. {key}=...")
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def full_error_requested() -> bool:
+    """Whether ``HYDRA_FULL_ERROR=1`` asks for the full traceback."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def write_to_log_files(message: str, level: int = logging.INFO) -> None:
+    """Emit ``message`` to the root logger's file handlers only (the job's ``<task>.log``):
+    for text that is already on the terminal (a summary table, an error paragraph)."""
+    record = logging.LogRecord("hashing", level, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
+            handler.handle(record)
+
+
+class readable_errors(contextlib.ContextDecorator):
+    """Turn a :class:`UserError` into a one-paragraph message and exit status 2.
+
+    Usable as a decorator of a Hydra task function or around code that runs before Hydra. A
+    class, not a generator-based context manager: launchers (joblib) pickle the task function.
+    """
+
+    def __enter__(self) -> readable_errors:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if not isinstance(error, Exception):
+            return False
+        user_error = find_user_error(error)
+        if user_error is None or full_error_requested():
+            return False
+        message = str(user_error).strip()
+        write_to_log_files(message, logging.ERROR)
+        print(
+            f"error: {message}\n(set HYDRA_FULL_ERROR=1 for the traceback)",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(USAGE_EXIT_CODE) from None
