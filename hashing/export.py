@@ -5,12 +5,12 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from hashing.index import jobs
-
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
+    """Hydra entry point (imports the work here, so ``--help`` stays fast)."""
+    from hashing.index import jobs
+
     jobs.export(cfg)
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import CSVLogger, Logger
+
+if TYPE_CHECKING:  # Lightning is imported where it is used: the command line expands without it
+    from pytorch_lightning.loggers import Logger
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +163,8 @@ def config_changes(cfg: DictConfig, run_dir: Path) -> dict[str, tuple[Any, Any]]
 def keep_csv_history(loggers: Sequence[Logger]) -> None:
     """Lightning's CSVLogger deletes an existing ``metrics.csv`` when it starts: keep the
     first attempt's rows by renaming the file to ``metrics.part<N>.csv`` beside it."""
+    from pytorch_lightning.loggers import CSVLogger
+
     for logger in loggers:
         if not isinstance(logger, CSVLogger):
             continue
