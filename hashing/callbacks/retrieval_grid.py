@@ -1,7 +1,8 @@
 """The retrieval picture: a few test queries, each with its top-k results, right and wrong marked.
 
-At test time the callback collects the codes that ``test_step`` returns (dataloader 0 =
-queries, 1 = database; gathered across ranks and de-duplicated like the evaluation), ranks the
+At test time the callback reads the codes that ``test_step`` returns (dataloader 0 =
+queries, 1 = database; gathered across ranks and de-duplicated, in the accumulator it shares with
+the evaluation: :mod:`hashing.callbacks.shared_codes`), ranks the
 database for a seeded sample of queries by (Hamming distance, database index) as SPEC §1 does,
 and writes ``retrieval_grid.png`` (one row per query: the query, then its results with green
 borders where relevant, red where not) and ``retrieval_grid.json`` (the same table) into the
@@ -22,7 +23,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from hashing.metrics.accumulator import ROLES, RetrievalAccumulator
+from hashing.callbacks import shared_codes
+from hashing.metrics.accumulator import ROLES
 from hashing.metrics.functional.hamming import hamming_distance
 from hashing.metrics.functional.ranking import stable_order
 from hashing.metrics.functional.relevance import relevance
@@ -32,14 +34,6 @@ log = logging.getLogger(__name__)
 RELEVANT_COLOR = (0.0, 0.75, 0.0)
 WRONG_COLOR = (0.9, 0.0, 0.0)
 QUERY_COLOR = (0.1, 0.1, 0.1)
-
-
-class CollectedCodes(RetrievalAccumulator):
-    """The evaluation's gathering of (codes, labels, index) per role, with nothing to compute."""
-
-    def compute(self) -> dict[str, Tensor]:
-        """No metric: the callback reads the gathered splits directly."""
-        return {}
 
 
 def retrieval_table(
@@ -156,12 +150,12 @@ class RetrievalGrid(pl.Callback):
         self.seed = int(seed)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.filename = filename
-        self._accumulator: CollectedCodes | None = None
+        self._codes: shared_codes.SharedCodes | None = None
         self.table: list[dict[str, Any]] | None = None
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Start collecting this test run's codes."""
-        self._accumulator = CollectedCodes().to(pl_module.device)
+        """Join this test run's shared codes."""
+        self._codes = shared_codes.join(trainer, "test", self, pl_module.device)
 
     def on_test_batch_end(
         self,
@@ -173,22 +167,25 @@ class RetrievalGrid(pl.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         """Keep the batch's codes, labels and item indices under its role."""
-        if self._accumulator is None or dataloader_idx >= len(ROLES):
+        if self._codes is None or dataloader_idx >= len(ROLES):
             return
         if not isinstance(outputs, Mapping) or "codes" not in outputs:
             return
-        self._accumulator.update(
-            outputs["codes"], outputs["labels"], outputs["index"], role=ROLES[dataloader_idx]
-        )
+        self._codes.update(self, outputs, dataloader_idx)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Rank, draw and save (rank zero), after gathering the codes from every rank."""
-        accumulator, self._accumulator = self._accumulator, None
-        if accumulator is None:
+        codes, self._codes = self._codes, None
+        if codes is None:
             return
-        with accumulator.sync_context():
-            query_codes, query_labels, query_index = accumulator.split("query")
-            database_codes, database_labels, database_index = accumulator.split("database")
+        splits = codes.gathered()
+        codes.release(self)
+        query_codes, query_labels, query_index = (
+            splits[f"query_{part}"] for part in ("codes", "labels", "index")
+        )
+        database_codes, database_labels, database_index = (
+            splits[f"database_{part}"] for part in ("codes", "labels", "index")
+        )
         if not trainer.is_global_zero:
             return
         generator = torch.Generator().manual_seed(self.seed)
