@@ -13,6 +13,7 @@ states travel in checkpoints (:class:`RNGState`), so an interrupted run resumes 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,19 @@ from hashing.runs.status import clear_markers
 from hashing.runs.summary import print_summary
 
 log = logging.getLogger(__name__)
+
+
+def skip_nvml_cuda_checks() -> None:
+    """Answer ``torch.cuda.is_available()`` from torch's cached device count where no GPU is.
+
+    Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` on import (a CUDA check that does not
+    initialise CUDA, safe before forking workers); torch then asks NVML on every check, and
+    Adam checks in every ``step()``: where the NVML library is missing (a CPU machine) each
+    check tries to load it again, about 0.1-1 ms a step. With no GPU visible there is nothing
+    to protect, so the cheap check is restored; with a GPU the setting is left alone.
+    """
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and not torch.cuda.is_available():
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
 
 def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
@@ -115,6 +129,7 @@ def report_metrics(
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the test metrics and the best val/mAP (``val/mAP_best``)."""
     check_run_config(cfg)
+    skip_nvml_cuda_checks()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     fit_from = resume_checkpoint(cfg)
@@ -173,6 +188,7 @@ def load_run_config(ckpt_path: str | Path) -> DictConfig:
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild a run from its checkpoint and recompute its test metrics."""
     run_cfg = load_run_config(cfg.ckpt_path)
+    skip_nvml_cuda_checks()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(run_cfg.seed), workers=True)
