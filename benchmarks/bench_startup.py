@@ -7,6 +7,7 @@ system of the process) as a ratio to it. CPU time is the steadier figure on a lo
 
   python benchmarks/bench_startup.py                 # 3 rounds
   python benchmarks/bench_startup.py --repeats 5
+  python benchmarks/bench_startup.py --before /tmp/main   # also another checkout, interleaved
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def commands(run_dir: Path) -> dict[str, list[str]]:
-    """The measured commands (run from the project root)."""
+    """The measured commands (run from a project root)."""
     python = sys.executable
     return {
         'python -c "import torch"': [python, "-c", "import torch"],
@@ -44,11 +45,11 @@ def commands(run_dir: Path) -> dict[str, list[str]]:
     }
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one run of ``command``; a failure raises."""
+def timed(command: list[str], root: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of ``command`` in ``root``; a failure raises."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(command, cwd=root, check=True, capture_output=True)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -58,6 +59,12 @@ def timed(command: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. main, unpacked by `git archive`) timed in the same rounds",
+    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "startup.json"
     )
@@ -69,10 +76,15 @@ def main() -> None:
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
-            for name, command in commands(Path(tmp) / f"run{repeat}").items():
-                seconds, cpu_seconds = timed(command)
-                wall.setdefault(name, []).append(seconds)
-                cpu.setdefault(name, []).append(cpu_seconds)
+            checkouts = [(ROOT, "")] + ([(args.before, " [before]")] if args.before else [])
+            for root, label in checkouts:
+                run_dir = Path(tmp) / f"run{repeat}{label.strip(' []')}"
+                for name, command in commands(run_dir).items():
+                    if label and "import torch" in name:
+                        continue
+                    seconds, cpu_seconds = timed(command, root)
+                    wall.setdefault(name + label, []).append(seconds)
+                    cpu.setdefault(name + label, []).append(cpu_seconds)
             load.append(os.getloadavg()[0])
     names = list(wall)
     base_wall, base_cpu = float(np.median(wall[names[0]])), float(np.median(cpu[names[0]]))
