@@ -5,14 +5,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from hashing.index import jobs
 from hashing.runs.errors import readable_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 @readable_errors()
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
+    """Hydra entry point (imports the work here, so ``--help`` stays fast)."""
+    from hashing.index import jobs
+
     jobs.export(cfg)
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -38,6 +40,19 @@ from hashing.runs.status import METRICS, clear_markers
 from hashing.runs.summary import print_summary
 
 log = logging.getLogger(__name__)
+
+
+def skip_nvml_cuda_checks() -> None:
+    """Answer ``torch.cuda.is_available()`` from torch's cached device count where no GPU is.
+
+    Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` on import (a CUDA check that does not
+    initialise CUDA, safe before forking workers); torch then asks NVML on every check, and
+    Adam checks in every ``step()``: where the NVML library is missing (a CPU machine) each
+    check tries to load it again, about 0.1-1 ms a step. With no GPU visible there is nothing
+    to protect, so the cheap check is restored; with a GPU the setting is left alone.
+    """
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and not torch.cuda.is_available():
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
 
 def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
@@ -140,6 +155,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the test metrics and the best val/mAP (``val/mAP_best``)."""
     quiet_libraries()
     check_run_config(cfg)
+    skip_nvml_cuda_checks()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     fit_from = resume_checkpoint(cfg)
@@ -205,6 +221,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild a run from its checkpoint and recompute its test metrics."""
     quiet_libraries()
     run_cfg = load_run_config(cfg.ckpt_path)
+    skip_nvml_cuda_checks()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(run_cfg.seed), workers=True)

@@ -3,6 +3,9 @@
 `python -m hashing.train resume=<run dir>` continues an interrupted run in its folder (see
 :mod:`hashing.runs.resume`). In a sweep a failing job records ``failed.json`` in its folder and the
 sweep goes on (``fail_fast=true`` stops it instead; a single run always stops).
+
+The pipeline (Lightning, torch and the rest) is imported inside :func:`main`, so ``--help`` and
+``--cfg job`` answer without importing it.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from hashing import pipeline
-from hashing.loggers.wandb_run import finish_active_run
 from hashing.runs.errors import readable_errors
 from hashing.runs.resume import expand_command_line, finished_run_from_command_line
 from hashing.runs.status import record_failures
@@ -24,6 +25,9 @@ from hashing.runs.status import record_failures
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best validation mAP, the value sweepers optimise
     (None for a failed job)."""
+    from hashing import pipeline
+    from hashing.loggers.wandb_run import finish_active_run
+
     metrics = record_failures(pipeline.train, cfg)
     if metrics is None:
         finish_active_run(exit_code=1)

@@ -12,26 +12,27 @@ from hashing.callbacks import RetrievalEvaluation
 
 
 class GatherProbe(pl.Callback):
-    """Wraps the test accumulator's ``compute`` of :class:`RetrievalEvaluation` and writes the
-    sizes of the gathered query/database codes to ``<output_dir>/gathered_rank<r>.json``."""
+    """Wraps ``gathered`` of the test codes that :class:`RetrievalEvaluation` shares and writes
+    the sizes of the gathered query/database codes to ``<output_dir>/gathered_rank<r>.json``."""
 
     def __init__(self, output_dir: str) -> None:
         self.output_dir = Path(output_dir)
         self.gathered: dict[str, list[int]] = {}
         self.local: dict[str, int] = {}
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Find the evaluation callback and wrap its test accumulator."""
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Find the evaluation callback's shared test codes and wrap their ``gathered`` (the
+        probe is listed after the evaluation, which has joined them by now)."""
         [evaluation] = [cb for cb in trainer.callbacks if isinstance(cb, RetrievalEvaluation)]
-        accumulator = evaluation.accumulators["test"]
-        compute = accumulator.compute
+        codes = evaluation.codes["test"]
+        gathered = codes.gathered
 
-        def recording_compute() -> dict[str, Any]:
-            result = compute()
+        def recording_gathered() -> dict[str, Any]:
+            result = gathered()
             self.gathered = {key: list(value.shape) for key, value in result.items()}
             return result
 
-        accumulator.compute = recording_compute
+        codes.gathered = recording_gathered  # type: ignore[method-assign]
 
     def on_test_batch_end(
         self,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hashing.index import FaissSpec, HashIndex, pack_codes
+from hashing.index import FaissSpec, HashIndex, faiss_backend, pack_codes
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
@@ -21,9 +21,18 @@ def brute_force_top_k(query: np.ndarray, database: np.ndarray, k: int) -> list[t
     return sorted(zip(distances.tolist(), range(len(database)), strict=True))[:k]
 
 
-@pytest.mark.parametrize("bits", [8, 12, 64])
+@pytest.fixture(params=["counting", "heap"])
+def flat_search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both exact flat searches: faiss' counting search, and (no memory for its buckets) the
+    heap search with range searches at a tied cut."""
+    if request.param == "heap":
+        monkeypatch.setattr(faiss_backend, "COUNTING_BYTES", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("bits", [8, 12, 64, 256])
 @pytest.mark.parametrize("k", [1, 7, 100, 1000])
-def test_flat_matches_brute_force_order_exactly(bits: int, k: int) -> None:
+def test_flat_matches_brute_force_order_exactly(bits: int, k: int, flat_search_path: str) -> None:
     rng = np.random.default_rng(bits * 1000 + k)
     database = random_codes(rng, 600, bits)
     # duplicates make ties at every distance; queries include database codes
@@ -36,7 +45,7 @@ def test_flat_matches_brute_force_order_exactly(bits: int, k: int) -> None:
         assert [(d, i) for i, d in result.row(q)] == expected
 
 
-def test_ties_across_the_cut_are_resolved_by_smallest_ids() -> None:
+def test_ties_across_the_cut_are_resolved_by_smallest_ids(flat_search_path: str) -> None:
     # 4 bits, 500 items: every distance is shared by ~100 items, so the k-th always ties
     rng = np.random.default_rng(3)
     database = random_codes(rng, 500, 4)

@@ -4,6 +4,8 @@ The LightningModule's validation_step/test_step return {"codes", "labels", "inde
 0 is the query split, 1 the database. Codes are accumulated in a torchmetrics Metric, which
 gathers them across DDP ranks and drops DistributedSampler's padded repeats by item index, so
 every rank computes the same numbers and logging needs no further reduction (sync_dist=False).
+The accumulator is shared with the other callbacks reading the same codes (the retrieval grid):
+:mod:`hashing.callbacks.shared_codes`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from hashing.callbacks import shared_codes
 from hashing.callbacks.curve_plots import curve_data, log_curves_to_wandb, write_curves
-from hashing.metrics.accumulator import RetrievalAccumulator
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.curves import curve_ks
 from hashing.metrics.functional.map_at_k import mean_average_precisions
@@ -67,17 +69,15 @@ class RetrievalEvaluation(pl.Callback):
         self.radius = radius
         self.curve_points = curve_points
         self.memory_budget = memory_budget
-        self.accumulators = {"val": RetrievalAccumulator(), "test": RetrievalAccumulator()}
+        self.codes: dict[str, shared_codes.SharedCodes] = {}
 
     @staticmethod
     def protocol_k(trainer: pl.Trainer) -> int | None:
         """The datamodule's protocol k (None = ALL, also when there is no datamodule)."""
         return getattr(getattr(trainer, "datamodule", None), "protocol_k", None)
 
-    def _start(self, stage: str, pl_module: pl.LightningModule) -> None:
-        accumulator = self.accumulators[stage]
-        accumulator.reset()
-        accumulator.to(pl_module.device)
+    def _start(self, stage: str, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.codes[stage] = shared_codes.join(trainer, stage, self, pl_module.device)
 
     def _feed(self, stage: str, outputs: Any, dataloader_idx: int) -> None:
         if not isinstance(outputs, Mapping) or not {"codes", "labels", "index"} <= set(outputs):
@@ -90,16 +90,11 @@ class RetrievalEvaluation(pl.Callback):
             raise ValueError(
                 f"dataloader_idx must be 0 (queries) or 1 (database), got {dataloader_idx}"
             )
-        self.accumulators[stage].update(
-            outputs["codes"],
-            outputs["labels"],
-            outputs["index"],
-            role=ROLE_BY_DATALOADER[dataloader_idx],
-        )
+        self.codes[stage].update(self, outputs, dataloader_idx)
 
     def _gathered(self, stage: str) -> tuple[torch.Tensor, ...]:
         """Queries and database gathered over all ranks (if distributed), de-duplicated."""
-        splits = self.accumulators[stage].compute()  # torchmetrics syncs the states here
+        splits = self.codes[stage].gathered()  # torchmetrics syncs the states here
         return (
             splits["query_codes"],
             splits["database_codes"],
@@ -108,10 +103,10 @@ class RetrievalEvaluation(pl.Callback):
         )
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start("val", pl_module)
+        self._start("val", trainer, pl_module)
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start("test", pl_module)
+        self._start("test", trainer, pl_module)
 
     def on_validation_batch_end(
         self,
@@ -148,7 +143,7 @@ class RetrievalEvaluation(pl.Callback):
         pl_module.log("val/mAP", values[protocol], sync_dist=False)
         for k in ks:
             pl_module.log(f"val/mAP@{k_name(k)}", values[k], sync_dist=False)
-        self.accumulators["val"].reset()
+        self.codes.pop("val").release(self)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         protocol = self.protocol_k(trainer)
@@ -182,7 +177,7 @@ class RetrievalEvaluation(pl.Callback):
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     log_curves_to_wandb(logger, data, paths, prefix="test")
-        self.accumulators["test"].reset()
+        self.codes.pop("test").release(self)
 
 
 def plot_title(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:

@@ -1,7 +1,8 @@
 """The retrieval picture: a few test queries, each with its top-k results, right and wrong marked.
 
-At test time the callback collects the codes that ``test_step`` returns (dataloader 0 =
-queries, 1 = database; gathered across ranks and de-duplicated like the evaluation), ranks the
+At test time the callback reads the codes that ``test_step`` returns (dataloader 0 =
+queries, 1 = database; gathered across ranks and de-duplicated, in the accumulator it shares with
+the evaluation: :mod:`hashing.callbacks.shared_codes`), ranks the
 database for a seeded sample of queries by (Hamming distance, database index) as SPEC §1 does,
 and writes ``retrieval_grid.png`` (one row per query: the query, then its results with green
 borders where relevant, red where not) and ``retrieval_grid.json`` (the same table) into the
@@ -19,10 +20,10 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor
 
-from hashing.metrics.accumulator import ROLES, RetrievalAccumulator
+from hashing.callbacks import shared_codes
+from hashing.metrics.accumulator import ROLES
 from hashing.metrics.functional.hamming import hamming_distance
 from hashing.metrics.functional.ranking import stable_order
 from hashing.metrics.functional.relevance import relevance
@@ -32,14 +33,6 @@ log = logging.getLogger(__name__)
 RELEVANT_COLOR = (0.0, 0.75, 0.0)
 WRONG_COLOR = (0.9, 0.0, 0.0)
 QUERY_COLOR = (0.1, 0.1, 0.1)
-
-
-class CollectedCodes(RetrievalAccumulator):
-    """The evaluation's gathering of (codes, labels, index) per role, with nothing to compute."""
-
-    def compute(self) -> dict[str, Tensor]:
-        """No metric: the callback reads the gathered splits directly."""
-        return {}
 
 
 def retrieval_table(
@@ -89,44 +82,64 @@ def displayable(x: Tensor) -> np.ndarray | None:
     return image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
 
 
+#: pixels a grid cell's image is scaled up to (at least; by an integer factor, nearest)
+CELL_PIXELS = 64
+TITLE_PIXELS = 14
+
+
+def _cell(image: np.ndarray, scale: int) -> np.ndarray:
+    """An image in [0, 1] as uint8 RGB, scaled up ``scale`` times (nearest neighbour)."""
+    rgb = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image[..., :3]
+    pixels = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+    return pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
 def draw_grid(
     table: list[dict[str, Any]],
     query_images: list[np.ndarray],
     database_images: dict[int, np.ndarray],
     path: Path,
 ) -> None:
-    """One row per query: the query then its results, bordered green (relevant) or red."""
+    """One row per query: the query then its results, bordered green (relevant) or red.
+
+    Drawn as one mosaic with Pillow (a figure of one axes per cell took seconds to lay out).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    height = max(image.shape[0] for image in (*query_images, *database_images.values()))
+    width = max(image.shape[1] for image in (*query_images, *database_images.values()))
+    scale = max(1, -(-CELL_PIXELS // max(height, width)))
+    border = max(2, CELL_PIXELS // 16)
+    cell_h, cell_w = scale * height + 2 * border, scale * width + 2 * border
+    step_h, step_w = cell_h + TITLE_PIXELS + border, cell_w + border
     columns = 1 + max(len(entry["results"]) for entry in table)
-    # a bare Figure renders with the Agg canvas: no pyplot state, no GUI backend
-    figure = Figure(figsize=(1.3 * columns, 1.45 * len(table)))
-    axes = figure.subplots(len(table), columns, squeeze=False)
-    for axis in axes.flat:
-        axis.set_axis_off()
+    canvas = np.full((step_h * len(table) + border, step_w * columns + border, 3), 255, np.uint8)
+    titles = []
     for row, entry in enumerate(table):
-        cells = [(query_images[row], QUERY_COLOR, f"query {entry['query']}")]
+        cells = [(query_images[row], QUERY_COLOR, f"query {entry['query']}", border // 2)]
         for result, distance, good in zip(
             entry["results"], entry["distances"], entry["relevant"], strict=True
         ):
             color = RELEVANT_COLOR if good else WRONG_COLOR
-            cells.append((database_images[result], color, f"d={distance}"))
-        for column, (image, color, title) in enumerate(cells):
-            axis = axes[row, column]
-            axis.set_axis_on()
-            axis.imshow(
-                image,
-                cmap="gray" if image.ndim == 2 else None,
-                vmin=0,
-                vmax=1,
-                interpolation="nearest",
-            )
-            axis.set_xticks([])
-            axis.set_yticks([])
-            axis.set_title(title, fontsize=7)
-            for spine in axis.spines.values():
-                spine.set_edgecolor(color)
-                spine.set_linewidth(4 if column else 2)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+            cells.append((database_images[result], color, f"d={distance}", border))
+        for column, (image, color, title, thickness) in enumerate(cells):
+            top, left = row * step_h + TITLE_PIXELS + border, column * step_w + border
+            box = canvas[top : top + cell_h, left : left + cell_w]
+            box[:] = 255
+            inner = box[
+                border - thickness : cell_h - border + thickness,
+                border - thickness : cell_w - border + thickness,
+            ]
+            inner[:] = np.rint(np.asarray(color) * 255).astype(np.uint8)
+            pixels = _cell(image, scale)
+            box[border : border + pixels.shape[0], border : border + pixels.shape[1]] = pixels
+            titles.append((left + cell_w // 2, top - 2, title))
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=TITLE_PIXELS - 3)
+    for x, y, title in titles:
+        draw.text((x, y), title, fill=(0, 0, 0), font=font, anchor="ms")
+    picture.save(path)
 
 
 class RetrievalGrid(pl.Callback):
@@ -156,12 +169,12 @@ class RetrievalGrid(pl.Callback):
         self.seed = int(seed)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.filename = filename
-        self._accumulator: CollectedCodes | None = None
+        self._codes: shared_codes.SharedCodes | None = None
         self.table: list[dict[str, Any]] | None = None
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Start collecting this test run's codes."""
-        self._accumulator = CollectedCodes().to(pl_module.device)
+        """Join this test run's shared codes."""
+        self._codes = shared_codes.join(trainer, "test", self, pl_module.device)
 
     def on_test_batch_end(
         self,
@@ -173,22 +186,25 @@ class RetrievalGrid(pl.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         """Keep the batch's codes, labels and item indices under its role."""
-        if self._accumulator is None or dataloader_idx >= len(ROLES):
+        if self._codes is None or dataloader_idx >= len(ROLES):
             return
         if not isinstance(outputs, Mapping) or "codes" not in outputs:
             return
-        self._accumulator.update(
-            outputs["codes"], outputs["labels"], outputs["index"], role=ROLES[dataloader_idx]
-        )
+        self._codes.update(self, outputs, dataloader_idx)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Rank, draw and save (rank zero), after gathering the codes from every rank."""
-        accumulator, self._accumulator = self._accumulator, None
-        if accumulator is None:
+        codes, self._codes = self._codes, None
+        if codes is None:
             return
-        with accumulator.sync_context():
-            query_codes, query_labels, query_index = accumulator.split("query")
-            database_codes, database_labels, database_index = accumulator.split("database")
+        splits = codes.gathered()
+        codes.release(self)
+        query_codes, query_labels, query_index = (
+            splits[f"query_{part}"] for part in ("codes", "labels", "index")
+        )
+        database_codes, database_labels, database_index = (
+            splits[f"database_{part}"] for part in ("codes", "labels", "index")
+        )
         if not trainer.is_global_zero:
             return
         generator = torch.Generator().manual_seed(self.seed)

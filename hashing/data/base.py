@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from hashing.data.splits import ORDERS, SPLIT_KEYS, Protocol, make_split, order_split
-from hashing.data.transforms import Transform, build_transform
+from hashing.data.transforms import Transform, build_transform, to_unit_float
 from hashing.runs.atomic import atomic_path, atomic_write
 
 
@@ -78,6 +78,52 @@ class SplitDataset(Dataset):
     def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         x = self.transform(self.source[int(self.indices[position])])
         return x, self.labels[position], position
+
+
+class BatchedSplit(Dataset):
+    """A :class:`SplitDataset` whose loader fetches a batch by one tensor index.
+
+    For in-memory items (a tensor pool) under a transform that treats a batch as it treats
+    each item (:data:`BATCHABLE_TRANSFORMS`), ``__getitems__`` indexes the pool once and
+    transforms the batch: the same ``(x, y, idx)`` batch as per-item ``__getitem__`` and
+    collation, value for value, without a Python call per item (a per-step cost that matters
+    when the step itself is a linear layer on cached features). The loader's sampler is
+    unchanged, so the batches and a mid-epoch resume are too. Items stay reachable one by one.
+    """
+
+    def __init__(self, split: SplitDataset) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        return self.split[position]
+
+    def __getitems__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows = torch.as_tensor(positions, dtype=torch.long)
+        split = self.split
+        return split.transform(split.source[split.indices[rows]]), split.labels[rows], rows
+
+
+def keep_batch(batch: Any) -> Any:
+    """The collate function of a :class:`BatchedSplit` loader: the batch is built already."""
+    return batch
+
+
+#: transforms that map a batch exactly as they map each of its items (no per-item randomness)
+BATCHABLE_TRANSFORMS: tuple[Transform, ...] = (to_unit_float,)
+
+
+def batched(dataset: Dataset) -> Dataset:
+    """``dataset`` as a :class:`BatchedSplit` where its items can be fetched a batch at a time."""
+    if (
+        isinstance(dataset, SplitDataset)
+        and isinstance(dataset.source, torch.Tensor)
+        and dataset.transform in BATCHABLE_TRANSFORMS
+    ):
+        return BatchedSplit(dataset)
+    return dataset
 
 
 def labels_digest(labels: torch.Tensor) -> str:
@@ -328,8 +374,10 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
             if self._generator is None:
                 self._generator = torch.Generator().manual_seed(self.shuffle_seed)
             generator = self._generator
+        dataset = batched(dataset)
         return DataLoader(
             dataset,
+            collate_fn=keep_batch if isinstance(dataset, BatchedSplit) else None,
             batch_size=batch_size,
             shuffle=train,
             drop_last=train and self.drop_last,

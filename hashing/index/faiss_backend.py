@@ -1,10 +1,14 @@
 """faiss binary indexes over packed codes: built by config, searched in (distance, id) order.
 
-``flat`` (``IndexBinaryFlat``) is exact, and :func:`search` makes its order exact too: faiss
-does not promise which of several items tied at the k-th distance it returns, nor their order,
-so results are re-sorted by (distance, id) and a query whose k-th and (k+1)-th distances tie
-gets all items up to that distance by a range search, of which the k smallest (distance, id)
-pairs are kept. That is SPEC §1's ranking (ties by database index ascending).
+``flat`` (``IndexBinaryFlat``) is exact, and :func:`search` makes its order exact too. faiss'
+default (heap) search does not promise which of several items tied at the k-th distance it
+returns, nor their order; its counting search (``use_heap = False``, ``hammings_knn_mc``) scans
+the codes in id order and keeps, per distance, the first k ids it meets, so its top-k is the k
+smallest (distance, id) pairs in that order, in one scan and faster than the heap. That is
+SPEC §1's ranking (ties by database index ascending). The counting search holds (bits + 1) * k
+ids per query of a block; where that exceeds :data:`COUNTING_BYTES` even for one query (k in the
+hundreds of thousands), the heap search is re-sorted by (distance, id) and a query whose k-th
+and (k+1)-th distances tie gets all items up to that distance by a range search instead.
 ``hnsw`` (``IndexBinaryHNSW``) and ``ivf`` (``IndexBinaryIVF``) are approximate indexes for
 large collections; their results are sorted by (distance, id) but which items tie in is theirs.
 """
@@ -23,6 +27,8 @@ import numpy as np
 INDEX_TYPES = ("flat", "hnsw", "ivf")
 #: queries per faiss range search when resolving ties (bounds the memory of tied results)
 RANGE_CHUNK = 64
+#: memory budget of faiss' counting search (its per-query buckets of ids, for a query block)
+COUNTING_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,27 @@ def _search_flat_exact(
     index: faiss.IndexBinary, queries: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k in (distance, id) order from a flat index (ties at the k-th distance resolved).
+
+    By faiss' counting search where its buckets fit :data:`COUNTING_BYTES`, else by
+    :func:`_search_flat_heap`.
+    """
+    per_query = (8 * index.code_size + 1) * k * np.dtype(np.int64).itemsize
+    block = min(int(index.query_batch_size), COUNTING_BYTES // per_query)
+    if block < 1:
+        return _search_flat_heap(index, queries, k)
+    use_heap, batch = index.use_heap, index.query_batch_size
+    index.use_heap, index.query_batch_size = False, block
+    try:
+        distances, ids = index.search(queries, k)
+    finally:
+        index.use_heap, index.query_batch_size = use_heap, batch
+    return distances.astype(np.int32), ids.astype(np.int64)
+
+
+def _search_flat_heap(
+    index: faiss.IndexBinary, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k in (distance, id) order from faiss' heap search and range searches.
 
     faiss returns a correct *set of distances*; asking for k + 1 tells whether the k-th
     distance ties with an item left out. Only those queries need all items up to that distance

@@ -106,5 +106,5 @@ class CenterHashing(HashingModule):
         u = self(x)
         targets = center_targets(y, self.centers, self.tie_breaker, self.multi_label)
         loss = center_loss(u, targets, self.lambda_q)
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.accumulate_training_values({"loss": loss}, y.shape[0])
         return loss

@@ -135,9 +135,6 @@ class TBH(HashingModule):
         self._pending_generator_state: Tensor | None = None
         self._balance_sum: Tensor | None = None
         self._balance_count = 0
-        self._train_keys: list[str] = []
-        self._train_sums: Tensor | None = None
-        self._train_count = 0
 
     # --- the network ----------------------------------------------------------------------
     @property
@@ -333,7 +330,7 @@ class TBH(HashingModule):
     def on_train_epoch_end(self) -> None:
         """Log the epoch's training values; step epoch-interval schedulers (manual optimisation
         leaves them to the module)."""
-        self._log_training_epoch()
+        self.log_training_epoch()
         if self.scheduler_factory is not None and self.scheduler_interval == "epoch":
             for scheduler in self.lr_schedulers():
                 scheduler.step()
@@ -384,25 +381,7 @@ class TBH(HashingModule):
                 values["classification_accuracy"] = (
                     (output.class_logits.argmax(dim=1) == labels).float().mean()
                 )
-        batch = torch.stack([v.detach().float() for v in values.values()]) * labels.shape[0]
-        if self._train_sums is None:
-            self._train_keys, self._train_sums = list(values), batch
-        else:
-            self._train_sums = self._train_sums + batch
-        self._train_count += labels.shape[0]
-
-    def on_train_epoch_start(self) -> None:
-        """Start the epoch's sums of the logged training values."""
-        self._train_sums, self._train_count = None, 0
-
-    def _log_training_epoch(self) -> None:
-        """Log ``train/<value>`` epoch means (per sample), averaged over ranks."""
-        if self._train_sums is None:
-            return
-        means = self._train_sums / self._train_count
-        for key, value in zip(self._train_keys, means, strict=True):
-            self.log(f"train/{key}", value, prog_bar=key == "loss", sync_dist=True)
-        self._train_sums, self._train_count = None, 0
+        self.accumulate_training_values(values, labels.shape[0])
 
     # --- evaluation: bit balance over the database ------------------------------------------
     def validation_step(

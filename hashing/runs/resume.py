@@ -18,10 +18,12 @@ import logging
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import CSVLogger, Logger
+
+if TYPE_CHECKING:  # Lightning is imported where it is used: the command line expands without it
+    from pytorch_lightning.loggers import Logger
 
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.errors import UserError
@@ -238,6 +240,8 @@ def keep_csv_history(loggers: Sequence[Logger]) -> None:
     """Lightning's CSVLogger deletes an existing ``metrics.csv`` when it starts: keep the
     first attempt's rows by renaming the file to ``metrics.part<N>.csv`` beside it (and drops
     its warning that previous log files will be deleted: they are kept)."""
+    from pytorch_lightning.loggers import CSVLogger
+
     warnings.filterwarnings(
         "ignore", message="Experiment logs directory .* exists and is not empty"
     )
