@@ -99,6 +99,18 @@ def test_grid_search_preset_sweeps_the_validation_objective() -> None:
     assert cfg.callbacks.model_checkpoint.monitor == "val/mAP"
 
 
+def test_slurm_launcher_composes_with_its_pre_timeout_signal_handled() -> None:
+    """submitit asks SLURM for SIGUSR2 before the time limit; unless the interrupt callback takes
+    it, submitit's own handler ends the job mid-batch without a checkpoint."""
+    from submitit.core.job_environment import JobEnvironment
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert f"SIG{JobEnvironment.USR_SIG}" in cfg.callbacks.interrupt_checkpoint.signals
+    assert cfg.hydra.launcher.signal_delay_s > 0 and cfg.hydra.launcher.max_num_timeout == 0
+
+
 def test_optuna_study_runs_and_writes_the_best_trial(tmp_path: Path) -> None:
     """A 3-trial TPE study on digits (the sweeper comes with the `hpo` extra, so no skip)."""
     sweep = tmp_path / "sweep"
