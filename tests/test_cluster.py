@@ -183,7 +183,12 @@ def test_job_signalled_before_its_time_limit_resumes_to_the_uninterrupted_metric
     ) as launcher:
         try:
             job = sweep / "0"
-            wait_until(lambda: (job / "waiting").is_file(), "the job to reach batch 3")
+            waiting = job / "waiting"
+            wait_until(
+                lambda: waiting.is_file() or launcher.poll() is not None, "the job at batch 3"
+            )
+            logs = "\n".join(path.read_text()[-2000:] for path in sweep.glob(".submitit/*/*.err"))
+            assert waiting.is_file(), f"the job ended before batch 3:\n{logs}"
             job_id = slurm_job_id(job)
             subprocess.run(
                 ["scancel", "--signal=USR2", job_id], env=slurm_cluster, check=True, timeout=60
