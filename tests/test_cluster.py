@@ -201,6 +201,12 @@ def test_job_signalled_before_its_time_limit_resumes_to_the_uninterrupted_metric
     assert marker["global_step"] == 5  # the batch after the one it waited in
     assert (job / "checkpoints" / "last.ckpt").is_file()
     assert not (job / "metrics.json").exists()
+    out = tmp_path / "report"
+    assert report([str(sweep), "--out", str(out), "--no-plots"]) == 0
+    with (out / "runs.csv").open() as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["status"] == "interrupted"
+    assert f"resume={job}" in row["detail"]
 
     resumed = subprocess.run(
         [sys.executable, "-m", "hashing.train", f"resume={job}"],
