@@ -157,11 +157,16 @@ def test_job_array_writes_every_job_and_the_report_tables_them(array_sweep) -> N
         assert str(jobs[n]) in (out / "report.md").read_text()
 
 
+@pytest.mark.parametrize(
+    "signalled_by", ["scancel", pytest.param("time_limit", marks=pytest.mark.slow)]
+)
 def test_job_signalled_before_its_time_limit_resumes_to_the_uninterrupted_metrics(
-    slurm_cluster, array_sweep, tmp_path: Path
+    slurm_cluster, array_sweep, tmp_path: Path, signalled_by: str
 ) -> None:
-    """SLURM sends submitit's SIGUSR2 ``signal_delay_s`` before a job's time limit; here scancel
-    sends it while the job is held at batch 3, as the time limit would (without the wait)."""
+    """SLURM sends submitit's SIGUSR2 ``signal_delay_s`` before a job's time limit. The job is held
+    at batch 3 until it arrives: sent by ``scancel --signal=USR2``, or (slow) by SLURM itself at
+    a 2-minute limit with a 30 s delay (a start-up slower than 90 s would be signalled before
+    training, where there is nothing to save yet)."""
     reference_sweep, cache = array_sweep
     [reference] = [
         job
@@ -174,7 +179,10 @@ def test_job_signalled_before_its_time_limit_resumes_to_the_uninterrupted_metric
         "+callbacks.wait._target_=tests.wait_for_signal.WaitForSignal",
         "+callbacks.wait.batch=3",
         "+callbacks.wait.output_dir=${paths.output_dir}",
+        "+callbacks.wait.timeout_s=300",
     ]
+    if signalled_by == "time_limit":
+        wait += ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=30"]
     command = sweep_command(sweep, cache, ["method=csq", "bits=16", *wait])
     # the launcher waits for a result the stopped job never writes (without SLURM accounting,
     # submitit cannot see that it ended): it runs in the background and is stopped below
@@ -190,9 +198,10 @@ def test_job_signalled_before_its_time_limit_resumes_to_the_uninterrupted_metric
             logs = "\n".join(path.read_text()[-2000:] for path in sweep.glob(".submitit/*/*.err"))
             assert waiting.is_file(), f"the job ended before batch 3:\n{logs}"
             job_id = slurm_job_id(job)
-            subprocess.run(
-                ["scancel", "--signal=USR2", job_id], env=slurm_cluster, check=True, timeout=60
-            )
+            if signalled_by == "scancel":
+                subprocess.run(
+                    ["scancel", "--signal=USR2", job_id], env=slurm_cluster, check=True, timeout=60
+                )
             wait_until(lambda: job_id not in squeue(slurm_cluster), f"job {job_id} to end")
         finally:
             launcher.terminate()
