@@ -99,11 +99,60 @@ def test_grid_search_preset_sweeps_the_validation_objective() -> None:
     assert cfg.callbacks.model_checkpoint.monitor == "val/mAP"
 
 
-def test_optuna_preset_composes_when_the_plugin_is_installed() -> None:
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+def test_slurm_launcher_composes_with_its_pre_timeout_signal_handled() -> None:
+    """submitit asks SLURM for SIGUSR2 before the time limit; unless the interrupt callback takes
+    it, submitit's own handler ends the job mid-batch without a checkpoint."""
+    from submitit.core.job_environment import JobEnvironment
+
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=["hparams_search=optuna"], return_hydra_config=True)
-    assert cfg.hydra.sweeper.direction == "maximize"
+        cfg = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert f"SIG{JobEnvironment.USR_SIG}" in cfg.callbacks.interrupt_checkpoint.signals
+    assert cfg.hydra.launcher.signal_delay_s > 0 and cfg.hydra.launcher.max_num_timeout == 0
+
+
+def test_optuna_study_runs_and_writes_the_best_trial(tmp_path: Path) -> None:
+    """A 3-trial TPE study on digits (the sweeper comes with the `hpo` extra, so no skip)."""
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hashing.train",
+            "hparams_search=optuna",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.sampler.n_startup_trials=2",
+            "debug=fast",
+            "bits=16",
+            "callbacks.progress_bar.refresh_rate=0",
+            f"hydra.sweep.dir={sweep}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = {p.name: p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()}
+    assert sorted(trials) == ["0", "1", "2"]
+    scores = {
+        name: json.loads((trial / "metrics.json").read_text())["val/mAP_best"]
+        for name, trial in trials.items()
+    }
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(max(scores.values()))
+    [winner] = [
+        name for name, score in scores.items() if score == pytest.approx(max(scores.values()))
+    ]
+    overrides = yaml.safe_load((trials[winner] / ".hydra" / "overrides.yaml").read_text())
+    chosen = dict(item.split("=", 1) for item in overrides)
+    assert set(best["best_params"]) == {"method.optimizer.lr", "data.batch_size"}
+    assert float(chosen["method.optimizer.lr"]) == pytest.approx(
+        best["best_params"]["method.optimizer.lr"]
+    )
+    assert int(chosen["data.batch_size"]) == best["best_params"]["data.batch_size"]
+    assert 1e-5 <= best["best_params"]["method.optimizer.lr"] <= 1e-2
 
 
 def missing_groups(preset: Path) -> list[str]:
