@@ -91,9 +91,9 @@ def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingM
     try:
         backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
     except InstantiationException as error:
-        # a missing optional package or weight file, a wrong input: say so plainly
-        if isinstance(error.__cause__, (ImportError, FileNotFoundError, ValueError)):
-            raise error.__cause__ from None
+        # a missing optional package or weight file, a wrong input: the user's to fix
+        if isinstance(error.__cause__, ImportError | FileNotFoundError | ValueError):
+            raise UserError(f"backbone: {error.__cause__}") from error.__cause__
         raise
     try:
         return instantiate(

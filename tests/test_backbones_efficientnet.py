@@ -69,16 +69,17 @@ def test_bad_input_and_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "timm", None)  # as if not installed
     with pytest.raises(ImportError, match=r'pip install -e "\.\[pretrained\]"'):
         EfficientNetLite0((3, 32, 32), pretrained=False)
-    # through the pipeline: the same message, not Hydra's instantiation traceback
+    # through the pipeline: the same message as a user error (one paragraph, no traceback)
     from hydra import compose, initialize_config_dir
 
     from hashing.pipeline import build_model
+    from hashing.runs.errors import UserError
     from tests.runs import CONF
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["backbone=efficientnet_lite0"])
     shape = SimpleNamespace(input_shape=(3, 32, 32), num_classes=10, multi_label=False)
-    with pytest.raises(ImportError, match=r"needs the package 'timm'.*\[pretrained\]"):
+    with pytest.raises(UserError, match=r"backbone: .*needs the package 'timm'.*\[pretrained\]"):
         build_model(cfg, shape)  # type: ignore[arg-type]
 
 
