@@ -133,7 +133,7 @@ def test_job_array_writes_every_job_and_the_report_tables_them(array_sweep) -> N
     assert finished == {n for n in jobs if bits[n] != 2}
     for n in failed:
         failure = json.loads((jobs[n] / "failed.json").read_text())
-        assert failure["type"] == "ValueError" and "bits=2" in failure["message"]
+        assert failure["type"] == "UserError" and "bits=2" in failure["message"]
 
     out = sweep / "report"
     assert report([str(sweep), "--out", str(out), "--no-plots"]) == 0
