@@ -116,11 +116,19 @@ def test_step_losses_equal_tbh_losses_with_the_same_draws(lambda_cls: float) -> 
         output,
         y,
         lambda_adv=0.3,
-        lambda_cls=lambda_cls,
+        lambda_cls=1.0,
         reduction="mean",
         generator=replay,
     )
-    assert step.actor.item() == pytest.approx(reference.actor.item(), rel=1e-6)
+    # the relative weight: lambda_cls times reconstruction / classification on this first batch
+    assert reference.classification is not None
+    weight = lambda_cls * reference.reconstruction / reference.classification
+    expected = (
+        reference.reconstruction
+        - 0.3 * (reference.critic_code + reference.critic_continuous)
+        + weight * reference.classification
+    )
+    assert step.actor.item() == pytest.approx(expected.item(), rel=1e-5)
     assert step.critic.item() == pytest.approx(reference.critic.item(), rel=1e-6)
     real = torch.sigmoid(model.twin_bottleneck.code_discriminator(output.b)).mean()
     assert step.code_fake.item() == pytest.approx(real.item(), rel=1e-6)
@@ -145,7 +153,7 @@ def test_lambda_cls_zero_leaves_the_classifier_out_of_the_loss_graph() -> None:
     for (name, a), (_, b) in zip(
         unsupervised.state_dict().items(), supervised.state_dict().items(), strict=True
     ):
-        assert torch.equal(a, b), name
+        assert torch.equal(a, b) or name == "cls_scale", name
 
 
 def test_both_optimisers_step_every_batch_and_the_classifier_is_untouched_at_zero(
@@ -404,4 +412,5 @@ def test_non_finite_gradient_with_finite_loss_also_stops_before_the_update(
     with pytest.raises(NonFiniteLossError, match=r"non-finite gradient at global step 0 "):
         trainer(tmp_path, max_epochs=1).fit(model, loader(batches(16)))
     for key, value in model.state_dict().items():
-        assert torch.equal(value, before[key]), f"{key} was updated"
+        # equal_nan: the supervised weight's scale stays unmeasured (NaN) after a refused step
+        assert torch.allclose(value, before[key], rtol=0, atol=0, equal_nan=True), key
