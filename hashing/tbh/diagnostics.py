@@ -31,9 +31,7 @@ def code_gradient_norms(codes: Tensor, terms: Mapping[str, Tensor]) -> dict[str,
     norms = {}
     for name, term in terms.items():
         (grad,) = torch.autograd.grad(term, codes, retain_graph=True, allow_unused=True)
-        norms[name] = (
-            torch.zeros((), device=codes.device) if grad is None else grad.detach().norm()
-        )
+        norms[name] = torch.zeros((), device=codes.device) if grad is None else grad.detach().norm()
     return norms
 
 
