@@ -124,17 +124,22 @@ def protocol_data(
     groups: dict[str, np.ndarray],
     val_queries: int,
     val_database: int,
+    max_queries: int | None = None,
 ) -> Data:
     """(features, labels) of query, database, fit, val_query and val_database for a protocol.
 
     Database and fit are in a seeded random order (seed 0); the validation sets are the first
-    ``val_queries`` validation queries and ``val_database`` fit items of seeded permutations.
+    ``val_queries`` validation queries and ``val_database`` fit items of seeded permutations;
+    ``max_queries`` keeps a seeded subset of the test queries (None: all of them).
     """
     split = make_split(y.numpy(), PROTOCOLS[name], seed=0, val_fraction=0.1, groups=groups)
     rng = np.random.default_rng(0)
     order = {key: rng.permutation(split[key]) for key in ("database", "fit", "val_query")}
+    query = split["query"]
+    if max_queries is not None and max_queries < len(query):
+        query = np.sort(rng.permutation(query)[:max_queries])
     index = {
-        "query": split["query"],
+        "query": query,
         "database": order["database"],
         "fit": order["fit"],
         "val_query": order["val_query"][:val_queries],
@@ -302,6 +307,8 @@ def settings_key(args: argparse.Namespace) -> str:
     """Hash of the settings a run's result depends on (a changed setting reruns it)."""
     relevant = {k: getattr(args, k) for k in ("iterations", "batch_size", "lr", "val_every")}
     relevant |= {"val_queries": args.val_queries, "val_database": args.val_database}
+    if args.max_queries is not None:
+        relevant["max_queries"] = args.max_queries
     return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -478,6 +485,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--val-queries", type=int, default=1000)
     parser.add_argument("--val-database", type=int, default=10000)
+    parser.add_argument(
+        "--max-queries", type=int, default=None, help="seeded subset of the test queries"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--sweep-lambda-cls", nargs="*", type=float, default=[])
     parser.add_argument("--sweep-absolute", nargs="*", type=float, default=[])
@@ -493,6 +503,8 @@ def parse_args() -> argparse.Namespace:
     for key in ("iterations", "val_every", "batch_size", "val_queries", "val_database"):
         if getattr(args, key) < 1:
             parser.error(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
+    if args.max_queries is not None and args.max_queries < 1:
+        parser.error(f"--max-queries must be >= 1, got {args.max_queries}")
     if not math.isfinite(args.lr) or args.lr <= 0:
         parser.error(f"--lr must be a positive number, got {args.lr}")
     if any(v <= 0 or not math.isfinite(v) for v in args.sweep_lambda_cls + args.sweep_absolute):
@@ -510,6 +522,7 @@ def sweep(args: argparse.Namespace, datasets: dict[str, Data]) -> None:
     points = [(v, "reconstruction") for v in args.sweep_lambda_cls]
     points += [(v, "absolute") for v in args.sweep_absolute]
     results = []
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     for protocol, data in datasets.items():
         for bits in args.bits:
             for value, reference in points:
@@ -532,9 +545,10 @@ def sweep(args: argparse.Namespace, datasets: dict[str, Data]) -> None:
                         f"{r['classification_weight']:.4g}, {r['train_seconds']:.0f} s",
                         flush=True,
                     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    protocol = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    args.out.write_text(json.dumps({"protocol": protocol, "runs": results}, indent=2))
+                    # rewritten after every run, so an interrupted sweep keeps what it measured
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    payload = {"protocol": settings, "runs": results}
+                    args.out.write_text(json.dumps(payload, indent=2))
     print(f"wrote {args.out}")
 
 
@@ -548,7 +562,9 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     x, y, groups = load_pool(args.features)
     datasets = {
-        name: protocol_data(name, x, y, groups, args.val_queries, args.val_database)
+        name: protocol_data(
+            name, x, y, groups, args.val_queries, args.val_database, args.max_queries
+        )
         for name in args.protocols
     }
     for name, data in datasets.items():
