@@ -579,10 +579,10 @@ def main() -> None:
         jobs: list[tuple[int, str, int, Callable[[], dict[str, Any]]]] = [
             (0, "float", 0, partial(float_ceiling, data))
         ]
-        # supervised TBH last: the rows that do not depend on lambda_cls come first
-        for method in ("lsh", "tbh_untrained", "tbh", *args.centers, "tbh_supervised"):
-            for bits in args.bits:
-                for seed in args.seeds:
+        # seed by seed, so an interrupted benchmark leaves whole seeds; supervised TBH last
+        for seed in args.seeds:
+            for method in ("lsh", "tbh_untrained", "tbh", *args.centers, "tbh_supervised"):
+                for bits in args.bits:
                     if method == "lsh":
                         job = partial(lsh, data, bits, seed)
                     elif method == "tbh_untrained":
