@@ -579,10 +579,11 @@ def main() -> None:
         jobs: list[tuple[int, str, int, Callable[[], dict[str, Any]]]] = [
             (0, "float", 0, partial(float_ceiling, data))
         ]
-        # seed by seed, so an interrupted benchmark leaves whole seeds; supervised TBH last
-        for seed in args.seeds:
-            for method in ("lsh", "tbh_untrained", "tbh", *args.centers, "tbh_supervised"):
-                for bits in args.bits:
+        # code length by code length in --bits order, seed by seed, so an interrupted benchmark
+        # leaves whole (bits, seed) cells
+        for bits in args.bits:
+            for seed in args.seeds:
+                for method in ("lsh", "tbh_untrained", "tbh", *args.centers, "tbh_supervised"):
                     if method == "lsh":
                         job = partial(lsh, data, bits, seed)
                     elif method == "tbh_untrained":
