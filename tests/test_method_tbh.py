@@ -453,8 +453,8 @@ def test_supervised_weight_keeps_its_ratio_of_terms_when_features_are_padded_or_
         model = _features_model(features.shape[1], lambda_cls=0.5, lambda_cls_reference=reference)
         recon, cls = _initial_terms(model, features[:16], y[:16])
         data = TensorDataset(features, y, torch.arange(32))
-        trainer(tmp_path, max_epochs=2).fit(model, loader(data))
-        # the scale is the first batch's, kept for every later batch
+        trainer(tmp_path, max_epochs=1).fit(model, loader(data))  # two batches
+        # the scale is the first batch's, kept for the second
         ratios[name] = model.classification_weight() * cls / recon
     if reference == "reconstruction":
         assert ratios == pytest.approx({name: 0.5 for name in variants}, rel=1e-4)
