@@ -421,7 +421,7 @@ def markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]]) -> str:
     for row in rows:
         cells = [f"{row[m]:.4f} ± {row[m + '_std']:.4f}" for m in METRICS]
         lines.append(
-            f"| {row['protocol']} | {row['bits']} | {row['method']} | {row['seeds']} | "
+            f"| {row['protocol']} | {row['bits'] or '-'} | {row['method']} | {row['seeds']} | "
             f"{' | '.join(cells)} | {row['dead_bits_max']} | {row['collapsed']} | "
             f"{row['best_at_start']} |"
         )
