@@ -443,12 +443,12 @@ def markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]]) -> str:
 def report(args: argparse.Namespace) -> None:
     """Rebuild ``--out`` and print the tables from every protocol's runs file."""
     key = settings_key(args)
-    runs = [
-        r
-        for path in sorted((args.runs_dir).glob("*.jsonl"))
-        for r in read_runs(path)
-        if r["settings"] == key
-    ]
+    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for path in sorted(args.runs_dir.glob("*.jsonl")):
+        for r in read_runs(path):
+            if r["settings"] == key:
+                unique.setdefault(run_id(r), r)  # the first of any duplicate run counts
+    runs = list(unique.values())
     rows = summarise(runs)
     tests = [*paired_tests(runs, "mAP@ALL"), *paired_tests(runs, "mAP@ALL_tie_aware")]
     table = markdown(rows, tests)
@@ -575,7 +575,6 @@ def main() -> None:
     key = settings_key(args)
     for name, data in datasets.items():
         path = args.runs_dir / f"{name}.jsonl"
-        done = {run_id(r) for r in read_runs(path)}
         jobs: list[tuple[int, str, int, Callable[[], dict[str, Any]]]] = [
             (0, "float", 0, partial(float_ceiling, data))
         ]
@@ -593,7 +592,8 @@ def main() -> None:
                     jobs.append((bits, method, seed, job))
         for bits, method, seed, compute in jobs:
             run = {"settings": key, "protocol": name, "bits": bits, "method": method, "seed": seed}
-            if run_id(run) not in done:
+            # re-read before every job: another process may be filling the same file
+            if run_id(run) not in {run_id(r) for r in read_runs(path)}:
                 record(path, run, compute)
     report(args)
 
