@@ -95,6 +95,7 @@ PAIRS = (
     ("tbh", "tbh_untrained"),
     ("tbh_supervised", "tbh_untrained"),
     ("tbh", "lsh"),
+    ("tbh_supervised", "csq"),
 )
 Data = dict[str, tuple[Tensor, Tensor]]
 
