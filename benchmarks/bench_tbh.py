@@ -32,6 +32,8 @@ What runs (``--help`` lists every knob; the defaults are the full size the issue
   t-test (``ttest_rel``, assumes normal differences) and the exact Wilcoxon signed-rank test
   (no normality; with 5 seeds its smallest two-sided p-value is 2/32 = 0.0625, so it cannot
   reach 0.05 however large the effect: read it together with the t-test).
+- ``--max-queries N``: a seeded subset of the test queries (default: all). The README's table
+  used 2,000 of the ``tbh`` shape's 10,000, for the CPU budget; ``cifar10`` has 1,000.
 - ``--sweep-lambda-cls V ...``: instead of the table, supervised TBH at each relative
   ``lambda_cls`` (``--sweep-absolute V ...``: the same with ``lambda_cls_reference=absolute``),
   selected on *validation* mAP@ALL; the test mAP is recorded beside it, not used.
