@@ -116,11 +116,19 @@ def test_step_losses_equal_tbh_losses_with_the_same_draws(lambda_cls: float) -> 
         output,
         y,
         lambda_adv=0.3,
-        lambda_cls=lambda_cls,
+        lambda_cls=1.0,
         reduction="mean",
         generator=replay,
     )
-    assert step.actor.item() == pytest.approx(reference.actor.item(), rel=1e-6)
+    # the relative weight: lambda_cls times reconstruction / classification on this first batch
+    assert reference.classification is not None
+    weight = lambda_cls * reference.reconstruction / reference.classification
+    expected = (
+        reference.reconstruction
+        - 0.3 * (reference.critic_code + reference.critic_continuous)
+        + weight * reference.classification
+    )
+    assert step.actor.item() == pytest.approx(expected.item(), rel=1e-5)
     assert step.critic.item() == pytest.approx(reference.critic.item(), rel=1e-6)
     real = torch.sigmoid(model.twin_bottleneck.code_discriminator(output.b)).mean()
     assert step.code_fake.item() == pytest.approx(real.item(), rel=1e-6)
@@ -145,7 +153,7 @@ def test_lambda_cls_zero_leaves_the_classifier_out_of_the_loss_graph() -> None:
     for (name, a), (_, b) in zip(
         unsupervised.state_dict().items(), supervised.state_dict().items(), strict=True
     ):
-        assert torch.equal(a, b), name
+        assert torch.equal(a, b) or name == "cls_scale", name
 
 
 def test_both_optimisers_step_every_batch_and_the_classifier_is_untouched_at_zero(
@@ -404,4 +412,117 @@ def test_non_finite_gradient_with_finite_loss_also_stops_before_the_update(
     with pytest.raises(NonFiniteLossError, match=r"non-finite gradient at global step 0 "):
         trainer(tmp_path, max_epochs=1).fit(model, loader(batches(16)))
     for key, value in model.state_dict().items():
-        assert torch.equal(value, before[key]), f"{key} was updated"
+        # equal_nan: the supervised weight's scale stays unmeasured (NaN) after a refused step
+        assert torch.allclose(value, before[key], rtol=0, atol=0, equal_nan=True), key
+
+
+# --- the supervised weight's scale, the preset's length, collapse diagnostics -----------------
+def _features_model(width: int, **kwargs: Any) -> TBH:
+    """TBH on (width,)-d features through an identity backbone (TBH's fixed-feature protocol)."""
+    torch.manual_seed(0)
+    return TBH(
+        backbone=MLP((width,), hidden_dims=[]),
+        bits=6,
+        num_classes=3,
+        optimizer=partial(torch.optim.SGD, lr=0.0),
+        **SMALL,
+        **kwargs,
+    )
+
+
+def _initial_terms(model: TBH, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Per-sample reconstruction and cross-entropy of ``model`` on one batch, by hand."""
+    with torch.no_grad():
+        output = model.twin_bottleneck(x)
+        recon = 0.5 * float(((output.x_hat - x) ** 2).sum(dim=1).mean())
+        cls = float(torch.nn.functional.cross_entropy(output.class_logits, y))
+    return recon, cls
+
+
+@pytest.mark.parametrize("reference", ["reconstruction", "absolute"])
+def test_supervised_weight_keeps_its_ratio_of_terms_when_features_are_padded_or_scaled(
+    tmp_path: Path, reference: str
+) -> None:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(32, 16, generator=gen)
+    y = torch.randint(0, 3, (32,), generator=gen)
+    # padded to 48-d with copies of the features (three times the squared error), or scaled x10
+    variants = {"plain": x, "padded": torch.cat([x, x, x], 1), "scaled": 10 * x}
+    ratios = {}
+    for name, features in variants.items():
+        model = _features_model(features.shape[1], lambda_cls=0.5, lambda_cls_reference=reference)
+        recon, cls = _initial_terms(model, features[:16], y[:16])
+        data = TensorDataset(features, y, torch.arange(32))
+        trainer(tmp_path, max_epochs=1).fit(model, loader(data))  # two batches
+        # the scale is the first batch's, kept for the second
+        ratios[name] = model.classification_weight() * cls / recon
+    if reference == "reconstruction":
+        assert ratios == pytest.approx({name: 0.5 for name in variants}, rel=1e-4)
+    else:  # the absolute weight's meaning moves with the input: what the relative one fixes
+        assert ratios["scaled"] < ratios["plain"] / 5
+        assert ratios["padded"] < ratios["plain"] / 2
+
+
+def test_tbh_fc7_preset_trains_the_released_100000_iterations(tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=tbh_fc7"])
+    model = make_tbh()
+    fit = trainer(tmp_path, max_epochs=1)
+    fit.fit(model, loader(batches(48)))  # 3 batches
+    steps_per_iteration = fit.global_step / 3
+    assert steps_per_iteration == 2  # actor and critic each count a step
+    assert cfg.trainer.max_steps / steps_per_iteration == 100_000
+    assert cfg.data.batch_size == 400 and cfg.method.optimizer.lr == 1e-4
+
+
+def _collapse(model: TBH) -> TBH:
+    """Every code all ones: zero binary-bottleneck weights and a positive bias."""
+    with torch.no_grad():
+        model.twin_bottleneck.binary_bottleneck.fc.weight.zero_()
+        model.twin_bottleneck.binary_bottleneck.fc.bias.fill_(3.0)
+    return model
+
+
+@pytest.mark.parametrize("collapsed", [True, False])
+def test_all_codes_equal_warns_on_a_collapsed_model_only(tmp_path: Path, collapsed: bool) -> None:
+    model = make_tbh(optimizer=partial(torch.optim.SGD, lr=0.0))
+    if collapsed:
+        _collapse(model)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = trainer(tmp_path, max_epochs=1)
+        fit.fit(model, loader(batches(48)))
+        check = trainer(tmp_path, max_epochs=1)
+        check.validate(model, [loader(batches(10, seed=1)), loader(batches(40, seed=2))])
+    messages = [str(w.message) for w in caught]
+    train_warned = any("collapsed to one code in every training batch" in m for m in messages)
+    val_warned = any("every val database code is the same code" in m for m in messages)
+    assert (train_warned, val_warned) == (collapsed, collapsed)
+    logged = {k: float(v) for k, v in check.callback_metrics.items()}
+    assert logged["val/all_codes_equal"] == float(collapsed)
+    assert float(fit.callback_metrics["train/collapsed_batch"]) == float(collapsed)
+
+
+def test_gradient_at_the_codes_shows_the_absorbing_state(tmp_path: Path) -> None:
+    healthy, collapsed = make_tbh(), _collapse(make_tbh())
+    x, y, _ = batches(16)[:]
+    for model in (healthy, collapsed):
+        output, step = model.step_losses(x, y)
+        values = model.code_gradients(output, step)
+        grad_recon = torch.autograd.grad(step.reconstruction, output.b, retain_graph=True)[0]
+        assert float(values["grad_b_recon"]) == pytest.approx(float(grad_recon.norm()))
+        assert float(values["grad_b_adv"]) > 0 and float(values["grad_b_cls"]) > 0
+        model._last = values  # type: ignore[attr-defined]
+    # identical codes: the graph is all ones whatever b is, so the reconstruction cannot move b
+    assert float(collapsed._last["grad_b_recon"]) == 0.0  # type: ignore[attr-defined]
+    assert math.isinf(float(collapsed._last["grad_b_adv_over_recon"]))  # type: ignore[attr-defined]
+    ratio = healthy._last["grad_b_adv"] / healthy._last["grad_b_recon"]  # type: ignore[attr-defined]
+    assert float(healthy._last["grad_b_adv_over_recon"]) == pytest.approx(float(ratio))  # type: ignore[attr-defined]
+    fit = trainer(tmp_path, max_epochs=1)
+    fit.fit(make_tbh(lambda_adv=0.0), loader(batches(48)))
+    assert float(fit.callback_metrics["train/grad_b_adv"]) == 0.0
+    assert float(fit.callback_metrics["train/grad_b_recon"]) > 0.0

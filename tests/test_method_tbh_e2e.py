@@ -64,4 +64,5 @@ def test_released_adversarial_weight_collapses_small_inputs_and_the_diagnostics_
     ]
     collapsed, _ = run(tmp_path, "tbh", released)
     assert collapsed["test/dead_bits"] == 16
+    assert collapsed["test/all_codes_equal"] == 1.0  # every database code is one code
     assert collapsed["test/mAP@ALL"] < 0.12

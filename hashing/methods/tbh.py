@@ -19,6 +19,19 @@ end training use ``reconstruction_target="input"``: the decoder then reconstruct
 input image, a target the backbone cannot move. ``"features"`` with a trainable backbone is
 allowed (a supervised loss may hold it in place) but warned about.
 
+Weight of the supervised term (``lambda_cls_reference``). By default (``"reconstruction"``)
+``lambda_cls`` is relative: on the first training batch the module measures the per-sample
+reconstruction and classification losses and fixes ``scale = reconstruction / classification``
+(a buffer, saved in checkpoints, never re-measured on resume); the loss then uses
+``lambda_cls * scale``, so ``lambda_cls = 1`` makes the two terms equal at the start on any
+input width or feature scale. ``"absolute"`` uses ``lambda_cls`` as is (one nat against one unit
+of per-sample squared error, the earlier meaning, which depends on the input).
+
+Diagnostics (see :mod:`hashing.tbh.diagnostics`): on the first batch of every epoch the norms of
+the reconstruction's, the adversarial terms' and the classifier's gradients at the codes ``b``
+are logged (``train/grad_b_*``) with the ratio ``train/grad_b_adv_over_recon``; a warning is
+raised when every code of an epoch's training batches, or of the evaluated database, is the same.
+
 Counting: Lightning counts every optimiser step in ``global_step``, so one batch advances it by
 2; ``trainer.max_steps`` is in those units (the released 100,000 iterations are
 ``max_steps=200000``).
@@ -41,13 +54,17 @@ from hashing.tbh import (
     TBHLosses,
     TBHOutput,
     TwinBottleneck,
+    classification_loss,
     positive_class_weights,
+    reconstruction_loss,
     tbh_losses,
 )
+from hashing.tbh.diagnostics import code_gradient_norms, codes_all_equal, gradient_ratio
 
 RECONSTRUCTION_TARGETS = ("features", "input")
 REDUCTIONS = ("sum", "mean")
 CLASS_WEIGHTINGS = ("pos_neg_ratio", "none")
+LAMBDA_CLS_REFERENCES = ("reconstruction", "absolute")
 GENERATOR_STATE_KEY = "tbh_generator_state"
 
 
@@ -59,7 +76,11 @@ class TBH(HashingModule):
     """Backbone -> TwinBottleneck; codes are ``b`` at threshold 0.5, as ±1.
 
     Args:
-        lambda_cls: weight of the classifier's loss on ``b``; 0 = unsupervised TBH.
+        lambda_cls: weight of the classifier's loss on ``b``; 0 = unsupervised TBH. Relative to
+            the reconstruction at the start of training unless ``lambda_cls_reference`` is
+            "absolute".
+        lambda_cls_reference: "reconstruction" (``lambda_cls`` times the measured initial ratio
+            reconstruction / classification) or "absolute" (``lambda_cls`` as is).
         lambda_adv: weight of the adversarial (critic) terms in the actor loss.
         gamma: exponent of the code graph ``(1 - d_H/M) ** gamma`` (1.4 code, 1 paper).
         continuous_features: size L of the continuous bottleneck.
@@ -87,6 +108,7 @@ class TBH(HashingModule):
     def __init__(
         self,
         lambda_cls: float = 1.0,
+        lambda_cls_reference: str = "reconstruction",
         lambda_adv: float = 1.0,
         gamma: float = 1.4,
         continuous_features: int = 512,
@@ -106,6 +128,7 @@ class TBH(HashingModule):
         _check_choice("reconstruction_reduction", reconstruction_reduction, REDUCTIONS)
         _check_choice("class_weighting", class_weighting, CLASS_WEIGHTINGS)
         _check_choice("reconstruction_target", reconstruction_target, RECONSTRUCTION_TARGETS)
+        _check_choice("lambda_cls_reference", lambda_cls_reference, LAMBDA_CLS_REFERENCES)
         for key, value in (("lambda_cls", lambda_cls), ("lambda_adv", lambda_adv)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"method.{key} must be a finite number >= 0, got {value}")
@@ -113,6 +136,7 @@ class TBH(HashingModule):
         # the head through build_hash_layer(), which reads the network's options from there.
         super().__init__(**kwargs)
         self.lambda_cls = float(lambda_cls)
+        self.lambda_cls_reference = lambda_cls_reference
         self.lambda_adv = float(lambda_adv)
         self.reconstruction_reduction = reconstruction_reduction
         self.class_weighting = class_weighting
@@ -131,10 +155,15 @@ class TBH(HashingModule):
                 "them easy to reconstruct; prefer reconstruction_target=input for end to end."
             )
         self.register_buffer("pos_weight", torch.empty(0))
+        # reconstruction / classification at the start of training; NaN = not measured yet
+        self.register_buffer("cls_scale", torch.tensor(float("nan")))
         self._generator: torch.Generator | None = None
         self._pending_generator_state: Tensor | None = None
         self._balance_sum: Tensor | None = None
         self._balance_count = 0
+        self._collapsed_batches = 0
+        self._train_batches = 0
+        self._measured_scale: float | None = None
 
     # --- the network ----------------------------------------------------------------------
     @property
@@ -260,24 +289,88 @@ class TBH(HashingModule):
             return x.flatten(1)
         return features.detach()
 
+    def classification_weight(self, scale: float | None = None) -> float:
+        """The weight the loss gives the classification term: ``lambda_cls`` times the scale.
+
+        ``scale`` defaults to the stored ``cls_scale`` (NaN until the first training batch has
+        been measured, with the relative reference).
+        """
+        if self.lambda_cls == 0 or self.lambda_cls_reference == "absolute":
+            return self.lambda_cls
+        return self.lambda_cls * (float(self.cls_scale) if scale is None else scale)
+
+    @torch.no_grad()
+    def measure_classification_scale(
+        self, output: TBHOutput, target: Tensor, labels: Tensor
+    ) -> float:
+        """Mean per-sample reconstruction / classification on this batch (the relative scale).
+
+        Means are averaged over ranks under DDP, so every rank uses one scale. The training step
+        stores it in ``cls_scale`` only once the step's update is known to be finite.
+        """
+        assert output.class_logits is not None
+        parts = torch.stack(
+            [
+                reconstruction_loss(output.x_hat, target, "mean"),
+                classification_loss(
+                    output.class_logits, labels, self._positive_weights(), reduction="mean"
+                ),
+            ]
+        )
+        if self._trainer is not None:
+            parts = self.trainer.strategy.reduce(parts, reduce_op="mean")
+        recon, cls = (float(v) for v in parts)
+        if not (math.isfinite(recon) and math.isfinite(cls) and recon > 0 and cls > 0):
+            raise NonFiniteLossError(
+                f"TBH: cannot measure the supervised weight's scale (reconstruction {recon:.4g}, "
+                f"classification {cls:.4g} on the first batch); check the inputs, or set "
+                "method.lambda_cls_reference=absolute"
+            )
+        return recon / cls
+
     def step_losses(self, x: Tensor, labels: Tensor) -> tuple[TBHOutput, TBHLosses]:
         """One forward pass and both objectives (``tbh_losses`` on the backbone's features)."""
         features = self.features(x)
         generator = self.generator(features.device)
         output = self.twin_bottleneck(features, generator)
+        target = self.reconstruction_target_of(x, features)
+        supervised = self.lambda_cls != 0
+        self._measured_scale = None
+        if supervised and self.lambda_cls_reference != "absolute" and self.cls_scale.isnan():
+            self._measured_scale = self.measure_classification_scale(output, target, labels)
         losses = tbh_losses(
             self.twin_bottleneck,
             features,
             output,
             labels,
             lambda_adv=self.lambda_adv,
-            lambda_cls=self.lambda_cls,
+            lambda_cls=self.classification_weight(self._measured_scale),
             reduction=self.reconstruction_reduction,
-            pos_weight=self._positive_weights() if self.lambda_cls != 0 else None,
+            pos_weight=self._positive_weights() if supervised else None,
             generator=generator,
-            target=self.reconstruction_target_of(x, features),
+            target=target,
         )
         return output, losses
+
+    def code_gradients(self, output: TBHOutput, step: TBHLosses) -> dict[str, Tensor]:
+        """Norms of each actor term's gradient at the codes ``b`` and adversarial/reconstruction.
+
+        The adversarial term is ``-lambda_adv * (critic_code + critic_continuous)`` and the
+        classification term is weighted as in the loss, so the norms add up to the actor's
+        pull on the codes.
+        """
+        terms = {
+            "recon": step.reconstruction,
+            "adv": -self.lambda_adv * (step.critic_code + step.critic_continuous),
+        }
+        if step.classification is not None:
+            terms["cls"] = self.classification_weight(self._measured_scale) * step.classification
+        norms = code_gradient_norms(output.b, terms)
+        values = {f"grad_b_{name}": norm for name, norm in norms.items()}
+        values["grad_b_adv_over_recon"] = gradient_ratio(norms["adv"], norms["recon"])
+        if "cls" in norms:
+            values["grad_b_cls_over_recon"] = gradient_ratio(norms["cls"], norms["recon"])
+        return values
 
     # --- optimisation -----------------------------------------------------------------------
     def actor_parameters(self) -> list[nn.Parameter]:
@@ -313,12 +406,17 @@ class TBH(HashingModule):
         x, y, _ = batch
         actor_opt, critic_opt = self.optimizers()
         output, step = self.step_losses(x, y)
+        if batch_idx == 0:
+            for key, value in self.code_gradients(output, step).items():
+                self.log(f"train/{key}", value.float(), on_step=False, on_epoch=True)
         actor_params, critic_params = self.actor_parameters(), self.critic_parameters()
         actor_opt.zero_grad(set_to_none=True)
         critic_opt.zero_grad(set_to_none=True)
         self.manual_backward(step.actor, inputs=actor_params, retain_graph=True)
         self.manual_backward(step.critic, inputs=critic_params)
         self._stop_unless_finite(step, [*actor_params, *critic_params], batch_idx)
+        if self._measured_scale is not None:
+            self.cls_scale.fill_(self._measured_scale)
         actor_opt.step()
         critic_opt.step()
         if self.scheduler_factory is not None and self.scheduler_interval == "step":
@@ -331,6 +429,7 @@ class TBH(HashingModule):
         """Log the epoch's training values; step epoch-interval schedulers (manual optimisation
         leaves them to the module)."""
         self.log_training_epoch()
+        self._warn_if_training_collapsed()
         if self.scheduler_factory is not None and self.scheduler_interval == "epoch":
             for scheduler in self.lr_schedulers():
                 scheduler.step()
@@ -381,7 +480,26 @@ class TBH(HashingModule):
                 values["classification_accuracy"] = (
                     (output.class_logits.argmax(dim=1) == labels).float().mean()
                 )
+        collapsed = bool((output.b == output.b[:1]).all())
+        self._collapsed_batches += int(collapsed)
+        self._train_batches += 1
+        values["collapsed_batch"] = torch.tensor(float(collapsed), device=output.b.device)
         self.accumulate_training_values(values, labels.shape[0])
+
+    def on_train_epoch_start(self) -> None:
+        """Start the epoch's sums of the logged training values and the collapse counts."""
+        super().on_train_epoch_start()
+        self._collapsed_batches, self._train_batches = 0, 0
+
+    def _warn_if_training_collapsed(self) -> None:
+        """Warn when in every training batch of the epoch all codes were one code."""
+        if self._train_batches and self._collapsed_batches == self._train_batches:
+            rank_zero_warn(
+                f"TBH: all codes collapsed to one code in every training batch of epoch "
+                f"{self.current_epoch}. Once all codes are equal the reconstruction no longer "
+                "reaches them (train/grad_b_recon is 0), so this does not recover: lower "
+                "method.lambda_adv, or add labels (method=tbh_supervised). See README, TBH."
+            )
 
     # --- evaluation: bit balance over the database ------------------------------------------
     def validation_step(
@@ -447,13 +565,21 @@ class TBH(HashingModule):
         if balance is None:
             return
         dead = ((balance < 0.01) | (balance > 0.99)).sum()
+        collapsed = codes_all_equal(balance)
         for name, value in (
             ("bit_balance_min", balance.min()),
             ("bit_balance_max", balance.max()),
             ("bit_balance_mean", balance.mean()),
             ("dead_bits", dead),
+            ("all_codes_equal", torch.tensor(float(collapsed))),
         ):
             self.log(f"{stage}/{name}", value.float())
+        if collapsed:
+            rank_zero_warn(
+                f"TBH: every {stage} database code is the same code (all {self.bits} bits "
+                "constant), so retrieval ranks by database order alone. The codes collapsed; "
+                "lower method.lambda_adv or use labels (method=tbh_supervised). See README, TBH."
+            )
         self._reset_balance()
 
     # --- checkpoints -------------------------------------------------------------------------
@@ -464,7 +590,11 @@ class TBH(HashingModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Size ``pos_weight`` to the stored one; restore the generator at first use."""
-        stored = checkpoint.get("state_dict", {}).get("pos_weight")
+        state_dict = checkpoint.get("state_dict", {})
+        if "cls_scale" not in state_dict and state_dict:
+            # a checkpoint from before the relative weight: it was trained with the absolute one
+            state_dict["cls_scale"] = torch.tensor(1.0)
+        stored = state_dict.get("pos_weight")
         if stored is not None:
             self.pos_weight = torch.empty_like(stored, device=self.pos_weight.device)
         state = checkpoint.get(GENERATOR_STATE_KEY)

@@ -11,16 +11,18 @@ Reductions (SPEC §4, released ``train/tbh_train.py``):
 
 Scale of ``lambda_cls``. The classification loss is a per-sample loss (softmax cross-entropy in
 nats; multi-label: the positive-weighted BCE averaged over the C classes) reduced over the batch
-*the same way as the reconstruction* (mean with "mean", sum with "sum"). So ``lambda_cls`` always
-weighs one sample's classification loss against one sample's ``1/2 ||x_hat - x||^2``, and
-``lambda_cls = 1`` (the SPEC default) means "one nat of classification error costs as much as one
-unit of per-sample reconstruction error", independent of batch size and of the reduction chosen.
-The two terms need not be of one size: a cross-entropy starts near ``log C`` (2.3 nats for 10
-classes) while the per-sample reconstruction grows with the input dimension and feature scale
-(4096-d fc7 vectors), so watch the logged parts when moving ``lambda_cls``; values other than 1
-are a sweep, not a default. With ``lambda_cls = 0`` the classifier is never called by
-the loss, so it stays out of the autograd graph (its parameters get no gradient) and the
-objective is exactly unsupervised TBH.
+*the same way as the reconstruction* (mean with "mean", sum with "sum"), so the weight passed
+here weighs one sample's classification loss against one sample's ``1/2 ||x_hat - x||^2``,
+independent of batch size and reduction. That alone does not make a weight portable: the
+cross-entropy starts near ``log C`` (2.3 nats for 10 classes) while the per-sample
+reconstruction grows with the input's width and scale (about 460 on 1280-d EfficientNet
+features, thousands on 4096-d fc7), so one absolute weight swamps the labels on one input and
+the reconstruction on another. :class:`hashing.methods.tbh.TBH` therefore passes
+``lambda_cls * scale`` with ``scale`` = the measured ratio of the two terms at the start of
+training (``lambda_cls_reference="reconstruction"``, the default): ``lambda_cls`` is then the
+supervised term's size *relative to the reconstruction*, the same on any input. With
+``lambda_cls = 0`` the classifier is never called by the loss, so it stays out of the autograd
+graph (its parameters get no gradient) and the objective is exactly unsupervised TBH.
 
 The reduction does move the reconstruction/adversarial balance: the critic terms are batch means,
 so "mean" makes them B times heavier relative to reconstruction than the released "sum" does
