@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from hashing.runs.errors import UserError
 
 #: what every checkpoint Lightning writes holds (and a model needs)
@@ -38,6 +36,8 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path", mmap: bool = False
         raise UserError(f"{key}={str(path)!r} is a folder: give a .ckpt file inside it")
     if not path.is_file():
         raise UserError(f"{key}={str(path)!r} does not exist: give a Lightning .ckpt file")
+    import torch  # here, not at the top: the entry points' --help must not import torch
+
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as error:
