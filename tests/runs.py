@@ -1,14 +1,17 @@
-"""Helpers for tests that run the training pipeline in-process on tiny settings."""
+"""Helpers for tests that run the training pipeline on tiny settings: in-process or as the CLI."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 
 
 def compose_run(
@@ -31,3 +34,25 @@ def compose_run(
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def run_sweep_cli(
+    sweep: Path, cache_dir: Path, overrides: list[str], timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    """``python -m hashing.train -m <overrides>`` into ``sweep``, as a user starts a sweep."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hashing.train",
+            "-m",
+            *overrides,
+            "callbacks.progress_bar.refresh_rate=0",
+            f"hydra.sweep.dir={sweep}",
+            f"paths.cache_dir={cache_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )

@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,32 +14,21 @@ from hydra import compose, initialize_config_dir
 
 from hashing.report.__main__ import main as report
 from hashing.runs.status import record_failures
-from tests.runs import CONF, compose_run
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.runs import CONF, compose_run, run_sweep_cli
 
 
 def test_parallel_sweep_records_failures_and_reports(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
+    result = run_sweep_cli(
+        sweep,
+        tmp_path / "cache",
         [
-            sys.executable,
-            "-m",
-            "hashing.train",
-            "-m",
             "hydra/launcher=local",
             "hydra.launcher.n_jobs=2",
             "bits=2,16",  # 2 bits cannot hold 10 classes: those jobs fail
             "seed=0,1",
             "debug=fast",
-            "callbacks.progress_bar.refresh_rate=0",
-            f"hydra.sweep.dir={sweep}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
         ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
@@ -114,24 +101,16 @@ def test_slurm_launcher_composes_with_its_pre_timeout_signal_handled() -> None:
 def test_optuna_study_runs_and_writes_the_best_trial(tmp_path: Path) -> None:
     """A 3-trial TPE study on digits (the sweeper comes with the `hpo` extra, so no skip)."""
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
+    result = run_sweep_cli(
+        sweep,
+        tmp_path / "cache",
         [
-            sys.executable,
-            "-m",
-            "hashing.train",
             "hparams_search=optuna",
             "hydra.sweeper.n_trials=3",
             "hydra.sweeper.sampler.n_startup_trials=2",
             "debug=fast",
             "bits=16",
-            "callbacks.progress_bar.refresh_rate=0",
-            f"hydra.sweep.dir={sweep}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
         ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     trials = {p.name: p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()}
