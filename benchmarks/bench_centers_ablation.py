@@ -32,16 +32,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.sweep_runs import run_multirun, write_report  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "data"
 METHODS = ("csq", "mds", "shc", "shc_tuned")
 #: stage-2 settings of ``shc_tuned``: with the reference's eta = 0.5 no gradient entry clears
@@ -126,11 +126,7 @@ def sweep(
     """Run one multirun (all bits x seeds) unless its results exist; returns dir, cmd, secs."""
     sweep_dir = work / "runs" / dataset / method
     epochs = args.epochs_mnist if dataset == "mnist" else args.epochs_cifar
-    command = [
-        sys.executable,
-        "-m",
-        "hashing.train",
-        "-m",
+    overrides = [
         *dataset_overrides(dataset, work, args),
         *method_overrides(method, epochs),
         f"bits={','.join(map(str, args.bits))}",
@@ -142,27 +138,11 @@ def sweep(
         f"hydra.sweep.dir={sweep_dir}",
         "tags=[bench_centers_ablation]",
     ]
-    expected = len(args.bits) * len(args.seeds)
-    timing = sweep_dir / "bench_seconds.txt"
-    if args.reuse and len(list(sweep_dir.glob("*/metrics.json"))) == expected:
-        print(f"[reuse] {sweep_dir}", flush=True)
-        return sweep_dir, command, float(timing.read_text()) if timing.is_file() else math.nan
-    env = dict(os.environ)
-    threads = str(args.threads)
-    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
-    env.setdefault("WANDB_MODE", "offline")
-    print(f"[run] {dataset} {method}: {' '.join(command[1:])}", flush=True)
-    started = time.perf_counter()
     log_path = work / "logs" / f"{dataset}_{method}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        result = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"{dataset} {method} failed (exit {result.returncode}); see {log_path}")
-    timing.write_text(f"{seconds:.1f}")
-    print(f"[done] {dataset} {method} in {seconds:.0f} s", flush=True)
-    return sweep_dir, command, seconds
+    expected = len(args.bits) * len(args.seeds)
+    name = f"{dataset} {method}"
+    seconds = run_multirun(name, overrides, sweep_dir, log_path, args.threads, expected, args.reuse)
+    return sweep_dir, ["-m", "hashing.train", "-m", *overrides], seconds
 
 
 def read_job(job: Path) -> dict[str, Any]:
@@ -246,7 +226,7 @@ def main() -> None:
             sweep_dir, command, seconds = sweep(dataset, method, work, args)
             jobs = [read_job(job) for job in sorted(sweep_dir.glob("*/")) if job.is_dir()]
             jobs = [j for j in jobs if j["bits"] in args.bits and j["seed"] in args.seeds]
-            runs[f"{dataset}/{method}"] = {"command": command[1:], "seconds": seconds, "jobs": jobs}
+            runs[f"{dataset}/{method}"] = {"command": command, "seconds": seconds, "jobs": jobs}
             for bits in args.bits:
                 same = [j for j in jobs if j["bits"] == bits]
                 per_bits = results.setdefault(dataset, {}).setdefault(str(bits), {})
@@ -263,22 +243,7 @@ def main() -> None:
         f"shc_tuned = eta {TUNED['eta']} with backtracking. Adam 1e-3, cosine, batch 128, "
         f"{args.threads} CPU thread(s); total {total / 60:.1f} min of sweeps."
     )
-    print()
-    print(table)
-    print()
-    print(caption)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "caption": caption,
-        "results": results,
-        "runs": runs,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "total_seconds": total,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "markdown": table,
-    }
-    args.out.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {args.out}")
+    write_report(args.out, args, table, caption, results=results, runs=runs, total_seconds=total)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +38,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.sweep_runs import run_multirun, write_report  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "data"
 FEATURES = SHARED / "cifar10_efficientnet_lite0_128.npz"
 #: SHC methods first: their stage 1 writes the S every method's center quality is scored on
@@ -110,8 +109,7 @@ def method_overrides(method: str, epochs: int) -> list[str]:
 def sweep(dataset: str, method: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Run one multirun (all bits x seeds) unless its results exist."""
     sweep_dir = work / "runs" / dataset / method
-    command = [
-        sys.executable, "-m", "hashing.train", "-m",
+    overrides = [
         *dataset_overrides(dataset, args.cifar_file), *method_overrides(method, args.epochs),
         f"trainer.max_epochs={args.epochs}", f"trainer.check_val_every_n_epoch={args.epochs}",
         f"bits={','.join(map(str, args.bits))}", f"seed={','.join(map(str, args.seeds))}",
@@ -119,25 +117,14 @@ def sweep(dataset: str, method: str, work: Path, args: argparse.Namespace) -> di
         "callbacks.retrieval_evaluation.curves=false", f"paths.cache_dir={work / 'cache'}",
         f"hydra.sweep.dir={sweep_dir}", "tags=[bench_shc_solvers]",
     ]  # fmt: skip
-    expected = len(args.bits) * len(args.seeds)
-    timing = sweep_dir / "bench_seconds.txt"
-    if len(list(sweep_dir.glob("*/metrics.json"))) >= expected and timing.is_file():
-        print(f"[reuse] {sweep_dir}", flush=True)
-        return {"dir": sweep_dir, "command": command[1:], "seconds": float(timing.read_text())}
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    env.setdefault("WANDB_MODE", "offline")
-    print(f"[run] {dataset} {method}: {' '.join(command[1:])}", flush=True)
-    started = time.perf_counter()
     log_path = work / "logs" / f"{dataset}_{method}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        result = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"{dataset} {method} failed (exit {result.returncode}); see {log_path}")
-    timing.write_text(f"{seconds:.1f}")
-    print(f"[done] {dataset} {method} in {seconds:.0f} s", flush=True)
-    return {"dir": sweep_dir, "command": command[1:], "seconds": seconds}
+    expected = len(args.bits) * len(args.seeds)
+    seconds = run_multirun(f"{dataset} {method}", overrides, sweep_dir, log_path, 1, expected)
+    return {
+        "dir": sweep_dir,
+        "command": ["-m", "hashing.train", "-m", *overrides],
+        "seconds": seconds,
+    }
 
 
 def related_pairs(num_classes: int) -> torch.Tensor | None:
@@ -338,23 +325,16 @@ def main() -> None:
         f"same), Adam 1e-3, cosine, batch 128, 1 CPU thread; quality columns against SHC's "
         f"stage-1 S of the same seed; total {total / 60:.1f} min of sweeps."
     )
-    print()
-    print(table)
-    print()
-    print(caption)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "caption": caption,
-        "results": results,
-        "reference_rows": floors,
-        "runs": runs,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "total_seconds": total,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "markdown": table,
-    }
-    args.out.write_text(json.dumps(payload, indent=2, default=str))
-    print(f"wrote {args.out}")
+    write_report(
+        args.out,
+        args,
+        table,
+        caption,
+        results=results,
+        reference_rows=floors,
+        runs=runs,
+        total_seconds=total,
+    )
 
 
 if __name__ == "__main__":

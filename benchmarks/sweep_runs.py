@@ -1,0 +1,74 @@
+"""What the sweep benchmarks share: run one Hydra multirun of ``hashing.train`` (or reuse it) and
+write the table, caption and raw results as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_multirun(
+    name: str,
+    overrides: list[str],
+    sweep_dir: Path,
+    log_path: Path,
+    threads: int,
+    expected: int,
+    reuse: bool = True,
+) -> float:
+    """``python -m hashing.train -m <overrides>`` into ``sweep_dir``; its seconds.
+
+    With ``reuse``, a sweep whose ``expected`` jobs all left ``metrics.json`` is not run again:
+    its recorded seconds (NaN without a record). A failed sweep raises, naming its log.
+    """
+    timing = sweep_dir / "bench_seconds.txt"
+    if reuse and len(list(sweep_dir.glob("*/metrics.json"))) >= expected:
+        print(f"[reuse] {sweep_dir}", flush=True)
+        return float(timing.read_text()) if timing.is_file() else math.nan
+    command = [sys.executable, "-m", "hashing.train", "-m", *overrides]
+    env = dict(os.environ)
+    env.update({key: str(threads) for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    env.setdefault("WANDB_MODE", "offline")
+    print(f"[run] {name}: {' '.join(overrides)}", flush=True)
+    started = time.perf_counter()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        result = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} failed (exit {result.returncode}); see {log_path}")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    timing.write_text(f"{seconds:.1f}")
+    print(f"[done] {name} in {seconds:.0f} s", flush=True)
+    return seconds
+
+
+def write_report(
+    out: Path, args: argparse.Namespace, table: str, caption: str, **results: Any
+) -> None:
+    """Print the table and caption; write them with ``results``, the settings and the machine."""
+    print()
+    print(table)
+    print()
+    print(caption)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "caption": caption,
+        **results,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "markdown": table,
+    }
+    out.write_text(json.dumps(payload, indent=2, default=str))
+    print(f"wrote {out}")
