@@ -21,7 +21,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,7 +31,7 @@ from hashing.methods.base import HashingModule
 from hashing.runs.atomic import write_json_atomic
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.config_checks import check_bits_for_classes, check_run_config
-from hashing.runs.errors import UserError
+from hashing.runs.errors import UserError, as_user_error
 from hashing.runs.quiet import quiet_libraries
 from hashing.runs.resumable_loader import make_training_resumable
 from hashing.runs.resume import finished_run, keep_csv_history, resume_checkpoint
@@ -68,34 +67,21 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
     A bad value, a missing file or folder, or data that cannot make the split is the user's
     to fix: it is raised as a :class:`UserError` (the message names the data key or file).
     """
-    where = f"data ({cfg.data.get('_target_', '?')})"
-    try:
+    with as_user_error(f"data ({cfg.data.get('_target_', '?')})"):
         datamodule = instantiate(cfg.data)
         datamodule.prepare_data()
         datamodule.setup("fit")
-    except InstantiationException as error:
-        cause = error.__cause__
-        if isinstance(cause, ValueError | OSError) and not isinstance(cause, UserError):
-            raise UserError(f"{where}: {cause}") from cause
-        raise
-    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
-        if isinstance(error, UserError):
-            raise
-        raise UserError(f"{where}: {error}") from error
     check_bits_for_classes(int(cfg.bits), int(datamodule.num_classes))
     return datamodule
 
 
 def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingModule:
     """Instantiate backbone and method for the datamodule's input shape and classes."""
-    try:
+    # a missing optional package or weight file, a wrong input shape
+    with as_user_error("backbone", (ImportError, FileNotFoundError, ValueError)):
         backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
-    except InstantiationException as error:
-        # a missing optional package or weight file, a wrong input: the user's to fix
-        if isinstance(error.__cause__, ImportError | FileNotFoundError | ValueError):
-            raise UserError(f"backbone: {error.__cause__}") from error.__cause__
-        raise
-    try:
+    # a method rejecting a value (e.g. bits for its centers) is a config error
+    with as_user_error("method", (ValueError,)):
         return instantiate(
             cfg.method,
             backbone=backbone,
@@ -103,11 +89,6 @@ def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingM
             num_classes=int(datamodule.num_classes),
             multi_label=bool(datamodule.multi_label),
         )
-    except InstantiationException as error:
-        # a method rejecting a value (e.g. bits for its centers) is a config error: show it plainly
-        if isinstance(error.__cause__, ValueError):
-            raise UserError(str(error.__cause__)) from error.__cause__
-        raise
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list[pl.Callback]) -> pl.Trainer:

@@ -13,8 +13,10 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from types import TracebackType
 
+from hydra.errors import InstantiationException
 from omegaconf.errors import MissingMandatoryValue
 
 USAGE_EXIT_CODE = 2
@@ -39,6 +41,27 @@ def find_user_error(error: BaseException) -> UserError | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+@contextlib.contextmanager
+def as_user_error(
+    where: str, kinds: tuple[type[Exception], ...] = (ValueError, OSError)
+) -> Iterator[None]:
+    """Re-raise an error of ``kinds`` from building a config part as a :class:`UserError`
+    prefixed by ``where`` (e.g. ``data (hashing.data.folder.FolderDataModule)``), also when
+    Hydra wrapped it in an InstantiationException: a bad value, a missing file or package is
+    the user's to fix. Other errors pass unchanged."""
+    try:
+        yield
+    except UserError:
+        raise
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, kinds) and not isinstance(cause, UserError):
+            raise UserError(f"{where}: {cause}") from cause
+        raise
+    except kinds as error:
+        raise UserError(f"{where}: {error}") from error
 
 
 def full_error_requested() -> bool:
