@@ -17,7 +17,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from hashing.backbones.mlp import MLP
-from hashing.methods.tbh import TBH, NonFiniteLossError
+from hashing.methods.tbh import TBH, NonFiniteLossError, all_finite
 from hashing.tbh import tbh_losses
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "method"
@@ -414,6 +414,30 @@ def test_non_finite_gradient_with_finite_loss_also_stops_before_the_update(
     for key, value in model.state_dict().items():
         # equal_nan: the supervised weight's scale stays unmeasured (NaN) after a refused step
         assert torch.allclose(value, before[key], rtol=0, atol=0, equal_nan=True), key
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_all_finite_agrees_with_isfinite_for_every_bad_entry_and_dtype(bad: float) -> None:
+    gen = torch.Generator().manual_seed(0)
+    tensors = [torch.randn(shape, generator=gen) for shape in [(7, 5), (3,), (), (64, 2)]]
+    tensors.append(torch.randn(9, generator=gen).half())
+    assert all_finite(tensors) and all_finite([])
+    for which, tensor in enumerate(tensors):
+        for position in (0, tensor.numel() - 1):
+            poisoned = [t.clone() for t in tensors]
+            poisoned[which].view(-1)[position] = bad
+            assert not all_finite(poisoned), (which, position)
+            assert not all(bool(torch.isfinite(t).all()) for t in poisoned)
+
+
+def test_finite_gradients_whose_sum_overflows_do_not_stop_training(tmp_path: Path) -> None:
+    model = make_tbh()
+    weight = model.twin_bottleneck.decoder.fc_out.weight
+    weight.register_hook(lambda grad: torch.full_like(grad, 3e38))  # finite; its sum is inf
+    assert not all_finite([torch.full((4,), 3e38)])  # the fast check alone would say "maybe"
+    fit = trainer(tmp_path, max_epochs=1)
+    fit.fit(model, loader(batches(16)))
+    assert fit.global_step == 2 and torch.isfinite(weight).all()
 
 
 # --- the supervised weight's scale, the preset's length, collapse diagnostics -----------------
