@@ -5,16 +5,22 @@ and method preparation (centers) are built by the pipeline's own functions, and 
   framework   ``Trainer.fit`` with the run's callbacks and logger (checkpoints, interrupt
               handler, progress bar, CSV log), the resumable train loader, the run's optimiser
               and scheduler;
+  lightning   ``Trainer.fit`` bare: the same model, loader, optimiser and scheduler, but no
+              callbacks, logger, progress bar, checkpoints or model summary. The gap between it
+              and the plain loop is Lightning's own loop; the gap between it and the framework
+              is this project's layer;
   plain loop  DeepHash-pytorch's shape on the same model (same initial weights), the same
               in-memory training tensors and batch size, the model's own optimiser and scheduler
               (``configure_optimizers``) and loss: a for loop over a fresh permutation each
               epoch, ``loss.backward()``, ``optimizer.step()``.
-Validation is excluded from both (``trainer.limit_val_batches=0``), the test too. images/s is
-training items x epochs / wall seconds of the loop (``fit`` for the framework). The two run in
-``--repeats`` interleaved rounds (median reported), so a shared machine's load falls on both.
+Validation is excluded from all three (``trainer.limit_val_batches=0``), the test too. images/s
+is training items x epochs / wall seconds of the loop (``fit`` for the two Trainers). The three
+run in ``--repeats`` interleaved rounds (median reported), so a shared machine's load falls on
+all of them; "overhead" is the median extra milliseconds per optimiser step against the plain
+loop.
 
   python benchmarks/bench_training.py                          # all cases, full size
-  python benchmarks/bench_training.py --cases csq_digits --repeats 3
+  python benchmarks/bench_training.py --cases csq_digits --repeats 5
   python benchmarks/bench_training.py --epochs 3               # every case for 3 epochs
 """
 
@@ -110,6 +116,28 @@ def framework(cfg: DictConfig, folder: Path) -> tuple[float, int]:
     return seconds, len(datamodule.dataset("fit")) * int(cfg.trainer.max_epochs)
 
 
+def lightning(cfg: DictConfig, folder: Path) -> tuple[float, int]:
+    """Seconds of a bare ``Trainer.fit`` (nothing but the loop) and the items it saw."""
+    datamodule, model = build(cfg, folder)
+    trainer = pl.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        max_epochs=int(cfg.trainer.max_epochs),
+        logger=False,
+        callbacks=[],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        default_root_dir=folder,
+    )
+    started = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule)
+    seconds = time.perf_counter() - started
+    return seconds, len(datamodule.dataset("fit")) * int(cfg.trainer.max_epochs)
+
+
 def plain_step(model: Any, optimizers: list[torch.optim.Optimizer]) -> Callable:
     """One training step of ``model``'s method written as a plain loop would write it."""
     if hasattr(model, "step_losses"):  # TBH: actor and critic updates from one forward pass
@@ -179,7 +207,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipeline.skip_nvml_cuda_checks()  # as hashing.train does (both loops run in this process)
+    pipeline.skip_nvml_cuda_checks()  # as hashing.train does (all loops run in this process)
+    loops = {"plain": plain_loop, "lightning": lightning, "framework": framework}
     rows = []
     for name in args.cases:
         case = CASES[name]
@@ -187,36 +216,55 @@ def main() -> None:
             print(f"{name}: {FEATURES} is absent; skipped")
             continue
         epochs = args.epochs or case["epochs"]
-        rates: dict[str, list[float]] = {"plain": [], "framework": []}
+        seconds: dict[str, list[float]] = {kind: [] for kind in loops}
         with tempfile.TemporaryDirectory() as tmp:
             for repeat in range(args.repeats):
-                for kind, run in (("plain", plain_loop), ("framework", framework)):
+                for kind, run in loops.items():
                     folder = Path(tmp) / f"{kind}{repeat}"
                     cfg = compose_case(case["overrides"], epochs, folder)
-                    seconds, items = run(cfg, folder)
-                    rates[kind].append(items / seconds)
-        plain, ours = (float(np.median(rates[kind])) for kind in ("plain", "framework"))
+                    elapsed, items = run(cfg, folder)
+                    seconds[kind].append(elapsed)
+        batch = int(cfg.data.batch_size)
+        batches = -(-(items // epochs) // batch) * epochs
+        median = {kind: float(np.median(values)) for kind, values in seconds.items()}
+        rate = {kind: items / value for kind, value in median.items()}
         rows.append(
             {
                 "case": name,
                 "overrides": case["overrides"],
                 "epochs": epochs,
-                "batch_size": int(cfg.data.batch_size),
+                "batch_size": batch,
                 "train_items": items // epochs,
-                "plain_images_per_s": plain,
-                "framework_images_per_s": ours,
-                "ratio": ours / plain,
-                "rounds": rates,
+                "batches": batches,
+                **{f"{kind}_images_per_s": value for kind, value in rate.items()},
+                "ratio": rate["framework"] / rate["plain"],
+                "lightning_vs_plain": rate["lightning"] / rate["plain"],
+                "framework_vs_lightning": rate["framework"] / rate["lightning"],
+                "plain_ms_per_batch": 1000 * median["plain"] / batches,
+                "lightning_overhead_ms_per_batch": 1000
+                * (median["lightning"] - median["plain"])
+                / batches,
+                "framework_overhead_ms_per_batch": 1000
+                * (median["framework"] - median["plain"])
+                / batches,
+                "seconds": seconds,
             }
         )
     print(f"training throughput, {args.threads} thread(s), median of {args.repeats} rounds")
-    print("| case | epochs | batch | items | plain loop (img/s) | hashing.train (img/s) | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| case | epochs | batch | items | plain loop (img/s) | bare Lightning (img/s) | "
+        "hashing.train (img/s) | vs plain | Lightning vs plain | vs Lightning | "
+        "plain ms/batch | + Lightning | + hashing.train |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(
             f"| {row['case']} | {row['epochs']} | {row['batch_size']} | {row['train_items']:,} | "
-            f"{row['plain_images_per_s']:,.0f} | {row['framework_images_per_s']:,.0f} | "
-            f"{row['ratio']:.2f}x |"
+            f"{row['plain_images_per_s']:,.0f} | {row['lightning_images_per_s']:,.0f} | "
+            f"{row['framework_images_per_s']:,.0f} | {row['ratio']:.2f}x | "
+            f"{row['lightning_vs_plain']:.2f}x | {row['framework_vs_lightning']:.2f}x | "
+            f"{row['plain_ms_per_batch']:.2f} | {row['lightning_overhead_ms_per_batch']:+.2f} | "
+            f"{row['framework_overhead_ms_per_batch']:+.2f} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
