@@ -5,10 +5,11 @@ and method preparation (centers) are built by the pipeline's own functions, and 
   framework   ``Trainer.fit`` with the run's callbacks and logger (checkpoints, interrupt
               handler, progress bar, CSV log), the resumable train loader, the run's optimiser
               and scheduler;
-  lightning   ``Trainer.fit`` bare: the same model, loader, optimiser and scheduler, but no
-              callbacks, logger, progress bar, checkpoints or model summary. The gap between it
-              and the plain loop is Lightning's own loop; the gap between it and the framework
-              is this project's layer;
+  lightning   ``Trainer(barebones=True).fit``, Lightning's raw-speed mode: the same model,
+              loader, optimiser and scheduler, but no callbacks, logger, progress bar,
+              checkpoints or model summary. The gap between it and the plain loop is
+              Lightning's own loop; the gap between it and the framework is this project's
+              layer;
   plain loop  DeepHash-pytorch's shape on the same model (same initial weights), the same
               in-memory training tensors and batch size, the model's own optimiser and scheduler
               (``configure_optimizers``) and loss: a for loop over a fresh permutation each
@@ -51,7 +52,7 @@ from hashing import pipeline  # noqa: E402
 from hashing.callbacks.config_snapshot import ConfigSnapshot  # noqa: E402
 from hashing.callbacks.rng_state import RNGState  # noqa: E402
 from hashing.methods.center_hashing import center_loss, center_targets  # noqa: E402
-from hashing.runs.resumable_loader import make_training_resumable  # noqa: E402
+from hashing.runs.resumable_loader import epoch_seed, make_training_resumable  # noqa: E402
 
 FEATURES = ROOT.parent / "shared" / "data" / "cifar10_efficientnet_lite0_128.npz"
 CASES: dict[str, dict[str, Any]] = {
@@ -105,37 +106,39 @@ def build(cfg: DictConfig, folder: Path) -> tuple[Any, Any]:
     return datamodule, model
 
 
-def framework(cfg: DictConfig, folder: Path) -> tuple[float, int]:
-    """Seconds of ``Trainer.fit`` and the training items it saw."""
+Loop = Callable[[DictConfig, Path], tuple[float, int, torch.nn.Module]]
+
+
+def framework(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Module]:
+    """Seconds of ``Trainer.fit``, the training items it saw, the trained model."""
     datamodule, model = build(cfg, folder)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     trainer = pipeline.build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     seconds = time.perf_counter() - started
-    return seconds, len(datamodule.dataset("fit")) * int(cfg.trainer.max_epochs)
+    return seconds, len(datamodule.dataset("fit")) * int(cfg.trainer.max_epochs), model
 
 
-def lightning(cfg: DictConfig, folder: Path) -> tuple[float, int]:
-    """Seconds of a bare ``Trainer.fit`` (nothing but the loop) and the items it saw."""
+def lightning(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Module]:
+    """Seconds of ``Trainer(barebones=True).fit``, the items it saw, the trained model.
+
+    Barebones is Lightning's own "raw speed" mode: no callbacks, logger, progress bar,
+    checkpoints, model summary or sanity check, and ``self.log`` does nothing.
+    """
     datamodule, model = build(cfg, folder)
     trainer = pl.Trainer(
+        barebones=True,
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         max_epochs=int(cfg.trainer.max_epochs),
-        logger=False,
-        callbacks=[],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=0,
-        num_sanity_val_steps=0,
         default_root_dir=folder,
     )
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     seconds = time.perf_counter() - started
-    return seconds, len(datamodule.dataset("fit")) * int(cfg.trainer.max_epochs)
+    return seconds, len(datamodule.dataset("fit")) * int(cfg.trainer.max_epochs), model
 
 
 def plain_step(model: Any, optimizers: list[torch.optim.Optimizer]) -> Callable:
@@ -166,8 +169,12 @@ def plain_step(model: Any, optimizers: list[torch.optim.Optimizer]) -> Callable:
     return center_step
 
 
-def plain_loop(cfg: DictConfig, folder: Path) -> tuple[float, int]:
-    """Seconds of a plain loop over the fit split's tensors, and the items it saw."""
+def plain_loop(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Module]:
+    """Seconds of a plain loop over the fit split's tensors, the items it saw, the model.
+
+    Each epoch's order is the framework loader's permutation (``epoch_seed``), so the two see
+    the same batches and, with the same initial weights, should end with the same weights.
+    """
     datamodule, model = build(cfg, folder)
     split = datamodule.dataset("fit", train=True)
     x_all = split.transform(split.source[split.indices])
@@ -183,17 +190,24 @@ def plain_loop(cfg: DictConfig, folder: Path) -> tuple[float, int]:
         optimizers = configured if isinstance(configured, list) else [configured]
     step = plain_step(model, optimizers)
     batch, epochs, count = int(datamodule.batch_size), int(cfg.trainer.max_epochs), len(y_all)
-    generator = torch.Generator().manual_seed(int(cfg.seed))
+    shuffle_seed = int(getattr(datamodule, "shuffle_seed", cfg.seed))
     model.train()
     started = time.perf_counter()
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        generator = torch.Generator().manual_seed(epoch_seed(shuffle_seed, epoch))
         order = torch.randperm(count, generator=generator)
         for start in range(0, count, batch):
             rows = order[start : start + batch]
             step(x_all[rows], y_all[rows])
         for scheduler in schedulers:
             scheduler.step()
-    return time.perf_counter() - started, count * epochs
+    return time.perf_counter() - started, count * epochs, model
+
+
+def weight_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    """Largest absolute difference between two models' floating-point parameters."""
+    pairs = zip(a.parameters(), b.parameters(), strict=True)
+    return max(float((p.detach() - q.detach()).abs().max()) for p, q in pairs)
 
 
 def main() -> None:
@@ -208,7 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pipeline.skip_nvml_cuda_checks()  # as hashing.train does (all loops run in this process)
-    loops = {"plain": plain_loop, "lightning": lightning, "framework": framework}
+    loops: dict[str, Loop] = {"plain": plain_loop, "lightning": lightning, "framework": framework}
     rows = []
     for name in args.cases:
         case = CASES[name]
@@ -219,11 +233,18 @@ def main() -> None:
         seconds: dict[str, list[float]] = {kind: [] for kind in loops}
         with tempfile.TemporaryDirectory() as tmp:
             for repeat in range(args.repeats):
+                models = {}
                 for kind, run in loops.items():
                     folder = Path(tmp) / f"{kind}{repeat}"
                     cfg = compose_case(case["overrides"], epochs, folder)
-                    elapsed, items = run(cfg, folder)
+                    elapsed, items, models[kind] = run(cfg, folder)
                     seconds[kind].append(elapsed)
+        # the same work: same batches from the same weights give the same weights
+        differences = {
+            kind: weight_difference(models["plain"], model)
+            for kind, model in models.items()
+            if kind != "plain"
+        }
         batch = int(cfg.data.batch_size)
         batches = -(-(items // epochs) // batch) * epochs
         median = {kind: float(np.median(values)) for kind, values in seconds.items()}
@@ -247,6 +268,7 @@ def main() -> None:
                 "framework_overhead_ms_per_batch": 1000
                 * (median["framework"] - median["plain"])
                 / batches,
+                "max_weight_difference_vs_plain": differences,
                 "seconds": seconds,
             }
         )
@@ -266,6 +288,11 @@ def main() -> None:
             f"{row['plain_ms_per_batch']:.2f} | {row['lightning_overhead_ms_per_batch']:+.2f} | "
             f"{row['framework_overhead_ms_per_batch']:+.2f} |"
         )
+    for row in rows:
+        differences = ", ".join(
+            f"{kind} {value:.1e}" for kind, value in row["max_weight_difference_vs_plain"].items()
+        )
+        print(f"{row['case']}: largest weight difference from the plain loop's: {differences}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "threads": args.threads,

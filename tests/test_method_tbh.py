@@ -487,6 +487,20 @@ def test_supervised_weight_keeps_its_ratio_of_terms_when_features_are_padded_or_
         assert ratios["padded"] < ratios["plain"] / 2
 
 
+@pytest.mark.parametrize("lambda_cls", [0.0, 0.5])
+def test_actor_and_critic_split_the_parameters_by_name(lambda_cls: float) -> None:
+    model = _features_model(8, lambda_cls=lambda_cls)
+    names = {id(p): name for name, p in model.named_parameters()}
+    actor = {names[id(p)] for p in model.actor_parameters()}
+    critic = {names[id(p)] for p in model.critic_parameters()}
+    discriminators = {n for n in names.values() if "discriminator" in n}
+    classifier = {n for n in names.values() if n.startswith("hash_layer.classifier.")}
+    assert classifier and discriminators and not actor & critic
+    assert critic == discriminators
+    # the classifier is built either way; only the supervised form trains it
+    assert actor == set(names.values()) - discriminators - (classifier if not lambda_cls else set())
+
+
 def test_tbh_fc7_preset_trains_the_released_100000_iterations(tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir
 
