@@ -36,23 +36,31 @@ def compose_run(
     return cfg
 
 
+def train_command(*args: str) -> list[str]:
+    """``python -m hashing.train <args>`` as an argument list."""
+    return [sys.executable, "-m", "hashing.train", *args]
+
+
+def run_train_cli(
+    args: list[str], timeout: int = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m hashing.train <args>`` from the repository root, its output captured."""
+    return subprocess.run(
+        train_command(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+    )
+
+
 def run_sweep_cli(
     sweep: Path, cache_dir: Path, overrides: list[str], timeout: int = 600
 ) -> subprocess.CompletedProcess[str]:
     """``python -m hashing.train -m <overrides>`` into ``sweep``, as a user starts a sweep."""
-    return subprocess.run(
+    return run_train_cli(
         [
-            sys.executable,
-            "-m",
-            "hashing.train",
             "-m",
             *overrides,
             "callbacks.progress_bar.refresh_rate=0",
             f"hydra.sweep.dir={sweep}",
             f"paths.cache_dir={cache_dir}",
         ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
+        timeout,
     )

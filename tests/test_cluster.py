@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +17,10 @@ import yaml
 
 from hashing.report.__main__ import main as report
 from tests.ddp_probe import check_equals_single_process, check_gathered_once
+from tests.runs import ROOT, run_train_cli, train_command
 
 pytestmark = pytest.mark.cluster
 
-ROOT = Path(__file__).resolve().parents[1]
 # what the test node has (2 CPUs, 2000 MB, no GPU, partition short); one CPU a task
 LAUNCHER = [
     "hydra/launcher=slurm",
@@ -36,12 +35,9 @@ TRAIN = ["debug=fast", "trainer.deterministic=true", "callbacks.progress_bar.ref
 TIMEOUT_S = 600
 
 
-def sweep_command(sweep: Path, cache: Path, overrides: list[str]) -> list[str]:
-    """``python -m hashing.train -m hydra/launcher=slurm ...`` into ``sweep``."""
+def sweep_args(sweep: Path, cache: Path, overrides: list[str]) -> list[str]:
+    """The arguments of ``python -m hashing.train -m hydra/launcher=slurm ...`` into ``sweep``."""
     return [
-        sys.executable,
-        "-m",
-        "hashing.train",
         "-m",
         *LAUNCHER,
         *TRAIN,
@@ -53,14 +49,7 @@ def sweep_command(sweep: Path, cache: Path, overrides: list[str]) -> list[str]:
 
 def submit(env: dict[str, str], sweep: Path, cache: Path, overrides: list[str]) -> None:
     """Submit a sweep and wait for all its jobs (the launcher waits for submitit's results)."""
-    result = subprocess.run(
-        sweep_command(sweep, cache, overrides),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        cwd=ROOT,
-        env=env,
-    )
+    result = run_train_cli(sweep_args(sweep, cache, overrides), TIMEOUT_S, env)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -183,7 +172,7 @@ def test_job_signalled_before_its_time_limit_resumes_to_the_uninterrupted_metric
     ]
     if signalled_by == "time_limit":
         wait += ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=30"]
-    command = sweep_command(sweep, cache, ["method=csq", "bits=16", *wait])
+    command = train_command(*sweep_args(sweep, cache, ["method=csq", "bits=16", *wait]))
     # the launcher waits for a result the stopped job never writes (without SLURM accounting,
     # submitit cannot see that it ended): it runs in the background and is stopped below
     with subprocess.Popen(
@@ -217,14 +206,7 @@ def test_job_signalled_before_its_time_limit_resumes_to_the_uninterrupted_metric
     assert row["status"] == "interrupted"
     assert f"resume={job}" in row["detail"]
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "hashing.train", f"resume={job}"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        cwd=ROOT,
-        env=slurm_cluster,
-    )
+    resumed = run_train_cli([f"resume={job}"], TIMEOUT_S, slurm_cluster)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert run_metrics(job) == run_metrics(reference)
     assert not (job / "interrupted.json").exists()

@@ -4,26 +4,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.ddp_probe import check_equals_single_process, check_gathered_once
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.runs import run_train_cli
 
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("ddp")
     run, cache = root / "run", root / "cache"
-    result = subprocess.run(
+    result = run_train_cli(
         [
-            sys.executable,
-            "-m",
-            "hashing.train",
             "trainer=ddp",
             "trainer.accelerator=cpu",
             "trainer.devices=2",
@@ -34,11 +28,7 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             "callbacks.progress_bar.refresh_rate=0",
             f"hydra.run.dir={run}",
             f"paths.cache_dir={cache}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
+        ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return run, cache

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +13,8 @@ import yaml
 from hashing import pipeline
 from hashing.callbacks.interrupt import TrainingInterrupted
 from hashing.runs.resume import expand_command_line, resume_checkpoint
-from tests.runs import compose_run
+from tests.runs import compose_run, run_train_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 # 720 fit items / 64 = 12 batches an epoch; dropout makes the result depend on the RNG state
 BASE = [
     "bits=16",
@@ -94,27 +91,20 @@ def test_sigint_mid_epoch_then_resume_gives_identical_metrics(uninterrupted) -> 
 def test_cli_sigterm_then_resume_continues_in_the_same_folder(uninterrupted) -> None:
     root, cache, expected = uninterrupted
     run = root / "cli"
-    command = [sys.executable, "-m", "hashing.train"]
-    first = subprocess.run(
+    first = run_train_cli(
         [
-            *command,
             *BASE,
             *signal_overrides("SIGTERM"),
             f"hydra.run.dir={run}",
             f"paths.cache_dir={cache}",
             "callbacks.progress_bar.refresh_rate=0",
         ],
-        capture_output=True,
-        text=True,
         timeout=300,
-        cwd=ROOT,
     )
     assert first.returncode == 128 + signal.SIGTERM, first.stderr[-3000:]
     assert json.loads((run / "interrupted.json").read_text())["signal"] == "SIGTERM"
 
-    second = subprocess.run(
-        [*command, f"resume={run}"], capture_output=True, text=True, timeout=300, cwd=ROOT
-    )
+    second = run_train_cli([f"resume={run}"], timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text()) == pytest.approx(expected, abs=0)
     assert not (run / "interrupted.json").exists()

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from hashing import pipeline
-from tests.runs import compose_run
+from tests.runs import compose_run, run_train_cli
 
 TINY = ["bits=16", "trainer.max_epochs=3", "seed=1"]
 
@@ -82,21 +80,14 @@ def test_eval_rejects_a_foreign_checkpoint(tmp_path: Path) -> None:
 
 def test_multirun_writes_one_folder_per_job(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
+    result = run_train_cli(
         [
-            sys.executable,
-            "-m",
-            "hashing.train",
             "-m",
             "bits=8,16",
             "debug=fast",
             f"hydra.sweep.dir={sweep}",
             f"paths.cache_dir={tmp_path / 'cache'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=Path(__file__).resolve().parents[1],
+        ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -23,9 +21,7 @@ from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.config_checks import check_run_config
 from hashing.runs.errors import USAGE_EXIT_CODE, UserError, readable_errors, write_to_log_files
 from hashing.runs.quiet import quiet_libraries
-from tests.runs import compose_run
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.runs import compose_run, run_train_cli
 
 
 def failing(error: Exception) -> None:
@@ -99,12 +95,9 @@ def test_a_text_checkpoint_fails_before_any_data(tmp_path: Path) -> None:
 def test_cli_bad_checkpoint_is_a_short_message(tmp_path: Path) -> None:
     text = tmp_path / "notes.ckpt"
     text.write_text("hello\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "hashing.train", f"ckpt_path={text}"],
-        capture_output=True,
-        text=True,
+    result = run_train_cli(
+        [f"ckpt_path={text}"],
         timeout=300,
-        cwd=ROOT,
         env={**os.environ, "HASHING_ROOT": str(tmp_path), "HYDRA_FULL_ERROR": "0"},
     )
     assert result.returncode == USAGE_EXIT_CODE
