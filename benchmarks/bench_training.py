@@ -17,8 +17,8 @@ and method preparation (centers) are built by the pipeline's own functions, and 
 Validation is excluded from all three (``trainer.limit_val_batches=0``), the test too. images/s
 is training items x epochs / wall seconds of the loop (``fit`` for the two Trainers). The three
 run in ``--repeats`` interleaved rounds (median reported), so a shared machine's load falls on
-all of them; "overhead" is the median extra milliseconds per optimiser step against the plain
-loop.
+all of them; the "+" columns are the median extra milliseconds per batch against the plain
+loop (a TBH batch is two optimiser steps).
 
   python benchmarks/bench_training.py                          # all cases, full size
   python benchmarks/bench_training.py --cases csq_digits --repeats 5
@@ -114,10 +114,7 @@ def framework(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Modul
     datamodule, model = build(cfg, folder)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     trainer = pipeline.build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
-    started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
-    seconds = time.perf_counter() - started
-    return seconds, len(datamodule.dataset("fit")) * int(cfg.trainer.max_epochs), model
+    return timed_fit(trainer, model, datamodule)
 
 
 def lightning(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Module]:
@@ -135,10 +132,17 @@ def lightning(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Modul
         limit_val_batches=0,
         default_root_dir=folder,
     )
+    return timed_fit(trainer, model, datamodule)
+
+
+def timed_fit(
+    trainer: pl.Trainer, model: torch.nn.Module, datamodule: Any
+) -> tuple[float, int, torch.nn.Module]:
+    """Seconds of ``trainer.fit``, the training items it saw, the trained model."""
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     seconds = time.perf_counter() - started
-    return seconds, len(datamodule.dataset("fit")) * int(cfg.trainer.max_epochs), model
+    return seconds, len(datamodule.dataset("fit")) * int(trainer.max_epochs), model
 
 
 def plain_step(model: Any, optimizers: list[torch.optim.Optimizer]) -> Callable:
