@@ -564,3 +564,17 @@ def test_gradient_at_the_codes_shows_the_absorbing_state(tmp_path: Path) -> None
     fit.fit(make_tbh(lambda_adv=0.0), loader(batches(48)))
     assert float(fit.callback_metrics["train/grad_b_adv"]) == 0.0
     assert float(fit.callback_metrics["train/grad_b_recon"]) > 0.0
+
+
+def test_loaded_supervised_scale_is_used_without_being_measured_again(tmp_path: Path) -> None:
+    trained = make_tbh(lambda_cls=0.5)
+    trainer(tmp_path, max_epochs=1).fit(trained, loader(batches(48)))
+    scale = float(trained.cls_scale)
+    assert math.isfinite(scale)
+    fresh = make_tbh(seed=7, lambda_cls=0.5)
+    assert math.isnan(fresh.classification_weight())
+    fresh.load_state_dict(trained.state_dict())
+    assert fresh.classification_weight() == trained.classification_weight() == 0.5 * scale
+    x, y, _ = batches(16, seed=4)[:]
+    fresh.step_losses(x, y)
+    assert fresh._measured_scale is None  # the loaded scale holds; nothing is re-measured

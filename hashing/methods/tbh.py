@@ -157,6 +157,10 @@ class TBH(HashingModule):
         self.register_buffer("pos_weight", torch.empty(0))
         # reconstruction / classification at the start of training; NaN = not measured yet
         self.register_buffer("cls_scale", torch.tensor(float("nan")))
+        # its value as a Python float, so steps read it without a device sync; kept equal to the
+        # buffer where the buffer is filled and after every load_state_dict (checkpoints)
+        self._cls_scale_value = float("nan")
+        self.register_load_state_dict_post_hook(_copy_cls_scale_to_host)
         self._generator: torch.Generator | None = None
         self._pending_generator_state: Tensor | None = None
         self._balance_sum: Tensor | None = None
@@ -293,11 +297,11 @@ class TBH(HashingModule):
         """The weight the loss gives the classification term: ``lambda_cls`` times the scale.
 
         ``scale`` defaults to the stored ``cls_scale`` (NaN until the first training batch has
-        been measured, with the relative reference).
+        been measured, with the relative reference), read from its host-side copy.
         """
         if self.lambda_cls == 0 or self.lambda_cls_reference == "absolute":
             return self.lambda_cls
-        return self.lambda_cls * (float(self.cls_scale) if scale is None else scale)
+        return self.lambda_cls * (self._cls_scale_value if scale is None else scale)
 
     @torch.no_grad()
     def measure_classification_scale(
@@ -336,7 +340,11 @@ class TBH(HashingModule):
         target = self.reconstruction_target_of(x, features)
         supervised = self.lambda_cls != 0
         self._measured_scale = None
-        if supervised and self.lambda_cls_reference != "absolute" and self.cls_scale.isnan():
+        if (
+            supervised
+            and self.lambda_cls_reference != "absolute"
+            and math.isnan(self._cls_scale_value)
+        ):
             self._measured_scale = self.measure_classification_scale(output, target, labels)
         losses = tbh_losses(
             self.twin_bottleneck,
@@ -420,6 +428,9 @@ class TBH(HashingModule):
         self._stop_unless_finite(step, [*actor_params, *critic_params], batch_idx)
         if self._measured_scale is not None:
             self.cls_scale.fill_(self._measured_scale)
+            # rounded on the host to the buffer's precision, the value a resumed run loads
+            stored = torch.tensor(self._measured_scale, dtype=self.cls_scale.dtype)
+            self._cls_scale_value = float(stored)
         actor_opt.step()
         critic_opt.step()
         if self.scheduler_factory is not None and self.scheduler_interval == "step":
@@ -621,6 +632,11 @@ def all_finite(tensors: list[Tensor]) -> bool:
         return True
     sums = torch.stack([t.sum(dtype=torch.float32) for t in tensors])
     return bool(torch.isfinite(sums).all())
+
+
+def _copy_cls_scale_to_host(module: TBH, incompatible_keys: Any) -> None:
+    """Load-state-dict post-hook: mirror the loaded ``cls_scale`` buffer as a Python float."""
+    module._cls_scale_value = float(module.cls_scale)
 
 
 def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
