@@ -578,3 +578,17 @@ def test_loaded_supervised_scale_is_used_without_being_measured_again(tmp_path: 
     x, y, _ = batches(16, seed=4)[:]
     fresh.step_losses(x, y)
     assert fresh._measured_scale is None  # the loaded scale holds; nothing is re-measured
+
+
+def test_a_single_collapsed_batch_does_not_warn_and_is_weighted_by_its_size(
+    tmp_path: Path,
+) -> None:
+    import warnings
+
+    model = make_tbh(optimizer=partial(torch.optim.SGD, lr=0.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = trainer(tmp_path, max_epochs=1)
+        fit.fit(model, loader(batches(49)))  # 16 + 16 + 16 + 1: a one-item batch is one code
+    assert not any("collapsed to one code" in str(w.message) for w in caught)
+    assert float(fit.callback_metrics["train/collapsed_batch"]) == pytest.approx(1 / 49)

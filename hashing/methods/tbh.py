@@ -165,8 +165,6 @@ class TBH(HashingModule):
         self._pending_generator_state: Tensor | None = None
         self._balance_sum: Tensor | None = None
         self._balance_count = 0
-        self._collapsed_batches = 0
-        self._train_batches = 0
         self._measured_scale: float | None = None
 
     # --- the network ----------------------------------------------------------------------
@@ -442,8 +440,8 @@ class TBH(HashingModule):
     def on_train_epoch_end(self) -> None:
         """Log the epoch's training values; step epoch-interval schedulers (manual optimisation
         leaves them to the module)."""
+        self._warn_if_training_collapsed()  # before the logging clears the epoch's sums
         self.log_training_epoch()
-        self._warn_if_training_collapsed()
         if self.scheduler_factory is not None and self.scheduler_interval == "epoch":
             for scheduler in self.lr_schedulers():
                 scheduler.step()
@@ -497,20 +495,20 @@ class TBH(HashingModule):
                 values["classification_accuracy"] = (
                     (output.class_logits.argmax(dim=1) == labels).float().mean()
                 )
-        collapsed = bool((output.b == output.b[:1]).all())
-        self._collapsed_batches += int(collapsed)
-        self._train_batches += 1
-        values["collapsed_batch"] = torch.tensor(float(collapsed), device=output.b.device)
+        values["collapsed_batch"] = (output.b == output.b[:1]).all().float()
         self.accumulate_training_values(values, labels.shape[0])
 
-    def on_train_epoch_start(self) -> None:
-        """Start the epoch's sums of the logged training values and the collapse counts."""
-        super().on_train_epoch_start()
-        self._collapsed_batches, self._train_batches = 0, 0
-
     def _warn_if_training_collapsed(self) -> None:
-        """Warn when in every training batch of the epoch all codes were one code."""
-        if self._train_batches and self._collapsed_batches == self._train_batches:
+        """Warn when in every training batch of the epoch all codes were one code.
+
+        Reads the epoch's sum of ``collapsed_batch`` (one device sync per epoch). The sums are
+        weighted by batch size, so every batch collapsed exactly when that sum equals the
+        epoch's sample count (float32 holds these integer sums exactly up to 2**24 samples).
+        """
+        if self._train_sums is None:
+            return
+        collapsed = float(self._train_sums[self._train_keys.index("collapsed_batch")])
+        if collapsed == self._train_count:
             rank_zero_warn(
                 f"TBH: all codes collapsed to one code in every training batch of epoch "
                 f"{self.current_epoch}. Once all codes are equal the reconstruction no longer "
