@@ -175,6 +175,9 @@ def test_flip_scores_and_updates_against_brute_force(seed: int) -> None:
         i, k = divmod(int(rng.integers(c * q)), q)
         state.flip(i, k)
         np.testing.assert_allclose(state.gram, state.h @ state.h.T)
+        distances = (q - state.h @ state.h.T) / 2
+        tight_pairs = [sum(distances[i, j] == d for j in range(c) if j != i) for i in range(c)]
+        np.testing.assert_array_equal(state.tight_count, tight_pairs)
 
 
 def test_local_search_beats_the_reference_on_planted_groups_and_ranks_them_first() -> None:

@@ -43,9 +43,11 @@ class _FlipState:
         self.gram = self.h @ self.h.T
         self.resid = self.s - self.gram / self.q
         np.fill_diagonal(self.resid, 0.0)
-        self.tight = (self.q - self.gram) / 2 == d
-        np.fill_diagonal(self.tight, False)
-        self.tight_f = self.tight.astype(np.float64)
+        tight = (self.q - self.gram) / 2 == d
+        np.fill_diagonal(tight, False)
+        self.tight_f = tight.astype(np.float64)
+        # per center: how many pairs it is in at distance d (row sums of tight_f, kept in flip)
+        self.tight_count = self.tight_f.sum(axis=1)
         self.rh = self.resid @ self.h
         self.th = self.tight_f @ self.h
 
@@ -56,11 +58,12 @@ class _FlipState:
 
     def allowed(self) -> np.ndarray:
         """(C, q) bool: the flip keeps every pair at distance ``d`` from coming closer."""
-        closer = (self.tight_f.sum(axis=1, keepdims=True) - self.h * self.th) / 2
+        closer = (self.tight_count[:, None] - self.h * self.th) / 2
         return closer < 0.5
 
     def flip(self, i: int, k: int) -> None:
-        """Flip bit ``k`` of center ``i``; update gram, residual, tight pairs and products."""
+        """Flip bit ``k`` of center ``i``; update gram, residual, tight pairs, their counts and
+        products, all in ``O(C q)``."""
         old = self.h[i, k]
         change = -2.0 * old * self.h[:, k]  # new gram_ij - old gram_ij, j != i
         change[i] = 0.0
@@ -74,7 +77,8 @@ class _FlipState:
         tight_new[i] = 0.0
         self.tight_f[i, :] = tight_new
         self.tight_f[:, i] = tight_new
-        self.tight = self.tight_f > 0
+        self.tight_count += tight_new - tight_old
+        self.tight_count[i] = tight_new.sum()
         self.h[i, k] = -old
         row = self.h[i]
         # (R H)_j = sum_l R_jl h_l: column i of R and entry (i, k) of H changed
