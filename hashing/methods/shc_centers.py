@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import inspect
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -96,21 +97,12 @@ def write_similarity_csv(similarity: Tensor, path: Path, names: list[str]) -> No
 
 
 CLASSIFIER_KEYS = ("max_epochs", "batch_size", "optimizer", "scheduler", "trainer")
-OPTIMISATION_KEYS = (
-    "rho",
-    "mu",
-    "eta",
-    "lambda_init",
-    "epochs",
-    "inner_passes",
-    "repulsion_scale",
-    "backtrack",
-    "similarity_axis",
-    "solver",
-    "kicks",
-    "kick_flips",
-    "time_budget",
-    "mds_max_sweeps",
+#: the settings of :func:`semantic_centers`, read off its signature so the two never drift:
+#: its keyword-only arguments except the start and the bound, which stage 2 derives itself
+OPTIMISATION_KEYS = tuple(
+    name
+    for name, parameter in inspect.signature(semantic_centers).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("init", "min_distance")
 )
 MULTI_LABEL_RULES = ("all", "first")
 #: bump when a stage's computation changes, so old cache entries stop matching
