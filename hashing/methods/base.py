@@ -8,7 +8,7 @@ preparation stage that runs before training (``prepare``: the centers of CSQ/MDS
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,13 +104,14 @@ class HashingModule(pl.LightningModule):
             self._train_sums = self._train_sums + batch
         self._train_count += batch_size
 
-    def log_training_epoch(self, prog_bar: Collection[str] = ("loss",)) -> None:
-        """Log ``train/<value>`` epoch means (per sample), averaged over ranks."""
+    def log_training_epoch(self) -> None:
+        """Log ``train/<value>`` epoch means (per sample), averaged over ranks; the loss also in
+        the progress bar."""
         if self._train_sums is None:
             return
         means = self._train_sums / self._train_count
         for key, value in zip(self._train_keys, means, strict=True):
-            self.log(f"train/{key}", value, prog_bar=key in prog_bar, sync_dist=True)
+            self.log(f"train/{key}", value, prog_bar=key == "loss", sync_dist=True)
         self._train_sums, self._train_count = None, 0
 
     def on_train_epoch_start(self) -> None:

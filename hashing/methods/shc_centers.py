@@ -322,7 +322,7 @@ class SemanticCenters:
                 "reference's steps must clear the flip threshold eta=%s and keep the distance "
                 "bound, which at 32/64 bits they rarely do); use "
                 "method.center_source.optimisation.solver=local_search",
-                stage2["info"].get("solver", "reference"),
+                stage2["info"]["solver"],
                 self.optimisation.get("eta", 0.5),
             )
         self._write_outputs(
@@ -368,7 +368,7 @@ class SemanticCenters:
         log.info(
             "SHC stage 2 (%s): fit loss %.4f -> %.4f, Spearman(s_ij, h_i.h_j) %s -> %s, "
             "group AUC %s -> %s, %d updates accepted",
-            info.get("solver", "reference"),
+            info["solver"],
             float(info["initial_fit_loss"]),
             float(info["fit_loss"]),
             show(start_quality["spearman"]),
@@ -382,7 +382,7 @@ class SemanticCenters:
             output_dir,
             {
                 "method": self.method,
-                "solver": str(info.get("solver", "reference")),
+                "solver": str(info["solver"]),
                 "fit_loss": float(info["fit_loss"]),
                 "initial_fit_loss": float(info["initial_fit_loss"]),
                 "best_epoch": int(info["best_epoch"]),
