@@ -141,6 +141,16 @@ def test_reference_without_an_accepted_update_returns_its_start_as_best_epoch_mi
     assert info["fit_history"] == [info["initial_fit_loss"]] * 30
 
 
+def test_info_start_is_the_default_mds_start_or_the_given_one() -> None:
+    sim = _random_similarity(10, seed=4)
+    _, info = semantic_centers(sim, 16, seed=2, mds_max_sweeps=3, kicks=2)
+    d = required_min_distance(16, 10)
+    assert torch.equal(info["start"], mds_centers(10, 16, seed=2, max_sweeps=3, min_distance=d))
+    given = csq_centers(10, 16, seed=1)
+    _, info = semantic_centers(sim, 16, init=given, kicks=2)
+    assert info["start"] is given
+
+
 @pytest.mark.parametrize("bits", [16, 32, 64])
 @pytest.mark.parametrize("num_classes", [3, 10, 21, 100])
 def test_local_search_never_breaks_the_distance_bound(num_classes: int, bits: int) -> None:

@@ -192,12 +192,13 @@ def semantic_centers(
     by ``seed``) or ``reference`` (settings ``rho`` ... ``similarity_axis``). ``init`` defaults
     to :func:`mds_centers` (``seed``, ``mds_max_sweeps``); ``min_distance`` to
     :func:`required_min_distance`. The info dict holds ``solver``, ``fit_loss``,
-    ``initial_fit_loss``, ``required_min_distance``, ``statistics`` (min/mean/var/max of
-    pairwise distances), ``best_epoch`` (the reference's epoch or the local search's round
-    whose centers were kept; -1: nothing fitted better than the start, which is returned),
-    ``accepted_updates``, ``equals_start`` and ``fit_history``; the local search adds its own
-    counters (see :func:`local_search_centers`). Raises ValueError on bad input and
-    :class:`CenterGenerationError` if the start violates the distance bound.
+    ``initial_fit_loss``, ``required_min_distance``, ``start`` (the start centers, given or
+    built), ``statistics`` (min/mean/var/max of pairwise distances), ``best_epoch`` (the
+    reference's epoch or the local search's round whose centers were kept; -1: nothing fitted
+    better than the start, which is returned), ``accepted_updates``, ``equals_start`` and
+    ``fit_history``; the local search adds its own counters (see :func:`local_search_centers`).
+    Raises ValueError on bad input and :class:`CenterGenerationError` if the start violates the
+    distance bound.
     """
     _check_similarity(similarity)
     num_classes = similarity.shape[0]
@@ -258,6 +259,7 @@ def semantic_centers(
         "fit_loss": _fit(s, best_h),
         "initial_fit_loss": _fit(s, h0),
         "required_min_distance": d,
+        "start": start,
         "statistics": stats,
         "best_epoch": best_epoch,
         "accepted_updates": accepted,

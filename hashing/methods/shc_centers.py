@@ -27,8 +27,6 @@ from hashing.centers import (
     StageCache,
     cache_key,
     class_similarity,
-    mds_centers,
-    required_min_distance,
     semantic_centers,
     validate_bits,
 )
@@ -97,13 +95,14 @@ def write_similarity_csv(similarity: Tensor, path: Path, names: list[str]) -> No
 
 
 CLASSIFIER_KEYS = ("max_epochs", "batch_size", "optimizer", "scheduler", "trainer")
-#: the settings of :func:`semantic_centers`, read off its signature so the two never drift:
-#: its keyword-only arguments except the start and the bound, which stage 2 derives itself
-OPTIMISATION_KEYS = tuple(
-    name
+#: the settings of :func:`semantic_centers` and their defaults, read off its signature so the
+#: two never drift: its keyword-only arguments except the start and the bound, which it derives
+OPTIMISATION_DEFAULTS = {
+    name: parameter.default
     for name, parameter in inspect.signature(semantic_centers).parameters.items()
     if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("init", "min_distance")
-)
+}
+OPTIMISATION_KEYS = tuple(OPTIMISATION_DEFAULTS)
 MULTI_LABEL_RULES = ("all", "first")
 #: bump when a stage's computation changes, so old cache entries stop matching
 STAGE1_VERSION = 1
@@ -263,24 +262,20 @@ class SemanticCenters:
             "seed": self.seed,
         }
 
+    def setting(self, name: str) -> Any:
+        """Stage 2's optimisation setting ``name``: the configured one or the default."""
+        return self.optimisation.get(name, OPTIMISATION_DEFAULTS[name])
+
     def _optimise(self, similarity: Tensor, bits: int) -> dict[str, Any]:
-        """Stage 2 proper: similarity-fitting centers started from MDS."""
-        num_classes = similarity.shape[0]
-        settings = dict(self.optimisation)
+        """Stage 2 proper: similarity-fitting centers from semantic_centers' own MDS start."""
         log.info(
             "SHC stage 2: optimising %d centers of %d bits (solver %s)",
-            num_classes,
+            similarity.shape[0],
             bits,
-            settings.get("solver", "local_search"),
+            self.setting("solver"),
         )
-        start = mds_centers(
-            num_classes,
-            bits,
-            seed=self.seed,
-            max_sweeps=int(settings.pop("mds_max_sweeps", 50)),
-            min_distance=required_min_distance(bits, num_classes),
-        )
-        centers, info = semantic_centers(similarity, bits, seed=self.seed, init=start, **settings)
+        centers, info = semantic_centers(similarity, bits, seed=self.seed, **self.optimisation)
+        start = info.pop("start")
         return {"centers": centers, "info": info, "start": start}
 
     def _stage(
@@ -323,7 +318,7 @@ class SemanticCenters:
                 "bound, which at 32/64 bits they rarely do); use "
                 "method.center_source.optimisation.solver=local_search",
                 stage2["info"]["solver"],
-                self.optimisation.get("eta", 0.5),
+                self.setting("eta"),
             )
         self._write_outputs(
             output_dir,
