@@ -111,7 +111,8 @@ class _FlipState:
 
 
 def total_fit(s: np.ndarray, h: np.ndarray) -> float:
-    """``sum_ij (s_ij - h_i·h_j / q)^2`` for rows ``h`` (the objective, not its mean)."""
+    """``sum_ij (s_ij - h_i·h_j / q)^2`` for rows ``h`` (the objective, not its mean); the one
+    implementation of the fit, which :mod:`hashing.centers.semantic` divides by ``C^2``."""
     return float(((s - h @ h.T / h.shape[1]) ** 2).sum())
 
 

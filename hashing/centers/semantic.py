@@ -60,7 +60,7 @@ import torch
 
 from hashing.centers.bound import required_min_distance
 from hashing.centers.exceptions import CenterGenerationError
-from hashing.centers.local_search import local_search_centers
+from hashing.centers.local_search import local_search_centers, total_fit
 from hashing.centers.mds import mds_centers
 from hashing.centers.statistics import center_statistics
 from hashing.centers.validation import validate_bits
@@ -70,8 +70,9 @@ SIMILARITY_AXES = ("column", "row")
 
 
 def _fit(s: np.ndarray, h: np.ndarray) -> float:
-    """``mean_ij (s_ij - h_i·h_j / q)^2`` for columns ``h`` (q x C): the one implementation."""
-    return float(((s - h.T @ h / h.shape[0]) ** 2).mean())
+    """``mean_ij (s_ij - h_i·h_j / q)^2`` for columns ``h`` (q x C): the local search's objective
+    (one implementation) over its ``C^2`` entries; a sum over C^2 is what ``mean`` divides."""
+    return total_fit(s, h.T) / h.shape[1] ** 2
 
 
 def similarity_fit_loss(similarity: torch.Tensor, centers: torch.Tensor) -> float:
