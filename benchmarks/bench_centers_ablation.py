@@ -40,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.sweep_runs import run_multirun, write_report  # noqa: E402
+from benchmarks.sweep_runs import multirun_command, run_multirun, write_report  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 METHODS = ("csq", "mds", "shc", "shc_tuned")
@@ -142,7 +142,7 @@ def sweep(
     expected = len(args.bits) * len(args.seeds)
     name = f"{dataset} {method}"
     seconds = run_multirun(name, overrides, sweep_dir, log_path, args.threads, expected, args.reuse)
-    return sweep_dir, ["-m", "hashing.train", "-m", *overrides], seconds
+    return sweep_dir, multirun_command(overrides), seconds
 
 
 def read_job(job: Path) -> dict[str, Any]:
@@ -211,7 +211,9 @@ def main() -> None:
     parser.add_argument("--cifar-fraction", type=float, default=1 / 3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench_centers_ablation")
-    parser.add_argument("--reuse", action="store_true", help="skip sweeps whose results exist")
+    parser.add_argument(
+        "--reuse", action="store_true", help="skip sweeps that finished with the same command"
+    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "centers_ablation.json"
     )

@@ -39,7 +39,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.sweep_runs import run_multirun, write_report  # noqa: E402
+from benchmarks.sweep_runs import multirun_command, run_multirun, write_report  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 FEATURES = SHARED / "cifar10_efficientnet_lite0_128.npz"
@@ -122,7 +122,7 @@ def sweep(dataset: str, method: str, work: Path, args: argparse.Namespace) -> di
     seconds = run_multirun(f"{dataset} {method}", overrides, sweep_dir, log_path, 1, expected)
     return {
         "dir": sweep_dir,
-        "command": ["-m", "hashing.train", "-m", *overrides],
+        "command": multirun_command(overrides),
         "seconds": seconds,
     }
 
