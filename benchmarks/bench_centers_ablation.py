@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.sweep_runs import multirun_command, run_multirun, write_report  # noqa: E402
+from benchmarks.sweep_runs import (  # noqa: E402
+    job_bits_seed,
+    mean_std,
+    multirun_command,
+    run_multirun,
+    write_report,
+)
 
 SHARED = ROOT.parent / "shared" / "data"
 METHODS = ("csq", "mds", "shc", "shc_tuned")
@@ -147,9 +152,7 @@ def sweep(
 
 def read_job(job: Path) -> dict[str, Any]:
     """Bits, seed, test metrics, center statistics and SHC cache outcomes of one job folder."""
-    config = (job / "config_resolved.yaml").read_text()
-    bits = int(next(line for line in config.splitlines() if line.startswith("bits:")).split()[1])
-    seed = int(next(line for line in config.splitlines() if line.startswith("seed:")).split()[1])
+    bits, seed = job_bits_seed(job)
     metrics = json.loads((job / "metrics.json").read_text())
     stats = json.loads((job / "center_stats.json").read_text())
     record: dict[str, Any] = {
@@ -173,12 +176,7 @@ def read_job(job: Path) -> dict[str, Any]:
 
 def summarise(jobs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean and sample standard deviation over seeds of every metric."""
-    out: dict[str, dict[str, float]] = {}
-    for metric in METRICS:
-        values = [job["metrics"][metric] for job in jobs]
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        out[metric] = {"mean": statistics.fmean(values), "std": spread, "n": len(values)}
-    return out
+    return {metric: mean_std([job["metrics"][metric] for job in jobs]) for metric in METRICS}
 
 
 def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:

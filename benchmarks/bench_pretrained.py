@@ -36,8 +36,6 @@ import argparse
 import json
 import os
 import platform
-import re
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -45,7 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's `hashing`, also when run as a script
-from benchmarks.sweep_runs import run_multirun  # noqa: E402
+from benchmarks.sweep_runs import job_bits_seed, mean_std, run_multirun  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 FEATURES = SHARED / "cifar10_efficientnet_lite0_128.npz"
@@ -252,13 +250,6 @@ def run_sweep(
     return sweep_dir, run_multirun(tag, overrides, sweep_dir, log, args.threads, expected)
 
 
-def job_settings(job: Path) -> tuple[int, int]:
-    text = (job / ".hydra" / "overrides.yaml").read_text()
-    bits = int(re.search(r"bits=(\d+)", text)[1])
-    seed = re.search(r"seed=(\d+)", text)
-    return bits, int(seed[1]) if seed else 0
-
-
 def job_codes(job: Path, split: dict[str, Any]) -> tuple[Any, Any, str | None]:
     """(query codes, database codes, best checkpoint name) of a finished job."""
     import torch
@@ -285,7 +276,7 @@ def method_rows(args: argparse.Namespace, rows: list[dict[str, Any]], save: Any)
         sweep_dir, wall = run_sweep(args, method, extra, tag)
         jobs: dict[int, dict[int, Path]] = {}
         for job in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()):
-            bits, seed = job_settings(job)
+            bits, seed = job_bits_seed(job)
             jobs.setdefault(bits, {})[seed] = job
         for bits in sorted(jobs):
             values: dict[str, list[float]] = {m: [] for m in METRICS}
@@ -362,7 +353,8 @@ def summary(values: list[float]) -> str:
         return "–"
     if len(values) == 1:
         return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+    over_seeds = mean_std(values)
+    return f"{over_seeds['mean']:.4f} ± {over_seeds['std']:.4f}"
 
 
 def print_table(rows: list[dict[str, Any]], float_qps: float | None) -> None:

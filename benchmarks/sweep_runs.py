@@ -1,5 +1,5 @@
-"""What the sweep benchmarks share: run one Hydra multirun of ``hashing.train`` (or reuse it) and
-write the table, caption and raw results as JSON."""
+"""What the sweep benchmarks share: run one Hydra multirun of ``hashing.train`` (or reuse it), read
+a job's bits and seed, summarise seeds, and write the table, caption and raw results as JSON."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from hashing.report.runs import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +68,21 @@ def run_multirun(
     record.write_text(json.dumps(command))
     print(f"[done] {name} in {seconds:.0f} s", flush=True)
     return seconds
+
+
+def job_bits_seed(job: Path) -> tuple[int, int]:
+    """A job folder's code length and seed, read as the report reads them (its resolved config,
+    else Hydra's, so a job that failed early has them too)."""
+    run = read_run(job)
+    if run.bits is None or run.seed is None:
+        raise ValueError(f"{job}: its config names no bits or seed")
+    return run.bits, run.seed
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (0 for one value) and count of one metric over seeds."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": spread, "n": len(values)}
 
 
 def write_report(
