@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.sweep_runs import run_multirun, write_report  # noqa: E402
+from benchmarks.sweep_runs import (  # noqa: E402
+    job_bits_seed,
+    mean_std,
+    multirun_command,
+    run_multirun,
+    write_report,
+)
 
 SHARED = ROOT.parent / "shared" / "data"
 METHODS = ("csq", "mds", "shc", "shc_tuned")
@@ -142,14 +147,12 @@ def sweep(
     expected = len(args.bits) * len(args.seeds)
     name = f"{dataset} {method}"
     seconds = run_multirun(name, overrides, sweep_dir, log_path, args.threads, expected, args.reuse)
-    return sweep_dir, ["-m", "hashing.train", "-m", *overrides], seconds
+    return sweep_dir, multirun_command(overrides), seconds
 
 
 def read_job(job: Path) -> dict[str, Any]:
     """Bits, seed, test metrics, center statistics and SHC cache outcomes of one job folder."""
-    config = (job / "config_resolved.yaml").read_text()
-    bits = int(next(line for line in config.splitlines() if line.startswith("bits:")).split()[1])
-    seed = int(next(line for line in config.splitlines() if line.startswith("seed:")).split()[1])
+    bits, seed = job_bits_seed(job)
     metrics = json.loads((job / "metrics.json").read_text())
     stats = json.loads((job / "center_stats.json").read_text())
     record: dict[str, Any] = {
@@ -173,12 +176,7 @@ def read_job(job: Path) -> dict[str, Any]:
 
 def summarise(jobs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean and sample standard deviation over seeds of every metric."""
-    out: dict[str, dict[str, float]] = {}
-    for metric in METRICS:
-        values = [job["metrics"][metric] for job in jobs]
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        out[metric] = {"mean": statistics.fmean(values), "std": spread, "n": len(values)}
-    return out
+    return {metric: mean_std([job["metrics"][metric] for job in jobs]) for metric in METRICS}
 
 
 def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
@@ -211,7 +209,9 @@ def main() -> None:
     parser.add_argument("--cifar-fraction", type=float, default=1 / 3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench_centers_ablation")
-    parser.add_argument("--reuse", action="store_true", help="skip sweeps whose results exist")
+    parser.add_argument(
+        "--reuse", action="store_true", help="skip sweeps that finished with the same command"
+    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "centers_ablation.json"
     )

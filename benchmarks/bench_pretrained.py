@@ -36,9 +36,6 @@ import argparse
 import json
 import os
 import platform
-import re
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +43,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's `hashing`, also when run as a script
+from benchmarks.sweep_runs import job_bits_seed, mean_std, run_multirun  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "data"
 FEATURES = SHARED / "cifar10_efficientnet_lite0_128.npz"
 METHODS = ("csq", "mds", "shc", "tbh", "tbh_supervised")
@@ -232,37 +231,23 @@ def probe_center_row(probe: Any, scaler: Any, split: dict[str, Any], bits: int) 
 
 
 # --- methods through the pipeline -------------------------------------------------------------
-def run_sweep(args: argparse.Namespace, method: str, extra: list[str], tag: str) -> Path:
+def run_sweep(
+    args: argparse.Namespace, method: str, extra: list[str], tag: str
+) -> tuple[Path, float]:
+    """One method's multirun into ``<work>/runs/<tag>`` (reused when the same one finished); its
+    folder and seconds."""
     sweep_dir = args.work / "runs" / tag
-    command = [
-        sys.executable, "-m", "hashing.train", "-m", "experiment=cifar10_effnet",
-        f"method={method}", f"bits={','.join(map(str, args.bits))}",
+    overrides = [
+        "experiment=cifar10_effnet", f"method={method}", f"bits={','.join(map(str, args.bits))}",
         f"paths.cache_dir={args.work / 'cache'}", f"hydra.sweep.dir={sweep_dir}",
         "~callbacks.retrieval_grid", "callbacks.progress_bar.refresh_rate=0",
         "callbacks.retrieval_evaluation.curves=false", "logger=csv", "fail_fast=false", *extra,
     ]  # fmt: skip
     if args.epochs is not None and tag != "untrained":
-        command.append(f"trainer.max_epochs={args.epochs}")
-    record = sweep_dir / "bench_command.json"
+        overrides.append(f"trainer.max_epochs={args.epochs}")
     expected = len(args.bits) * (1 if tag == "untrained" else len(args.seeds))
-    finished = len(list(sweep_dir.glob("*/metrics.json"))) if sweep_dir.is_dir() else 0
-    same = record.is_file() and json.loads(record.read_text()) == command[1:]
-    if same and finished == expected:  # the same sweep ran to the end before: reuse it
-        return sweep_dir
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     log = args.work / f"{tag}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as handle:
-        subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
-    record.write_text(json.dumps(command[1:]))
-    return sweep_dir
-
-
-def job_settings(job: Path) -> tuple[int, int]:
-    text = (job / ".hydra" / "overrides.yaml").read_text()
-    bits = int(re.search(r"bits=(\d+)", text)[1])
-    seed = re.search(r"seed=(\d+)", text)
-    return bits, int(seed[1]) if seed else 0
+    return sweep_dir, run_multirun(tag, overrides, sweep_dir, log, args.threads, expected)
 
 
 def job_codes(job: Path, split: dict[str, Any]) -> tuple[Any, Any, str | None]:
@@ -288,12 +273,10 @@ def method_rows(args: argparse.Namespace, rows: list[dict[str, Any]], save: Any)
     plans = [("untrained (csq head at init)", "csq", ["train=false", "seed=0"], "untrained")]
     plans += [(m, m, [f"seed={','.join(map(str, args.seeds))}"], m) for m in args.methods]
     for label, method, extra, tag in plans:
-        started = time.perf_counter()
-        sweep_dir = run_sweep(args, method, extra, tag)
-        wall = time.perf_counter() - started
+        sweep_dir, wall = run_sweep(args, method, extra, tag)
         jobs: dict[int, dict[int, Path]] = {}
         for job in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()):
-            bits, seed = job_settings(job)
+            bits, seed = job_bits_seed(job)
             jobs.setdefault(bits, {})[seed] = job
         for bits in sorted(jobs):
             values: dict[str, list[float]] = {m: [] for m in METRICS}
@@ -370,7 +353,8 @@ def summary(values: list[float]) -> str:
         return "–"
     if len(values) == 1:
         return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+    over_seeds = mean_std(values)
+    return f"{over_seeds['mean']:.4f} ± {over_seeds['std']:.4f}"
 
 
 def print_table(rows: list[dict[str, Any]], float_qps: float | None) -> None:

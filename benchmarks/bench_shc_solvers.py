@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.sweep_runs import run_multirun, write_report  # noqa: E402
+from benchmarks.sweep_runs import (  # noqa: E402
+    job_bits_seed,
+    mean_std,
+    multirun_command,
+    run_multirun,
+    write_report,
+)
 
 SHARED = ROOT.parent / "shared" / "data"
 FEATURES = SHARED / "cifar10_efficientnet_lite0_128.npz"
@@ -122,7 +127,7 @@ def sweep(dataset: str, method: str, work: Path, args: argparse.Namespace) -> di
     seconds = run_multirun(f"{dataset} {method}", overrides, sweep_dir, log_path, 1, expected)
     return {
         "dir": sweep_dir,
-        "command": ["-m", "hashing.train", "-m", *overrides],
+        "command": multirun_command(overrides),
         "seconds": seconds,
     }
 
@@ -142,9 +147,7 @@ def read_job(job: Path, similarities: dict[int, torch.Tensor]) -> dict[str, Any]
     """Bits, seed, test metrics and center quality of one job folder."""
     from hashing.centers.quality import center_quality
 
-    config = (job / "config_resolved.yaml").read_text().splitlines()
-    bits = int(next(line for line in config if line.startswith("bits:")).split()[1])
-    seed = int(next(line for line in config if line.startswith("seed:")).split()[1])
+    bits, seed = job_bits_seed(job)
     metrics = json.loads((job / "metrics.json").read_text())
     stats = json.loads((job / "center_stats.json").read_text())
     centers = torch.load(job / "centers.pt", weights_only=True)
@@ -210,8 +213,7 @@ def summarise(values: list[dict[str, float]]) -> dict[str, dict[str, float]]:
         column = [v[key] for v in values if v.get(key) is not None]
         if not column or any(isinstance(c, float) and math.isnan(c) for c in column):
             continue
-        spread = statistics.stdev(column) if len(column) > 1 else 0.0
-        out[key] = {"mean": statistics.fmean(column), "std": spread, "n": len(column)}
+        out[key] = mean_std(column)
     return out
 
 

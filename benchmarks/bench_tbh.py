@@ -78,7 +78,7 @@ from hashing.backbones.mlp import MLP
 from hashing.baselines import float_average_precision, lsh_codes
 from hashing.data.splits import Protocol, make_split
 from hashing.methods.base import HashingModule
-from hashing.metrics import mean_average_precisions, tie_aware_average_precision
+from hashing.metrics import evaluate_retrieval, mean_average_precisions
 from hashing.tbh.diagnostics import codes_all_equal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,11 +155,10 @@ def protocol_data(
 def scores(query_codes: Tensor, database_codes: Tensor, data: Data) -> dict[str, Any]:
     """Stable-order and tie-aware mAP@100/@1000/@ALL, dead bits and the all-equal flag."""
     yq, ydb = data["query"][1], data["database"][1]
-    stable = mean_average_precisions(query_codes, database_codes, yq, ydb, TOP_KS)
-    tie = tie_aware_average_precision(query_codes, database_codes, yq, ydb, TOP_KS).mean(0)
+    report = evaluate_retrieval(query_codes, database_codes, yq, ydb, TOP_KS, TOP_KS)
     balance = (database_codes > 0).double().mean(0)
-    result: dict[str, Any] = {f"mAP@{_k(k)}": v for k, v in stable.items()}
-    result |= {f"mAP@{_k(k)}_tie_aware": float(v) for k, v in zip(TOP_KS, tie, strict=True)}
+    result: dict[str, Any] = {f"mAP@{_k(k)}": v for k, v in report.map_at_k.items()}
+    result |= {f"mAP@{_k(k)}_tie_aware": v for k, v in report.tie_aware_map_at_k.items()}
     result["dead_bits"] = int(((balance < 0.01) | (balance > 0.99)).sum())
     result["collapsed"] = codes_all_equal(balance)
     return result

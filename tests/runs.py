@@ -50,17 +50,23 @@ def run_train_cli(
     )
 
 
+def sweep_args(sweep: Path, cache_dir: Path, overrides: list[str]) -> list[str]:
+    """The arguments of ``python -m hashing.train -m <overrides>`` into ``sweep``."""
+    return [
+        "-m",
+        *overrides,
+        "callbacks.progress_bar.refresh_rate=0",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.cache_dir={cache_dir}",
+    ]
+
+
 def run_sweep_cli(
-    sweep: Path, cache_dir: Path, overrides: list[str], timeout: int = 600
+    sweep: Path,
+    cache_dir: Path,
+    overrides: list[str],
+    timeout: int = 600,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m hashing.train -m <overrides>`` into ``sweep``, as a user starts a sweep."""
-    return run_train_cli(
-        [
-            "-m",
-            *overrides,
-            "callbacks.progress_bar.refresh_rate=0",
-            f"hydra.sweep.dir={sweep}",
-            f"paths.cache_dir={cache_dir}",
-        ],
-        timeout,
-    )
+    return run_train_cli(sweep_args(sweep, cache_dir, overrides), timeout, env)

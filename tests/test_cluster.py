@@ -17,7 +17,7 @@ import yaml
 
 from hashing.report.__main__ import main as report
 from tests.ddp_probe import check_equals_single_process, check_gathered_once
-from tests.runs import ROOT, run_train_cli, train_command
+from tests.runs import ROOT, run_sweep_cli, run_train_cli, sweep_args, train_command
 
 pytestmark = pytest.mark.cluster
 
@@ -31,25 +31,18 @@ LAUNCHER = [
     "hydra.launcher.timeout_min=10",
 ]
 # 2 epochs of 3 batches; deterministic so that a resumed job can match an uninterrupted one
-TRAIN = ["debug=fast", "trainer.deterministic=true", "callbacks.progress_bar.refresh_rate=0"]
+TRAIN = ["debug=fast", "trainer.deterministic=true"]
 TIMEOUT_S = 600
 
 
-def sweep_args(sweep: Path, cache: Path, overrides: list[str]) -> list[str]:
-    """The arguments of ``python -m hashing.train -m hydra/launcher=slurm ...`` into ``sweep``."""
-    return [
-        "-m",
-        *LAUNCHER,
-        *TRAIN,
-        *overrides,
-        f"hydra.sweep.dir={sweep}",
-        f"paths.cache_dir={cache}",
-    ]
+def cluster_overrides(overrides: list[str]) -> list[str]:
+    """A sweep's overrides with the launcher's and the tiny training's settings before them."""
+    return [*LAUNCHER, *TRAIN, *overrides]
 
 
 def submit(env: dict[str, str], sweep: Path, cache: Path, overrides: list[str]) -> None:
     """Submit a sweep and wait for all its jobs (the launcher waits for submitit's results)."""
-    result = run_train_cli(sweep_args(sweep, cache, overrides), TIMEOUT_S, env)
+    result = run_sweep_cli(sweep, cache, cluster_overrides(overrides), TIMEOUT_S, env)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -172,7 +165,9 @@ def test_job_signalled_before_its_time_limit_resumes_to_the_uninterrupted_metric
     ]
     if signalled_by == "time_limit":
         wait += ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=30"]
-    command = train_command(*sweep_args(sweep, cache, ["method=csq", "bits=16", *wait]))
+    command = train_command(
+        *sweep_args(sweep, cache, cluster_overrides(["method=csq", "bits=16", *wait]))
+    )
     # the launcher waits for a result the stopped job never writes (without SLURM accounting,
     # submitit cannot see that it ended): it runs in the background and is stopped below
     with subprocess.Popen(

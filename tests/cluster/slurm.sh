@@ -18,8 +18,7 @@ BINARIES=(munged mungekey slurmctld slurmd sbatch squeue scancel sinfo)
 missing_binaries() {
   local name
   for name in "${BINARIES[@]}"; do
-    command -v "$name" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin" command -v "$name" >/dev/null 2>&1 ||
-      echo "$name"
+    PATH="$PATH:/usr/sbin" command -v "$name" >/dev/null 2>&1 || echo "$name"
   done
 }
 
