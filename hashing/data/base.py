@@ -23,7 +23,15 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hashing.data.splits import ORDERS, SPLIT_KEYS, Protocol, make_split, order_split
+from hashing.data.splits import (
+    ORDERS,
+    SHAPES,
+    SPLIT_KEYS,
+    Protocol,
+    make_split,
+    order_split,
+    spec_aliases,
+)
 from hashing.data.transforms import Transform, build_transform, to_unit_float
 from hashing.runs.atomic import atomic_path, atomic_write
 
@@ -421,3 +429,24 @@ def resolve_shape(protocol: str, aliases: Mapping[str, str], allowed: Sequence[s
         names = sorted({name for name, s in aliases.items() if s in allowed} | set(allowed))
         raise ValueError(f"protocol {protocol!r} is not available here; expected one of {names}")
     return shape
+
+
+def build_protocol(
+    protocol: str,
+    dataset: str,
+    query_per_class: int,
+    train_per_class: int,
+    top_k: int | None = None,
+    allowed: Sequence[str] = SHAPES,
+) -> Protocol:
+    """The :class:`Protocol` a user's protocol name picks for ``dataset``.
+
+    ``protocol`` is resolved through :func:`spec_aliases` of ``dataset`` (``cifar10-1``,
+    ``mnist-2``, ...) to a shape in ``allowed``; the per-class counts apply to the per-class
+    shapes and are ignored by ``official`` (the dataset's own partitions).
+    """
+    shape = resolve_shape(protocol, spec_aliases(dataset), allowed)
+    top_k = None if top_k is None else int(top_k)
+    if shape == "official":
+        return Protocol(shape, top_k=top_k)
+    return Protocol(shape, int(query_per_class), int(train_per_class), top_k)

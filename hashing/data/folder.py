@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hashing.data.base import Pool, RetrievalDataModule, resolve_shape
+from hashing.data.base import Pool, RetrievalDataModule, build_protocol
 from hashing.data.images import IMAGE_EXTENSIONS, ImageFileSource, image_source
-from hashing.data.splits import SHAPES, Protocol, spec_aliases
+from hashing.data.splits import Protocol
 from hashing.runs.errors import UserError
 
 LAYOUTS = ("auto", "tree", "split")
@@ -97,11 +97,7 @@ class FolderDataModule(RetrievalDataModule):
         self.mode = "L" if grayscale else "RGB"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.decode_workers = decode_workers
-        shape = resolve_shape(protocol, spec_aliases(self.name), SHAPES)
-        if shape == "official":
-            self._proto = Protocol(shape, top_k=top_k)
-        else:
-            self._proto = Protocol(shape, int(query_per_class), int(train_per_class), top_k)
+        self._proto = build_protocol(protocol, self.name, query_per_class, train_per_class, top_k)
         self.classes: list[str] = []
         self._paths: list[str] = []
         self._prepared: tuple[list[str], torch.Tensor | ImageFileSource] | None = None
