@@ -123,13 +123,15 @@ def keep_batch(batch: Any) -> Any:
 BATCHABLE_TRANSFORMS: tuple[Transform, ...] = (to_unit_float,)
 
 
+def is_batchable(source: ItemSource, transform: Transform) -> bool:
+    """True when ``transform(source[rows])`` equals the stacked per-item transforms: the
+    items are one in-memory tensor and the transform is in :data:`BATCHABLE_TRANSFORMS`."""
+    return isinstance(source, torch.Tensor) and transform in BATCHABLE_TRANSFORMS
+
+
 def batched(dataset: Dataset) -> Dataset:
     """``dataset`` as a :class:`BatchedSplit` where its items can be fetched a batch at a time."""
-    if (
-        isinstance(dataset, SplitDataset)
-        and isinstance(dataset.source, torch.Tensor)
-        and dataset.transform in BATCHABLE_TRANSFORMS
-    ):
+    if isinstance(dataset, SplitDataset) and is_batchable(dataset.source, dataset.transform):
         return BatchedSplit(dataset)
     return dataset
 
