@@ -9,7 +9,6 @@ within its split.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ from hashing.data.splits import (
     spec_aliases,
 )
 from hashing.data.transforms import Transform, build_transform, to_unit_float
+from hashing.digests import labels_digest
 from hashing.runs.atomic import atomic_path, atomic_write
 
 
@@ -134,12 +134,6 @@ def batched(dataset: Dataset) -> Dataset:
     if isinstance(dataset, SplitDataset) and is_batchable(dataset.source, dataset.transform):
         return BatchedSplit(dataset)
     return dataset
-
-
-def labels_digest(labels: torch.Tensor) -> str:
-    """SHA-1 of a label tensor's values, to tell whether a saved split fits this dataset."""
-    array = np.ascontiguousarray(labels.cpu().numpy())
-    return hashlib.sha1(array.tobytes() + str(array.shape).encode()).hexdigest()
 
 
 class RetrievalDataModule(pl.LightningDataModule, ABC):

@@ -8,7 +8,6 @@ training data.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2.functional import resize
 
 from hashing.data.transforms import build_transform
+from hashing.digests import state_dict_digest
 from hashing.index.image_files import read_image
 from hashing.methods.base import HashingModule
 from hashing.pipeline import build_model, run_config_of
@@ -156,16 +156,6 @@ class _FileDataset(Dataset):
         return self.spec.prepare(self.paths[index])
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 over the model's state dict (names, dtypes, shapes, bytes)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().cpu().contiguous().flatten()
-        digest.update(f"{name}|{value.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 class CodeEncoder:
     """Encodes model inputs, image files or a dataset split with a trained hashing model."""
 
@@ -220,7 +210,7 @@ class CodeEncoder:
     def weights_digest(self) -> str:
         """SHA-256 of the model's weights (computed once)."""
         if self._weights_digest is None:
-            self._weights_digest = weights_digest(self.model)
+            self._weights_digest = state_dict_digest(self.model)
         return self._weights_digest
 
     @torch.no_grad()
