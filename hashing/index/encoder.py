@@ -51,13 +51,18 @@ def warn_once(kind: str, message: str) -> None:
 
 
 def check_channels(path: str | Path, mode: str | None) -> None:
-    """Warn when an image file's channels differ from the model's (it is converted)."""
+    """Warn when an image file's channels differ from the model's (it is converted).
+
+    Opening the file for its mode costs a second open per image, so it stops once the
+    warning has fired (it is logged once a process anyway)."""
+    if mode is None or "channels" in _warned:
+        return
     try:
         with Image.open(path) as image:
             native = image.mode
     except OSError:
         return  # read_image reports unreadable files
-    if mode is not None and (mode == "L") != (native in GRAY_MODES):
+    if (mode == "L") != (native in GRAY_MODES):
         wanted = "grayscale" if mode == "L" else "RGB"
         warn_once(
             "channels",
