@@ -315,7 +315,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
                 stored = {key: saved[key] for key in saved.files}
         except (OSError, ValueError) as err:
             raise ValueError(f"split file {path} is unreadable ({err}); delete it") from err
-        missing = [k for k in (*SPLIT_KEYS, "pool_size", "labels_sha1", "order") if k not in stored]
+        missing = [k for k in (*SPLIT_KEYS, "pool_size", "labels_sha1") if k not in stored]
         if missing:
             raise ValueError(f"split file {path} lacks {missing}; delete it to redraw")
         if int(stored["pool_size"]) != size or str(stored["labels_sha1"]) != digest:
@@ -324,11 +324,6 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
                 f"with other labels; this '{self.name}' has {size} items. Delete the file or "
                 f"point split_dir elsewhere (a split must never be silently redrawn: a "
                 f"reloaded model could see its query items in training)"
-            )
-        if str(stored["order"]) != self.split_order:
-            raise ValueError(
-                f"split file {path} holds the {str(stored['order'])!r} order, this run asks for "
-                f"split_order={self.split_order!r}; delete the file or point split_dir elsewhere"
             )
         return {key: stored[key].astype(np.int64) for key in SPLIT_KEYS}
 
@@ -340,7 +335,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         arrays["labels_sha1"] = np.str_(digest)
         arrays["protocol"] = np.str_(self._protocol().key)
         arrays["seed"] = np.int64(self.split_seed)
-        arrays["order"] = np.str_(self.split_order)
+        arrays["order"] = np.str_(self.split_order)  # metadata: the file name holds it too
         atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
     def export_splits(self, directory: str | Path) -> Path:
