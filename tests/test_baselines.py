@@ -66,3 +66,19 @@ def test_float_ranking_brute_force() -> None:
         positions = torch.arange(1, 11, dtype=torch.float64)
         ap = (rel * hits / positions).sum() / rel.sum() if rel.sum() else 0.0
         assert got[i, 0].item() == pytest.approx(float(ap), abs=1e-12)
+
+
+def test_float_ranking_rejects_bad_input() -> None:
+    query, database = torch.randn(4, 3), torch.randn(10, 3)
+    query_labels, database_labels = torch.randint(0, 3, (4,)), torch.randint(0, 3, (10,))
+    with pytest.raises(ValueError, match="database_labels has 9 rows"):
+        float_average_precision(query, database, query_labels, database_labels[:9])
+    with pytest.raises(ValueError, match="both must be class indices or both multi-hot"):
+        multi_hot = torch.nn.functional.one_hot(database_labels, 3)
+        float_average_precision(query, database, query_labels, multi_hot)
+    with pytest.raises(ValueError, match="database features are empty"):
+        float_average_precision(query, database[:0], query_labels, database_labels[:0])
+    with pytest.raises(ValueError, match=r"query features must have shape \(N, D\)"):
+        float_average_precision(query[0], database, query_labels[:1], database_labels)
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        float_average_precision(query, database, query_labels, database_labels, chunk_size=0)

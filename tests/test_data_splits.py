@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hashing.data.splits import Protocol, carve_fraction, draw_per_class, make_split
+from hashing.runs.errors import UserError
 
 
 def _labels(per_class: list[int], seed: int = 0) -> np.ndarray:
@@ -117,3 +118,16 @@ def test_protocol_rejects_bad_values() -> None:
         Protocol("random")
     with pytest.raises(ValueError, match="query_per_class"):
         Protocol("disjoint", 0, 5)
+
+
+@pytest.mark.parametrize("shape", ["disjoint", "from_database"])
+def test_make_split_names_every_short_class_and_the_config_keys(shape: str) -> None:
+    labels = _labels([10, 3, 4])
+    with pytest.raises(UserError) as short:
+        make_split(labels, Protocol(shape, 2, 3), seed=0, val_fraction=0.1)
+    message = str(short.value)
+    assert "2 of 3 classes" in message
+    assert "class 1 has 3 items" in message and "class 2 has 4 items" in message
+    assert "class 0" not in message
+    assert "data.query_per_class=2 + data.train_per_class=3" in message
+    assert "sum to at most 3" in message

@@ -21,6 +21,7 @@ from hashing import pipeline
 from hashing.index import HashIndex, jobs
 from hashing.metrics.functional.hamming import hamming_distance
 from hashing.metrics.functional.ranking import stable_order
+from hashing.runs.errors import UserError, as_user_error
 from tests.runs import CONF, compose_run
 
 TRAIN = [
@@ -261,3 +262,27 @@ def test_export_image_folder_without_the_training_data(
     assert len(index) == 20
     with pytest.raises(ValueError, match="already exists"):
         jobs.export(cfg)
+
+
+def test_export_without_the_run_data_asks_for_input_shape(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing_data(cfg: DictConfig) -> None:
+        with as_user_error("data (digits)"):
+            raise FileNotFoundError(f"folder dataset root {tmp_path / 'gone'} does not exist")
+
+    monkeypatch.setattr(jobs, "build_datamodule", missing_data)
+    cfg = compose_export(
+        tmp_path / "export", tmp_path / "cache", [f"ckpt_path={runs['last']}", "split=query"]
+    )
+    with pytest.raises(UserError, match=r"is not available here \(data \(digits\): folder"):
+        jobs.export(cfg)
+    message = "data (digits): data.query_per_class=5 is too large"
+
+    def bad_value(cfg: DictConfig) -> None:
+        raise UserError(message)
+
+    monkeypatch.setattr(jobs, "build_datamodule", bad_value)
+    with pytest.raises(UserError) as error:
+        jobs.export(cfg)
+    assert str(error.value) == message  # not an availability problem: passed on unchanged

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hashing.index import encoder
 from hashing.index.encoder import InputSpec
 from hashing.index.image_files import list_images
 
@@ -72,3 +73,24 @@ def test_input_spec_resizes_and_transforms_like_the_dataset(tmp_path: Path) -> N
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="cannot read image"):
         InputSpec((1, 8, 8), "scale", None, "L").prepare(tmp_path / "broken.png")
+
+
+def test_channel_check_opens_no_file_once_it_has_warned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(encoder, "_warned", set())
+    opened: list[str] = []
+    real_open = encoder.Image.open
+
+    def counting_open(path: object, *args: object, **kwargs: object) -> Image.Image:
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(encoder.Image, "open", counting_open)
+    gray = [write_png(tmp_path / f"{i}.png", 10 * i) for i in range(3)]
+    spec = InputSpec((3, 8, 8), "scale", None, "RGB")
+    encoder.check_channels(gray[0], spec.mode)
+    assert opened == [str(gray[0])] and "channels" in encoder._warned
+    for path in gray[1:]:
+        assert tuple(spec.prepare(path).shape) == (3, 8, 8)
+    assert opened == [str(gray[0])]

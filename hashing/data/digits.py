@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from hashing.data.base import Pool, RetrievalDataModule, resolve_shape
-from hashing.data.splits import Protocol, spec_aliases
+from hashing.data.base import Pool, RetrievalDataModule, build_protocol
+from hashing.data.splits import Protocol
 
 
 class DigitsDataModule(RetrievalDataModule):
@@ -33,8 +33,13 @@ class DigitsDataModule(RetrievalDataModule):
             name="digits",
             **base_options,
         )
-        shape = resolve_shape(protocol, spec_aliases("digits"), ("disjoint", "from_database"))
-        self._proto = Protocol(shape, int(query_per_class), int(train_per_class), top_k=None)
+        self._proto = build_protocol(
+            protocol,
+            "digits",
+            query_per_class,
+            train_per_class,
+            allowed=("disjoint", "from_database"),
+        )
 
     def _protocol(self) -> Protocol:
         return self._proto

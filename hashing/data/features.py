@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hashing.data.base import Pool, RetrievalDataModule, resolve_shape
-from hashing.data.splits import SHAPES, Protocol, spec_aliases
+from hashing.data.base import Pool, RetrievalDataModule, build_protocol
+from hashing.data.splits import Protocol
 
 ROLES = {
     "train": ("train", "tr", "training"),
@@ -161,12 +161,7 @@ class FeaturesDataModule(RetrievalDataModule):
         if unknown:
             raise ValueError(f"arrays keys {unknown} unknown; expected some of {ARRAY_KEYS}")
         self.arrays = dict(arrays or {})
-        top_k = None if top_k is None else int(top_k)
-        shape = resolve_shape(protocol, spec_aliases(self.name), SHAPES)
-        if shape == "official":
-            self._proto = Protocol(shape, top_k=top_k)
-        else:
-            self._proto = Protocol(shape, int(query_per_class), int(train_per_class), top_k)
+        self._proto = build_protocol(protocol, self.name, query_per_class, train_per_class, top_k)
 
     def _protocol(self) -> Protocol:
         return self._proto

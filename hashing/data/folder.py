@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hashing.data.base import Pool, RetrievalDataModule, resolve_shape
+from hashing.data.base import Pool, RetrievalDataModule, build_protocol
 from hashing.data.images import IMAGE_EXTENSIONS, ImageFileSource, image_source
-from hashing.data.splits import SHAPES, Protocol, spec_aliases
+from hashing.data.splits import Protocol, check_class_sizes
 from hashing.runs.errors import UserError
 
 LAYOUTS = ("auto", "tree", "split")
@@ -97,11 +97,7 @@ class FolderDataModule(RetrievalDataModule):
         self.mode = "L" if grayscale else "RGB"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.decode_workers = decode_workers
-        shape = resolve_shape(protocol, spec_aliases(self.name), SHAPES)
-        if shape == "official":
-            self._proto = Protocol(shape, top_k=top_k)
-        else:
-            self._proto = Protocol(shape, int(query_per_class), int(train_per_class), top_k)
+        self._proto = build_protocol(protocol, self.name, query_per_class, train_per_class, top_k)
         self.classes: list[str] = []
         self._paths: list[str] = []
         self._prepared: tuple[list[str], torch.Tensor | ImageFileSource] | None = None
@@ -169,21 +165,7 @@ class FolderDataModule(RetrievalDataModule):
                 f"({', '.join(sizes)}): retrieval by class needs at least 2, one sub-folder "
                 "of images per class"
             )
-        proto = self._proto
-        if proto.shape == "official":
-            return
-        need = int(proto.query_per_class) + int(proto.train_per_class)  # type: ignore[arg-type]
-        small = {name: size for name, size in sizes.items() if size < need}
-        if small:
-            listed = ", ".join(f"{name!r} has {size}" for name, size in list(small.items())[:5])
-            raise UserError(
-                f"{len(small)} of {len(sizes)} classes under {self.root} have fewer than the "
-                f"{need} images protocol {proto.shape!r} draws per class "
-                f"(data.query_per_class={proto.query_per_class} + "
-                f"data.train_per_class={proto.train_per_class}): {listed}; lower "
-                f"data.query_per_class and data.train_per_class so that they sum to at most "
-                f"{min(small.values())}, or add images"
-            )
+        check_class_sizes(sizes, self._proto.per_class_counts, where=f" under {self.root}")
 
     def prepare_data(self) -> None:
         """Decode the images into the cache once (Lightning runs this on one process only,

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from hashing.runs.errors import UserError
 
 SHAPES = ("disjoint", "from_database", "official")
 SPLIT_KEYS = ("query", "train", "database", "val_query", "fit")
@@ -57,6 +60,37 @@ class Protocol:
             return "official"
         return f"{self.shape}-q{self.query_per_class}-t{self.train_per_class}"
 
+    @property
+    def per_class_counts(self) -> dict[str, int]:
+        """The items drawn from every class, by the config key that sets them (none for
+        ``official``): both per-class shapes take ``query + train`` items of each class."""
+        if self.shape == "official":
+            return {}
+        return {
+            "data.query_per_class": int(self.query_per_class),  # type: ignore[arg-type]
+            "data.train_per_class": int(self.train_per_class),  # type: ignore[arg-type]
+        }
+
+
+def check_class_sizes(sizes: Mapping[Any, int], counts: Mapping[str, int], where: str = "") -> None:
+    """Refuse classes with fewer items than the per-class draws ``counts`` (name -> count) take.
+
+    ``sizes`` maps each class (index or name) to its item count; the message lists the short
+    classes (up to five), names the counts and the largest sum they may have, ``where`` says
+    where the items live (e.g. `` under <root>``).
+    """
+    need = sum(counts.values())
+    small = {name: size for name, size in sizes.items() if size < need}
+    if not small:
+        return
+    listed = ", ".join(f"class {name!r} has {size} items" for name, size in list(small.items())[:5])
+    terms = " + ".join(f"{key}={count}" for key, count in counts.items())
+    raise UserError(
+        f"{len(small)} of {len(sizes)} classes{where} have fewer than the {need} items drawn "
+        f"per class ({terms}): {listed}; lower {' and '.join(counts)} so that they sum to at "
+        f"most {min(small.values())}, or add items"
+    )
+
 
 def _class_members(labels: np.ndarray, candidates: np.ndarray) -> dict[int, np.ndarray]:
     """Candidate indices grouped by class (single-label), classes in ascending order."""
@@ -84,13 +118,12 @@ def draw_per_class(
     candidates = np.asarray(candidates, dtype=np.int64)
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in counts]
-    need = int(sum(counts))
-    for cls, members in _class_members(labels, candidates).items():
-        if len(members) < need:
-            raise ValueError(
-                f"class {cls} has {len(members)} items but the protocol needs {need} per class "
-                f"({' + '.join(str(c) for c in counts)}); lower the per-class counts"
-            )
+    members_of = _class_members(labels, candidates)
+    check_class_sizes(
+        {cls: len(members) for cls, members in members_of.items()},
+        {f"counts[{p}]": int(count) for p, count in enumerate(counts)},
+    )
+    for members in members_of.values():
         order = rng.permutation(members)
         start = 0
         for p, count in enumerate(counts):
@@ -140,6 +173,10 @@ def make_split(
     """
     labels = np.asarray(labels)
     n = len(labels)
+    if labels.ndim == 1:  # both per-class shapes take query + train items of every class
+        classes, sizes = np.unique(labels, return_counts=True)
+        sizes_of = dict(zip(classes.tolist(), sizes.tolist(), strict=True))
+        check_class_sizes(sizes_of, protocol.per_class_counts)
     if protocol.shape == "official":
         groups = dict(groups or {})
         missing = [g for g in ("train", "test") if g not in groups]

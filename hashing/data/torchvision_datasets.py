@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torchvision import datasets
 
-from hashing.data.base import Pool, RetrievalDataModule, resolve_shape
-from hashing.data.splits import SHAPES, Protocol, spec_aliases
+from hashing.data.base import Pool, RetrievalDataModule, build_protocol
+from hashing.data.splits import Protocol
 
 
 class TorchvisionDataModule(RetrievalDataModule):
@@ -56,11 +56,7 @@ class TorchvisionDataModule(RetrievalDataModule):
         self.root = Path(root)
         self.download = bool(download)
         protocol = protocol or name
-        shape = resolve_shape(protocol, spec_aliases(self.default_name), SHAPES)
-        if shape == "official":
-            self._proto = Protocol(shape, top_k=None)
-        else:
-            self._proto = Protocol(shape, int(query_per_class), int(train_per_class), None)
+        self._proto = build_protocol(protocol, self.default_name, query_per_class, train_per_class)
 
     def _protocol(self) -> Protocol:
         return self._proto

@@ -8,44 +8,41 @@ Change any of them and the file name changes, so a stale file is never read.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from hashing.data.base import Pool, RetrievalDataModule, labels_digest
+from hashing.data.base import Pool, RetrievalDataModule
 from hashing.data.images import ImageFileSource, file_list_key
+from hashing.digests import (
+    arrays_digest,
+    cache_key,
+    labels_digest,
+    state_dict_digest,
+    tensor_digest,
+)
 
 #: bump when the file's layout or the encoding loop changes what a file holds
 FEATURES_FORMAT = 1
 
 
 def source_digest(source: Any) -> str:
-    """SHA-1 of a pool's items: tensor bytes, or the file list (paths, sizes, mtimes)."""
+    """Digest of a pool's items: tensor bytes, the file list (paths, sizes, mtimes) or, for
+    any other source, its items read once."""
     if isinstance(source, torch.Tensor):
-        array = np.ascontiguousarray(source.cpu().numpy())
-        digest = hashlib.sha1(f"{array.dtype}{array.shape}".encode())
-        digest.update(memoryview(array.reshape(-1).view(np.uint8)))
-        return digest.hexdigest()
+        return tensor_digest(source)
     if isinstance(source, ImageFileSource):
         return file_list_key(source.paths, source.image_size, source.mode)
-    digest = hashlib.sha1(str(len(source)).encode())
-    for index in range(len(source)):  # any other source: its items, read once
-        digest.update(np.ascontiguousarray(source[index].cpu().numpy()).tobytes())
-    return digest.hexdigest()
+    return arrays_digest(source[index] for index in range(len(source)))
 
 
 def backbone_identity(backbone: nn.Module) -> dict[str, Any]:
     """The backbone's own identity if it has one, else its class and a digest of its weights."""
     if hasattr(backbone, "identity"):
         return dict(backbone.identity())
-    from hashing.index.encoder import weights_digest
-
-    return {"class": type(backbone).__qualname__, "weights_sha256": weights_digest(backbone)}
+    return {"class": type(backbone).__qualname__, "weights_sha256": state_dict_digest(backbone)}
 
 
 def feature_key(
@@ -59,7 +56,7 @@ def feature_key(
             "name": datamodule.name,
             "size": len(pool.labels),
             "labels_sha1": labels_digest(pool.labels),
-            "items_sha1": source_digest(pool.source),
+            "items_digest": source_digest(pool.source),
             "groups": {name: len(members) for name, members in sorted(pool.groups.items())},
         },
         "transform": datamodule.transform,
@@ -69,8 +66,8 @@ def feature_key(
 
 
 def key_digest(key: dict[str, Any]) -> str:
-    """Short SHA-1 of a key (part of the file name)."""
-    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    """Short :func:`~hashing.digests.cache_key` of a key (part of the file name)."""
+    return cache_key(key)[:16]
 
 
 def features_path(directory: str | Path, key: dict[str, Any]) -> Path:

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from hashing.data.base import Pool, RetrievalDataModule
-from hashing.data.transforms import Transform, build_transform, to_unit_float
+from hashing.data.base import Pool, RetrievalDataModule, is_batchable
+from hashing.data.transforms import Transform, build_transform
 from hashing.features.cache import feature_key, features_path
 from hashing.runs.atomic import atomic_write
 
@@ -43,8 +43,9 @@ def encode_pool(
 ) -> np.ndarray:
     """(N, out_features) features of every item of ``source`` in order, in eval mode.
 
-    A tensor source with the plain ``scale`` transform is sliced and converted a batch at a
-    time (no per-item calls); any other source is read item by item.
+    A tensor source under a batchable transform (:func:`~hashing.data.base.is_batchable`,
+    e.g. the plain ``scale``) is sliced and converted a batch at a time (no per-item calls);
+    any other source is read item by item.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is invalid; expected one of {DTYPES}")
@@ -53,7 +54,7 @@ def encode_pool(
     backbone = backbone.to(device).eval()
     count = len(source)
     features = np.empty((count, int(backbone.out_features)), dtype=dtype)
-    batched = isinstance(source, torch.Tensor) and transform is to_unit_float
+    batched = is_batchable(source, transform)
     bar = tqdm(total=count, unit="img", desc="features", disable=not progress, smoothing=0.1)
     for start in range(0, count, int(batch_size)):
         stop = min(count, start + int(batch_size))

@@ -8,7 +8,6 @@ training data.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2.functional import resize
 
 from hashing.data.transforms import build_transform
+from hashing.digests import state_dict_digest
 from hashing.index.image_files import read_image
 from hashing.methods.base import HashingModule
 from hashing.pipeline import build_model, run_config_of
@@ -51,13 +51,18 @@ def warn_once(kind: str, message: str) -> None:
 
 
 def check_channels(path: str | Path, mode: str | None) -> None:
-    """Warn when an image file's channels differ from the model's (it is converted)."""
+    """Warn when an image file's channels differ from the model's (it is converted).
+
+    Opening the file for its mode costs a second open per image, so it stops once the
+    warning has fired (it is logged once a process anyway)."""
+    if mode is None or "channels" in _warned:
+        return
     try:
         with Image.open(path) as image:
             native = image.mode
     except OSError:
         return  # read_image reports unreadable files
-    if mode is not None and (mode == "L") != (native in GRAY_MODES):
+    if (mode == "L") != (native in GRAY_MODES):
         wanted = "grayscale" if mode == "L" else "RGB"
         warn_once(
             "channels",
@@ -156,16 +161,6 @@ class _FileDataset(Dataset):
         return self.spec.prepare(self.paths[index])
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 over the model's state dict (names, dtypes, shapes, bytes)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().cpu().contiguous().flatten()
-        digest.update(f"{name}|{value.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 class CodeEncoder:
     """Encodes model inputs, image files or a dataset split with a trained hashing model."""
 
@@ -220,7 +215,7 @@ class CodeEncoder:
     def weights_digest(self) -> str:
         """SHA-256 of the model's weights (computed once)."""
         if self._weights_digest is None:
-            self._weights_digest = weights_digest(self.model)
+            self._weights_digest = state_dict_digest(self.model)
         return self._weights_digest
 
     @torch.no_grad()

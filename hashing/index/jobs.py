@@ -80,8 +80,8 @@ def export(cfg: DictConfig) -> HashIndex:
     else:
         try:
             datamodule = build_datamodule(run_cfg)
-        except (UserError, OSError) as err:
-            if not isinstance(err, OSError) and not isinstance(err.__cause__, OSError):
+        except UserError as err:  # build_datamodule reports a missing file as one
+            if not isinstance(err.__cause__, OSError):
                 raise
             raise UserError(
                 f"the run's data ({run_cfg.data._target_}) is not available here ({err}); to "

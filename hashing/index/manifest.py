@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hashing.digests import file_sha256
 from hashing.runs.errors import UserError
 
 FORMAT = "hashing-index"
@@ -32,15 +33,6 @@ LOCATION_KEYS = (
     "paths", "ckpt_path", "task_name", "tags", "logger", "hydra",
     "resume", "fail_fast", "test", "test_ckpt",
 )  # fmt: skip
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def describe_files(folder: Path, names: list[str]) -> dict[str, dict[str, Any]]:

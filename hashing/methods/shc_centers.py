@@ -9,7 +9,6 @@ keyed by everything they depend on (data split fingerprint, backbone, settings, 
 from __future__ import annotations
 
 import csv
-import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from hashing.centers import (
 )
 from hashing.centers.quality import center_quality
 from hashing.centers.semantic import asymmetry
+from hashing.digests import tensor_digest
 from hashing.methods.center_sources import is_rank_zero, save_centers
 from hashing.methods.classifier import ClassifierModule, fit_classifier, isolated_rng
 from hashing.runs.atomic import write_json_atomic
@@ -44,17 +44,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, DictConfig) or OmegaConf.is_list(value):
         return OmegaConf.to_container(value, resolve=True)
     return value
-
-
-def tensor_digest(*tensors: Tensor | np.ndarray) -> str:
-    """SHA-256 over the dtypes, shapes and bytes of the given arrays (CPU, contiguous)."""
-    digest = hashlib.sha256()
-    for item in tensors:
-        array = item.detach().cpu().numpy() if isinstance(item, Tensor) else np.asarray(item)
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 def split_fingerprint(datamodule: pl.LightningDataModule) -> dict[str, Any]:

@@ -64,8 +64,22 @@ def check_retrieval_inputs(
         )
     if database_codes.shape[0] == 0:
         raise ValueError("database_codes is empty; the database needs at least one item")
-    check_labels(query_labels, query_codes.shape[0], "query_labels")
-    check_labels(database_labels, database_codes.shape[0], "database_labels")
+    check_retrieval_labels(
+        query_labels, database_labels, query_codes.shape[0], database_codes.shape[0]
+    )
+    if query_codes.device != database_codes.device:
+        raise ValueError(
+            f"query_codes are on {query_codes.device} but database_codes on "
+            f"{database_codes.device}; put both on one device"
+        )
+
+
+def check_retrieval_labels(
+    query_labels: Tensor, database_labels: Tensor, num_queries: int, num_database: int
+) -> None:
+    """Check the labels of one query set and one database: one per item, of the same kind."""
+    check_labels(query_labels, num_queries, "query_labels")
+    check_labels(database_labels, num_database, "database_labels")
     if query_labels.ndim != database_labels.ndim:
         raise ValueError(
             f"query_labels have shape {tuple(query_labels.shape)} but database_labels have "
@@ -75,11 +89,6 @@ def check_retrieval_inputs(
         raise ValueError(
             f"query_labels have {query_labels.shape[1]} classes but database_labels have "
             f"{database_labels.shape[1]}"
-        )
-    if query_codes.device != database_codes.device:
-        raise ValueError(
-            f"query_codes are on {query_codes.device} but database_codes on "
-            f"{database_codes.device}; put both on one device"
         )
 
 
