@@ -139,9 +139,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     skip_nvml_cuda_checks()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    fit_from = resume_checkpoint(cfg)
-    if cfg.get("resume") is not None and fit_from is not None:
-        finished = finished_run(output_dir, cfg.trainer.get("max_epochs"))
+    fit_from, done = resume_checkpoint(cfg)
+    if done is not None:  # a resume
+        finished = finished_run(output_dir, cfg.trainer.get("max_epochs"), done)
         if finished is not None:  # left as it is: no file is written
             log.info(finished)
             return json.loads((output_dir / METRICS).read_text())

@@ -109,12 +109,16 @@ def expand_command_line(args: Sequence[str]) -> list[str]:
     return expanded
 
 
-def resume_checkpoint(cfg: DictConfig) -> str | None:
-    """The checkpoint ``fit`` starts from: the run's ``last.ckpt`` for ``resume``, else
-    ``cfg.ckpt_path`` (None = from scratch). Checks that a resumed run writes into its folder."""
+def resume_checkpoint(cfg: DictConfig) -> tuple[str | None, int | None]:
+    """The checkpoint ``fit`` starts from and, for ``resume``, the epochs it holds.
+
+    For ``resume`` the run's ``last.ckpt``, read once here (a check, and its epoch count for
+    :func:`finished_run`); else ``(cfg.ckpt_path, None)`` (None = from scratch). Checks that a
+    resumed run writes into its folder.
+    """
     resume = cfg.get("resume")
     if resume is None:
-        return cfg.get("ckpt_path")
+        return cfg.get("ckpt_path"), None
     if cfg.get("ckpt_path") is not None:
         raise UserError(
             f"resume={resume!r} and ckpt_path={cfg.ckpt_path!r} both given: resume continues a "
@@ -135,10 +139,11 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
             f"{checkpoint} does not exist: the run stopped before its first checkpoint, so "
             "there is nothing to resume; start it again"
         )
-    read_checkpoint(checkpoint, "resume", mmap=True)  # a truncated one fails before any data
+    # a truncated one fails here, before any data is built
+    done = epochs_trained(read_checkpoint(checkpoint, "resume", mmap=True))
     for key, (before, now) in config_changes(cfg, run_dir).items():
         log.warning("resume: %s was %r, is now %r", key, before, now)
-    return str(checkpoint)
+    return str(checkpoint), done
 
 
 def epochs_trained(checkpoint: Mapping[str, Any]) -> int:
@@ -148,20 +153,21 @@ def epochs_trained(checkpoint: Mapping[str, Any]) -> int:
     return int(checkpoint.get("epoch", 0)) + int(at_epoch_end)
 
 
-def finished_run(run_dir: Path, max_epochs: int | None) -> str | None:
+def finished_run(run_dir: Path, max_epochs: int | None, done: int | None = None) -> str | None:
     """A message when ``run_dir`` is a finished run that ``max_epochs`` would not extend, else
     None (resume it).
 
     Finished: it was tested (``metrics.json``) and holds no interruption or failure marker.
     Resuming it would re-run its end and rewrite its files, so it is left alone, unless a
-    larger ``trainer.max_epochs`` than the epochs in ``last.ckpt`` asks to train it longer.
+    larger ``trainer.max_epochs`` than the epochs in ``last.ckpt`` (``done``, read from the
+    file only when not given and the markers say finished) asks to train it longer.
     """
     if not (run_dir / METRICS).is_file() or any(
         (run_dir / name).exists() for name in (INTERRUPTED, FAILED)
     ):
         return None
-    checkpoint = run_dir / CHECKPOINT
-    done = epochs_trained(read_checkpoint(checkpoint, "resume", mmap=True))
+    if done is None:
+        done = epochs_trained(read_checkpoint(run_dir / CHECKPOINT, "resume", mmap=True))
     if max_epochs is not None and max_epochs > done:
         return None
     return (
