@@ -35,7 +35,7 @@ from hashing.runs.errors import UserError, as_user_error
 from hashing.runs.quiet import quiet_libraries
 from hashing.runs.resumable_loader import make_training_resumable
 from hashing.runs.resume import finished_run, keep_csv_history, resume_checkpoint
-from hashing.runs.status import METRICS, clear_markers
+from hashing.runs.status import METRICS, RESOLVED_CONFIG, clear_markers
 from hashing.runs.summary import print_summary
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def report_metrics(
     footer: str,
 ) -> None:
     """Write ``metrics.json`` into the run folder and print the summary table."""
-    write_json_atomic(output_dir / "metrics.json", metrics)
+    write_json_atomic(output_dir / METRICS, metrics)
     title = (
         f"{run_cfg.method.get('name', 'method')} · {run_cfg.bits} bits · "
         f"{datamodule.name} · seed {run_cfg.seed}"
@@ -152,7 +152,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     make_training_resumable(datamodule, int(cfg.seed))
     model = build_model(cfg, datamodule)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(resolved))
+    (output_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(resolved))
     datamodule.export_splits(output_dir)
     trainer = build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
     if cfg.get("resume") is not None:

@@ -17,11 +17,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from hashing.runs.status import FAILED, INTERRUPTED, METRICS
+from hashing.runs.status import FAILED, INTERRUPTED, METRICS, RESOLVED_CONFIG
 
-CONFIG = "config_resolved.yaml"
 HYDRA_DIR = ".hydra"
-MARKERS = (CONFIG, METRICS, FAILED, INTERRUPTED, HYDRA_DIR)
+MARKERS = (RESOLVED_CONFIG, METRICS, FAILED, INTERRUPTED, HYDRA_DIR)
 STATUSES = ("ok", "failed", "interrupted", "incomplete")
 #: overrides that say which cell a run is in (or nothing about the experiment at all);
 #: every other override that varies between runs becomes the cell's "setting"
@@ -53,7 +52,7 @@ def is_run_folder(folder: Path) -> bool:
 def is_training_job(folder: Path) -> bool:
     """False for the folder of an eval, export or search job (its config's ``task_name``):
     those are no training runs, and a report would count them as incomplete ones."""
-    for config in (folder / CONFIG, folder / HYDRA_DIR / "config.yaml"):
+    for config in (folder / RESOLVED_CONFIG, folder / HYDRA_DIR / "config.yaml"):
         task = lookup(load_yaml(config), "task_name")
         if isinstance(task, str):
             return task == "train"
@@ -183,7 +182,9 @@ def status_of(folder: Path, metrics: Any) -> tuple[str, str]:
 
 def read_run(folder: Path) -> RunRecord:
     """Read one run folder (never raises on missing or broken files)."""
-    config = load_yaml(folder / CONFIG) or load_yaml(folder / HYDRA_DIR / "config.yaml") or {}
+    config = (
+        load_yaml(folder / RESOLVED_CONFIG) or load_yaml(folder / HYDRA_DIR / "config.yaml") or {}
+    )
     hydra = load_yaml(folder / HYDRA_DIR / "hydra.yaml") or {}
     choices = lookup(hydra, "hydra.runtime.choices") or {}
     overrides = load_yaml(folder / HYDRA_DIR / "overrides.yaml") or []

@@ -27,13 +27,12 @@ if TYPE_CHECKING:  # Lightning is imported where it is used: the command line ex
 
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.errors import UserError
-from hashing.runs.status import FAILED, INTERRUPTED, METRICS
+from hashing.runs.status import FAILED, INTERRUPTED, METRICS, RESOLVED_CONFIG
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
-RESOLVED_CONFIG = "config_resolved.yaml"
 #: keys that legitimately differ between the first attempt and a resume
 VOLATILE_KEYS = ("resume", "ckpt_path")
 
