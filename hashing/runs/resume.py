@@ -15,7 +15,6 @@ the folder.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ if TYPE_CHECKING:  # Lightning is imported where it is used: the command line ex
 
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.errors import UserError
+from hashing.runs.quiet import quiet_kept_logs
 from hashing.runs.status import FAILED, INTERRUPTED, METRICS, RESOLVED_CONFIG
 
 log = logging.getLogger(__name__)
@@ -247,9 +247,7 @@ def keep_csv_history(loggers: Sequence[Logger]) -> None:
     its warning that previous log files will be deleted: they are kept)."""
     from pytorch_lightning.loggers import CSVLogger
 
-    warnings.filterwarnings(
-        "ignore", message="Experiment logs directory .* exists and is not empty"
-    )
+    quiet_kept_logs()
     for logger in loggers:
         if not isinstance(logger, CSVLogger):
             continue
