@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from hashing.runs.resume import override_key, override_value
 from hashing.runs.status import FAILED, INTERRUPTED, METRICS, RESOLVED_CONFIG
 
 HYDRA_DIR = ".hydra"
@@ -153,15 +154,6 @@ def method_label(config: Any, choices: Mapping[str, Any]) -> str:
     return target.rsplit(".", 1)[-1].lower() if isinstance(target, str) else "?"
 
 
-def override_value(overrides: Iterable[str], key: str) -> str | None:
-    """The value a ``key=value`` override sets (last one wins)."""
-    value = None
-    for item in overrides:
-        if "=" in item and item.split("=", 1)[0].lstrip("+~") == key:
-            value = item.split("=", 1)[1]
-    return value
-
-
 def status_of(folder: Path, metrics: Any) -> tuple[str, str]:
     """(status, detail) of a run folder."""
     if isinstance(metrics, Mapping) and metrics:
@@ -214,7 +206,7 @@ def setting_overrides(overrides: Iterable[str]) -> list[str]:
     """The overrides that may distinguish an ablation (placement and plumbing dropped)."""
     kept = []
     for item in overrides:
-        key = item.split("=", 1)[0].lstrip("+~")
+        key = override_key(item)
         if key in PLACEMENT_KEYS or key.startswith(IGNORED_PREFIXES):
             continue
         kept.append(item)

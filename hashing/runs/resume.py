@@ -15,7 +15,7 @@ the folder.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,15 @@ def check_run_dir(run_dir: Path) -> None:
 def override_key(override: str) -> str:
     """``+a.b=1`` -> ``a.b``; the key an override sets."""
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def override_value(overrides: Iterable[str], key: str) -> str | None:
+    """The value a ``key=value`` override sets (last one wins; None when none sets it)."""
+    value = None
+    for item in overrides:
+        if "=" in item and override_key(item) == key:
+            value = item.split("=", 1)[1]
+    return value
 
 
 def run_overrides(run_dir: Path) -> list[str]:
@@ -178,11 +187,14 @@ def finished_run(run_dir: Path, max_epochs: int | None, done: int | None = None)
 
 
 def resumed_max_epochs(run_dir: Path, args: Sequence[str]) -> int | None:
-    """``trainer.max_epochs`` a resume would run with: the last one in ``args``, else the run's."""
-    given = [arg.split("=", 1)[1] for arg in args if override_key(arg) == "trainer.max_epochs"]
-    if given:
-        value = given[-1]
-    else:
+    """``trainer.max_epochs`` a resume would run with: the last one in ``args``, else the run's.
+
+    Only a literal ``trainer.max_epochs=`` override is seen: one that changes it another way (a
+    config group such as ``trainer=...`` or ``experiment=...``) is not, and the run's saved value
+    is used.
+    """
+    value = override_value(args, "trainer.max_epochs")
+    if value is None:
         saved = OmegaConf.load(run_dir / RESOLVED_CONFIG)
         value = OmegaConf.select(saved, "trainer.max_epochs", default=None)
     try:
