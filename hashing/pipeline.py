@@ -54,6 +54,12 @@ def skip_nvml_cuda_checks() -> None:
         os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
 
+def setup_process() -> None:
+    """What every job does first: drop third-party noise and keep CUDA checks cheap."""
+    quiet_libraries()
+    skip_nvml_cuda_checks()
+
+
 def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
     """Instantiate each entry of a callbacks/logger group (a mapping of name -> config)."""
     if not group:
@@ -98,6 +104,31 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[pl.Callback]) -> pl.Tra
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
+def build_run(
+    cfg: DictConfig, output_dir: Path
+) -> tuple[pl.LightningDataModule, HashingModule, pl.Trainer]:
+    """Seed, then the data (its train loader resumable), model and trainer of a training run;
+    the resolved config and the split are written into ``output_dir``, and the loggers get the
+    config (after a resume has kept the CSV logger's earlier rows).
+
+    One order of random draws for every caller: ``benchmarks/bench_training.py`` times the
+    fit this builds.
+    """
+    pl.seed_everything(int(cfg.seed), workers=True)
+    datamodule = build_datamodule(cfg)
+    make_training_resumable(datamodule, int(cfg.seed))
+    model = build_model(cfg, datamodule)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    (output_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(resolved))
+    datamodule.export_splits(output_dir)
+    trainer = build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
+    if cfg.get("resume") is not None:
+        keep_csv_history(trainer.loggers)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(resolved)
+    return datamodule, model, trainer
+
+
 def test_metrics(trainer: pl.Trainer) -> dict[str, float]:
     """The ``test/*`` values the evaluation callback logged, as plain floats."""
     return {
@@ -134,9 +165,8 @@ def report_metrics(
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the test metrics and the best val/mAP (``val/mAP_best``)."""
-    quiet_libraries()
+    setup_process()
     check_run_config(cfg)
-    skip_nvml_cuda_checks()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     fit_from, done = resume_checkpoint(cfg)
@@ -146,19 +176,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.info(finished)
             return json.loads((output_dir / METRICS).read_text())
     clear_markers(output_dir)
-    pl.seed_everything(int(cfg.seed), workers=True)
-
-    datamodule = build_datamodule(cfg)
-    make_training_resumable(datamodule, int(cfg.seed))
-    model = build_model(cfg, datamodule)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    (output_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(resolved))
-    datamodule.export_splits(output_dir)
-    trainer = build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
-    if cfg.get("resume") is not None:
-        keep_csv_history(trainer.loggers)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(resolved)
+    datamodule, model, trainer = build_run(cfg, output_dir)
 
     started = time.perf_counter()
     model.prepare(datamodule, output_dir)
@@ -200,9 +218,8 @@ def load_run_config(ckpt_path: str | Path) -> DictConfig:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild a run from its checkpoint and recompute its test metrics."""
-    quiet_libraries()
+    setup_process()
     run_cfg = load_run_config(cfg.ckpt_path)
-    skip_nvml_cuda_checks()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(run_cfg.seed), workers=True)
