@@ -36,7 +36,7 @@ from hashing.runs.quiet import quiet_libraries
 from hashing.runs.resumable_loader import make_training_resumable
 from hashing.runs.resume import finished_run, keep_csv_history, resume_checkpoint
 from hashing.runs.status import METRICS, RESOLVED_CONFIG, clear_markers
-from hashing.runs.summary import print_summary
+from hashing.runs.summary import print_summary, run_title
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +156,8 @@ def report_metrics(
 ) -> None:
     """Write ``metrics.json`` into the run folder and print the summary table."""
     write_json_atomic(output_dir / METRICS, metrics)
-    title = (
-        f"{run_cfg.method.get('name', 'method')} · {run_cfg.bits} bits · "
-        f"{datamodule.name} · seed {run_cfg.seed}"
-    )
+    name = str(run_cfg.method.get("name", "method"))
+    title = f"{run_title(name, run_cfg.bits, datamodule.name)} · seed {run_cfg.seed}"
     print_summary(metrics, title=title, footer=footer)
 
 
