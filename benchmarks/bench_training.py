@@ -1,7 +1,8 @@
 """Training throughput: ``hashing.train``'s fit against a plain PyTorch loop, same everything.
 
-For each case the run's config is composed as ``python -m hashing.train`` would, the data, model
-and method preparation (centers) are built by the pipeline's own functions, and then
+For each case the run's config is composed as ``python -m hashing.train`` would, the data, model,
+trainer and method preparation (centers) are built by the pipeline's own ``build_run`` in the
+order ``hashing.train`` builds them, and then
   framework   ``Trainer.fit`` with the run's callbacks and logger (checkpoints, interrupt
               handler, progress bar, CSV log), the resumable train loader, the run's optimiser
               and scheduler;
@@ -46,13 +47,11 @@ import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from hashing import pipeline  # noqa: E402
-from hashing.callbacks.config_snapshot import ConfigSnapshot  # noqa: E402
-from hashing.callbacks.rng_state import RNGState  # noqa: E402
 from hashing.methods.center_hashing import center_loss, center_targets  # noqa: E402
-from hashing.runs.resumable_loader import epoch_seed, make_training_resumable  # noqa: E402
+from hashing.runs.resumable_loader import epoch_seed  # noqa: E402
 
 FEATURES = ROOT.parent / "shared" / "data" / "cifar10_efficientnet_lite0_128.npz"
 CASES: dict[str, dict[str, Any]] = {
@@ -96,14 +95,13 @@ def compose_case(overrides: list[str], epochs: int, folder: Path) -> DictConfig:
     return cfg
 
 
-def build(cfg: DictConfig, folder: Path) -> tuple[Any, Any]:
-    """Data module and prepared model, seeded as the pipeline seeds them."""
-    pl.seed_everything(int(cfg.seed), workers=True)
-    datamodule = pipeline.build_datamodule(cfg)
-    make_training_resumable(datamodule, int(cfg.seed))
-    model = pipeline.build_model(cfg, datamodule)
+def build(cfg: DictConfig, folder: Path) -> tuple[Any, Any, pl.Trainer]:
+    """Data module, prepared model and the run's trainer, built as ``hashing.train`` builds
+    them (the same order of random draws for all three loops)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    datamodule, model, trainer = pipeline.build_run(cfg, folder)
     model.prepare(datamodule, folder)
-    return datamodule, model
+    return datamodule, model, trainer
 
 
 Loop = Callable[[DictConfig, Path], tuple[float, int, torch.nn.Module]]
@@ -111,9 +109,7 @@ Loop = Callable[[DictConfig, Path], tuple[float, int, torch.nn.Module]]
 
 def framework(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Module]:
     """Seconds of ``Trainer.fit``, the training items it saw, the trained model."""
-    datamodule, model = build(cfg, folder)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    trainer = pipeline.build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
+    datamodule, model, trainer = build(cfg, folder)
     return timed_fit(trainer, model, datamodule)
 
 
@@ -123,7 +119,7 @@ def lightning(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Modul
     Barebones is Lightning's own "raw speed" mode: no callbacks, logger, progress bar,
     checkpoints, model summary or sanity check, and ``self.log`` does nothing.
     """
-    datamodule, model = build(cfg, folder)
+    datamodule, model, _ = build(cfg, folder)
     trainer = pl.Trainer(
         barebones=True,
         accelerator=cfg.trainer.accelerator,
@@ -179,7 +175,7 @@ def plain_loop(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Modu
     Each epoch's order is the framework loader's permutation (``epoch_seed``), so the two see
     the same batches and, with the same initial weights, should end with the same weights.
     """
-    datamodule, model = build(cfg, folder)
+    datamodule, model, _ = build(cfg, folder)
     split = datamodule.dataset("fit", train=True)
     x_all = split.transform(split.source[split.indices])
     y_all = split.labels
@@ -225,7 +221,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipeline.skip_nvml_cuda_checks()  # as hashing.train does (all loops run in this process)
+    pipeline.setup_process()  # as hashing.train does (all loops run in this process)
     loops: dict[str, Loop] = {"plain": plain_loop, "lightning": lightning, "framework": framework}
     rows = []
     for name in args.cases:

@@ -35,8 +35,8 @@ from hashing.runs.errors import UserError, as_user_error
 from hashing.runs.quiet import quiet_libraries
 from hashing.runs.resumable_loader import make_training_resumable
 from hashing.runs.resume import finished_run, keep_csv_history, resume_checkpoint
-from hashing.runs.status import METRICS, clear_markers
-from hashing.runs.summary import print_summary
+from hashing.runs.status import METRICS, RESOLVED_CONFIG, clear_markers
+from hashing.runs.summary import print_summary, run_title
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,12 @@ def skip_nvml_cuda_checks() -> None:
     """
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and not torch.cuda.is_available():
         os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
+
+
+def setup_process() -> None:
+    """What every job does first: drop third-party noise and keep CUDA checks cheap."""
+    quiet_libraries()
+    skip_nvml_cuda_checks()
 
 
 def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
@@ -98,6 +104,31 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[pl.Callback]) -> pl.Tra
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
+def build_run(
+    cfg: DictConfig, output_dir: Path
+) -> tuple[pl.LightningDataModule, HashingModule, pl.Trainer]:
+    """Seed, then the data (its train loader resumable), model and trainer of a training run;
+    the resolved config and the split are written into ``output_dir``, and the loggers get the
+    config (after a resume has kept the CSV logger's earlier rows).
+
+    One order of random draws for every caller: ``benchmarks/bench_training.py`` times the
+    fit this builds.
+    """
+    pl.seed_everything(int(cfg.seed), workers=True)
+    datamodule = build_datamodule(cfg)
+    make_training_resumable(datamodule, int(cfg.seed))
+    model = build_model(cfg, datamodule)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    (output_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(resolved))
+    datamodule.export_splits(output_dir)
+    trainer = build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
+    if cfg.get("resume") is not None:
+        keep_csv_history(trainer.loggers)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(resolved)
+    return datamodule, model, trainer
+
+
 def test_metrics(trainer: pl.Trainer) -> dict[str, float]:
     """The ``test/*`` values the evaluation callback logged, as plain floats."""
     return {
@@ -124,41 +155,26 @@ def report_metrics(
     footer: str,
 ) -> None:
     """Write ``metrics.json`` into the run folder and print the summary table."""
-    write_json_atomic(output_dir / "metrics.json", metrics)
-    title = (
-        f"{run_cfg.method.get('name', 'method')} · {run_cfg.bits} bits · "
-        f"{datamodule.name} · seed {run_cfg.seed}"
-    )
+    write_json_atomic(output_dir / METRICS, metrics)
+    name = str(run_cfg.method.get("name", "method"))
+    title = f"{run_title(name, run_cfg.bits, datamodule.name)} · seed {run_cfg.seed}"
     print_summary(metrics, title=title, footer=footer)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the test metrics and the best val/mAP (``val/mAP_best``)."""
-    quiet_libraries()
+    setup_process()
     check_run_config(cfg)
-    skip_nvml_cuda_checks()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    fit_from = resume_checkpoint(cfg)
-    if cfg.get("resume") is not None and fit_from is not None:
-        finished = finished_run(output_dir, cfg.trainer.get("max_epochs"))
+    fit_from, done = resume_checkpoint(cfg)
+    if done is not None:  # a resume
+        finished = finished_run(output_dir, cfg.trainer.get("max_epochs"), done)
         if finished is not None:  # left as it is: no file is written
             log.info(finished)
             return json.loads((output_dir / METRICS).read_text())
     clear_markers(output_dir)
-    pl.seed_everything(int(cfg.seed), workers=True)
-
-    datamodule = build_datamodule(cfg)
-    make_training_resumable(datamodule, int(cfg.seed))
-    model = build_model(cfg, datamodule)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(resolved))
-    datamodule.export_splits(output_dir)
-    trainer = build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
-    if cfg.get("resume") is not None:
-        keep_csv_history(trainer.loggers)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(resolved)
+    datamodule, model, trainer = build_run(cfg, output_dir)
 
     started = time.perf_counter()
     model.prepare(datamodule, output_dir)
@@ -200,9 +216,8 @@ def load_run_config(ckpt_path: str | Path) -> DictConfig:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild a run from its checkpoint and recompute its test metrics."""
-    quiet_libraries()
+    setup_process()
     run_cfg = load_run_config(cfg.ckpt_path)
-    skip_nvml_cuda_checks()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(run_cfg.seed), workers=True)

@@ -16,6 +16,8 @@ from hashing import pipeline
 from hashing.callbacks.checkpoint import LastEpochCheckpoint
 from hashing.callbacks.progress import EpochProgress
 from hashing.index.manifest import config_digest
+from hashing.runs import resume
+from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.errors import UserError
 from hashing.runs.resume import finished_run_from_command_line, resume_checkpoint
 from tests.runs import compose_run
@@ -123,3 +125,23 @@ def test_a_truncated_last_ckpt_fails_before_any_data(tmp_path: Path) -> None:
     cfg = compose_run("train", run, tmp_path / "cache", [f"resume={run}"])
     with pytest.raises(UserError, match=r"resume='.*last.ckpt' is not a readable"):
         resume_checkpoint(cfg)
+
+
+def test_resuming_reads_last_ckpt_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config_resolved.yaml").write_text("trainer:\n  max_epochs: 2\n")
+    (run / "metrics.json").write_text('{"test/mAP": 0.5}')
+    fit_loop = {"epoch_loop.batch_progress": {"is_last_batch": True}}
+    checkpoint = {"state_dict": {}, "epoch": 1, "loops": {"fit_loop": fit_loop}}
+    torch.save(checkpoint, run / "checkpoints" / "last.ckpt")
+    reads: list[Path] = []
+
+    def counted(path: Path, *args: object, **kwargs: object) -> dict:
+        reads.append(Path(path))
+        return read_checkpoint(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(resume, "read_checkpoint", counted)
+    cfg = compose_run("train", run, tmp_path / "cache", ["trainer.max_epochs=2", f"resume={run}"])
+    assert pipeline.train(cfg) == {"test/mAP": 0.5}  # finished: 2 epochs, none to add
+    assert reads == [run / "checkpoints" / "last.ckpt"]

@@ -26,6 +26,7 @@ from hashing.metrics.functional.map_at_k import mean_average_precisions
 from hashing.metrics.functional.report import evaluate_retrieval
 from hashing.metrics.functional.validation import check_top_k
 from hashing.metrics.map_at_k import k_name
+from hashing.runs.summary import run_title
 
 ROLE_BY_DATALOADER = {0: "query", 1: "database"}
 
@@ -183,11 +184,6 @@ class RetrievalEvaluation(pl.Callback):
 def plot_title(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
     """``csq · 32 bits · digits test``: what a curve figure shows, readable on its own."""
     name = pl_module.hparams.get("name") or type(pl_module).__name__
-    parts = [str(name)]
-    bits = getattr(pl_module, "bits", None)
-    if bits is not None:
-        parts.append(f"{bits} bits")
     dataset = getattr(getattr(trainer, "datamodule", None), "name", None)
-    if isinstance(dataset, str):
-        parts.append(dataset)
-    return " · ".join(parts) + " test"
+    bits = getattr(pl_module, "bits", None)
+    return run_title(str(name), bits, dataset if isinstance(dataset, str) else None) + " test"

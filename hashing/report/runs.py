@@ -17,11 +17,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from hashing.runs.status import FAILED, INTERRUPTED, METRICS
+from hashing.runs.resume import override_key, override_value
+from hashing.runs.status import FAILED, INTERRUPTED, METRICS, RESOLVED_CONFIG
 
-CONFIG = "config_resolved.yaml"
 HYDRA_DIR = ".hydra"
-MARKERS = (CONFIG, METRICS, FAILED, INTERRUPTED, HYDRA_DIR)
+MARKERS = (RESOLVED_CONFIG, METRICS, FAILED, INTERRUPTED, HYDRA_DIR)
 STATUSES = ("ok", "failed", "interrupted", "incomplete")
 #: overrides that say which cell a run is in (or nothing about the experiment at all);
 #: every other override that varies between runs becomes the cell's "setting"
@@ -50,20 +50,25 @@ def is_run_folder(folder: Path) -> bool:
     return any((folder / name).exists() for name in MARKERS)
 
 
-def is_training_job(folder: Path) -> bool:
-    """False for the folder of an eval, export or search job (its config's ``task_name``):
-    those are no training runs, and a report would count them as incomplete ones."""
-    for config in (folder / CONFIG, folder / HYDRA_DIR / "config.yaml"):
-        task = lookup(load_yaml(config), "task_name")
-        if isinstance(task, str):
-            return task == "train"
-    return True
+def run_config(folder: Path) -> Any:
+    """A run folder's config: the resolved one, else Hydra's (a job that crashed before writing
+    its own); {} when neither reads."""
+    return (
+        load_yaml(folder / RESOLVED_CONFIG) or load_yaml(folder / HYDRA_DIR / "config.yaml") or {}
+    )
 
 
-def find_run_folders(roots: Sequence[Path]) -> list[Path]:
-    """Every training run folder at or under ``roots`` (not descending into a run folder, and
-    leaving out eval/export/search job folders), sorted."""
-    found: list[Path] = []
+def is_training_job(config: Any) -> bool:
+    """False for the config of an eval, export or search job (its ``task_name``): those are no
+    training runs, and a report would count them as incomplete ones."""
+    task = lookup(config, "task_name")
+    return task == "train" if isinstance(task, str) else True
+
+
+def find_run_configs(roots: Sequence[Path]) -> dict[Path, Any]:
+    """Every training run folder at or under ``roots`` with its config, each read once (not
+    descending into a run folder, and leaving out eval/export/search job folders), sorted."""
+    found: dict[Path, Any] = {}
     for root in roots:
         if not root.is_dir():
             raise ValueError(f"{root} is not a folder: give sweep or run folders")
@@ -71,11 +76,17 @@ def find_run_folders(roots: Sequence[Path]) -> list[Path]:
         while stack:
             folder = stack.pop()
             if is_run_folder(folder):
-                if is_training_job(folder):
-                    found.append(folder)
+                config = run_config(folder)
+                if is_training_job(config):
+                    found[folder] = config
                 continue
             stack.extend(child for child in folder.iterdir() if child.is_dir())
-    return sorted(set(found), key=natural_key)
+    return dict(sorted(found.items(), key=lambda item: natural_key(item[0])))
+
+
+def find_run_folders(roots: Sequence[Path]) -> list[Path]:
+    """The folders of :func:`find_run_configs`."""
+    return list(find_run_configs(roots))
 
 
 def natural_key(path: Path) -> list[Any]:
@@ -154,15 +165,6 @@ def method_label(config: Any, choices: Mapping[str, Any]) -> str:
     return target.rsplit(".", 1)[-1].lower() if isinstance(target, str) else "?"
 
 
-def override_value(overrides: Iterable[str], key: str) -> str | None:
-    """The value a ``key=value`` override sets (last one wins)."""
-    value = None
-    for item in overrides:
-        if "=" in item and item.split("=", 1)[0].lstrip("+~") == key:
-            value = item.split("=", 1)[1]
-    return value
-
-
 def status_of(folder: Path, metrics: Any) -> tuple[str, str]:
     """(status, detail) of a run folder."""
     if isinstance(metrics, Mapping) and metrics:
@@ -181,9 +183,9 @@ def status_of(folder: Path, metrics: Any) -> tuple[str, str]:
     return "incomplete", "no metrics.json: still running, or killed without a marker"
 
 
-def read_run(folder: Path) -> RunRecord:
-    """Read one run folder (never raises on missing or broken files)."""
-    config = load_yaml(folder / CONFIG) or load_yaml(folder / HYDRA_DIR / "config.yaml") or {}
+def read_run(folder: Path, config: Any) -> RunRecord:
+    """Read one run folder whose :func:`run_config` is ``config`` (never raises on missing or
+    broken files)."""
     hydra = load_yaml(folder / HYDRA_DIR / "hydra.yaml") or {}
     choices = lookup(hydra, "hydra.runtime.choices") or {}
     overrides = load_yaml(folder / HYDRA_DIR / "overrides.yaml") or []
@@ -213,7 +215,7 @@ def setting_overrides(overrides: Iterable[str]) -> list[str]:
     """The overrides that may distinguish an ablation (placement and plumbing dropped)."""
     kept = []
     for item in overrides:
-        key = item.split("=", 1)[0].lstrip("+~")
+        key = override_key(item)
         if key in PLACEMENT_KEYS or key.startswith(IGNORED_PREFIXES):
             continue
         kept.append(item)
@@ -231,12 +233,12 @@ def assign_settings(runs: Sequence[RunRecord]) -> None:
 
 def collect_runs(roots: Sequence[str | Path]) -> list[RunRecord]:
     """Every run under ``roots``, read and with settings assigned; ValueError if none."""
-    folders = find_run_folders([Path(root) for root in roots])
-    if not folders:
+    configs = find_run_configs([Path(root) for root in roots])
+    if not configs:
         raise ValueError(
             f"no run folders under {[str(root) for root in roots]}: a run folder holds "
             "config_resolved.yaml, metrics.json, failed.json or .hydra/"
         )
-    runs = [read_run(folder) for folder in folders]
+    runs = [read_run(folder, config) for folder, config in configs.items()]
     assign_settings(runs)
     return runs

@@ -2,7 +2,8 @@
 
 Lightning's product tips ("💡 Tip: ... litlogger / litmodels"), its note that the model summary
 callback we configure replaces its default, a deprecation inside Lightning's own pytree helper
-and its SLURM hint on machines that merely have ``srun`` are dropped. Only these exact
+and its SLURM hint on machines that merely have ``srun`` are dropped; in a resume, so is the CSV
+logger's warning that earlier logs will be deleted (the resume keeps them). Only these exact
 messages are: every other warning and log line still shows.
 """
 
@@ -22,6 +23,8 @@ WARNING_NOISE = (
     "`isinstance(treespec, LeafSpec)` is deprecated",
     "The `srun` command is available on your system but is not used",
 )
+#: CSVLogger's warning on a folder with logs, untrue in a resume (which keeps the old rows)
+KEPT_LOGS_WARNING = "Experiment logs directory .* exists and is not empty"
 RANK_ZERO_LOGGERS = (
     "pytorch_lightning.utilities.rank_zero",
     "lightning.pytorch.utilities.rank_zero",
@@ -48,3 +51,8 @@ def quiet_libraries() -> None:
             logger.addFilter(DropMessages(LIGHTNING_INFO_NOISE))
     for prefix in WARNING_NOISE:
         warnings.filterwarnings("ignore", message=re.escape(prefix))
+
+
+def quiet_kept_logs() -> None:
+    """Drop the CSV logger's warning that earlier log files will be deleted (in a resume)."""
+    warnings.filterwarnings("ignore", message=KEPT_LOGS_WARNING)

@@ -15,8 +15,7 @@ the folder.
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +26,13 @@ if TYPE_CHECKING:  # Lightning is imported where it is used: the command line ex
 
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.errors import UserError
-from hashing.runs.status import FAILED, INTERRUPTED, METRICS
+from hashing.runs.quiet import quiet_kept_logs
+from hashing.runs.status import FAILED, INTERRUPTED, METRICS, RESOLVED_CONFIG
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
-RESOLVED_CONFIG = "config_resolved.yaml"
 #: keys that legitimately differ between the first attempt and a resume
 VOLATILE_KEYS = ("resume", "ckpt_path")
 
@@ -52,6 +51,15 @@ def check_run_dir(run_dir: Path) -> None:
 def override_key(override: str) -> str:
     """``+a.b=1`` -> ``a.b``; the key an override sets."""
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def override_value(overrides: Iterable[str], key: str) -> str | None:
+    """The value a ``key=value`` override sets (last one wins; None when none sets it)."""
+    value = None
+    for item in overrides:
+        if "=" in item and override_key(item) == key:
+            value = item.split("=", 1)[1]
+    return value
 
 
 def run_overrides(run_dir: Path) -> list[str]:
@@ -109,12 +117,16 @@ def expand_command_line(args: Sequence[str]) -> list[str]:
     return expanded
 
 
-def resume_checkpoint(cfg: DictConfig) -> str | None:
-    """The checkpoint ``fit`` starts from: the run's ``last.ckpt`` for ``resume``, else
-    ``cfg.ckpt_path`` (None = from scratch). Checks that a resumed run writes into its folder."""
+def resume_checkpoint(cfg: DictConfig) -> tuple[str | None, int | None]:
+    """The checkpoint ``fit`` starts from and, for ``resume``, the epochs it holds.
+
+    For ``resume`` the run's ``last.ckpt``, read once here (a check, and its epoch count for
+    :func:`finished_run`); else ``(cfg.ckpt_path, None)`` (None = from scratch). Checks that a
+    resumed run writes into its folder.
+    """
     resume = cfg.get("resume")
     if resume is None:
-        return cfg.get("ckpt_path")
+        return cfg.get("ckpt_path"), None
     if cfg.get("ckpt_path") is not None:
         raise UserError(
             f"resume={resume!r} and ckpt_path={cfg.ckpt_path!r} both given: resume continues a "
@@ -135,10 +147,11 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
             f"{checkpoint} does not exist: the run stopped before its first checkpoint, so "
             "there is nothing to resume; start it again"
         )
-    read_checkpoint(checkpoint, "resume", mmap=True)  # a truncated one fails before any data
+    # a truncated one fails here, before any data is built
+    done = epochs_trained(read_checkpoint(checkpoint, "resume", mmap=True))
     for key, (before, now) in config_changes(cfg, run_dir).items():
         log.warning("resume: %s was %r, is now %r", key, before, now)
-    return str(checkpoint)
+    return str(checkpoint), done
 
 
 def epochs_trained(checkpoint: Mapping[str, Any]) -> int:
@@ -148,20 +161,21 @@ def epochs_trained(checkpoint: Mapping[str, Any]) -> int:
     return int(checkpoint.get("epoch", 0)) + int(at_epoch_end)
 
 
-def finished_run(run_dir: Path, max_epochs: int | None) -> str | None:
+def finished_run(run_dir: Path, max_epochs: int | None, done: int | None = None) -> str | None:
     """A message when ``run_dir`` is a finished run that ``max_epochs`` would not extend, else
     None (resume it).
 
     Finished: it was tested (``metrics.json``) and holds no interruption or failure marker.
     Resuming it would re-run its end and rewrite its files, so it is left alone, unless a
-    larger ``trainer.max_epochs`` than the epochs in ``last.ckpt`` asks to train it longer.
+    larger ``trainer.max_epochs`` than the epochs in ``last.ckpt`` (``done``, read from the
+    file only when not given and the markers say finished) asks to train it longer.
     """
     if not (run_dir / METRICS).is_file() or any(
         (run_dir / name).exists() for name in (INTERRUPTED, FAILED)
     ):
         return None
-    checkpoint = run_dir / CHECKPOINT
-    done = epochs_trained(read_checkpoint(checkpoint, "resume", mmap=True))
+    if done is None:
+        done = epochs_trained(read_checkpoint(run_dir / CHECKPOINT, "resume", mmap=True))
     if max_epochs is not None and max_epochs > done:
         return None
     return (
@@ -173,11 +187,14 @@ def finished_run(run_dir: Path, max_epochs: int | None) -> str | None:
 
 
 def resumed_max_epochs(run_dir: Path, args: Sequence[str]) -> int | None:
-    """``trainer.max_epochs`` a resume would run with: the last one in ``args``, else the run's."""
-    given = [arg.split("=", 1)[1] for arg in args if override_key(arg) == "trainer.max_epochs"]
-    if given:
-        value = given[-1]
-    else:
+    """``trainer.max_epochs`` a resume would run with: the last one in ``args``, else the run's.
+
+    Only a literal ``trainer.max_epochs=`` override is seen: one that changes it another way (a
+    config group such as ``trainer=...`` or ``experiment=...``) is not, and the run's saved value
+    is used.
+    """
+    value = override_value(args, "trainer.max_epochs")
+    if value is None:
         saved = OmegaConf.load(run_dir / RESOLVED_CONFIG)
         value = OmegaConf.select(saved, "trainer.max_epochs", default=None)
     try:
@@ -242,9 +259,7 @@ def keep_csv_history(loggers: Sequence[Logger]) -> None:
     its warning that previous log files will be deleted: they are kept)."""
     from pytorch_lightning.loggers import CSVLogger
 
-    warnings.filterwarnings(
-        "ignore", message="Experiment logs directory .* exists and is not empty"
-    )
+    quiet_kept_logs()
     for logger in loggers:
         if not isinstance(logger, CSVLogger):
             continue

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 FAILED = "failed.json"
 INTERRUPTED = "interrupted.json"
 METRICS = "metrics.json"
+#: the run's config, resolved, written when it starts (what a resume and a report read back)
+RESOLVED_CONFIG = "config_resolved.yaml"
 
 T = TypeVar("T")
 

@@ -8,6 +8,16 @@ from rich.table import Table
 from hashing.runs.errors import write_to_log_files
 
 
+def run_title(name: str, bits: int | None, dataset: str | None) -> str:
+    """``csq · 32 bits · digits``: a run named by method, code length and data (what is known)."""
+    parts = [name]
+    if bits is not None:
+        parts.append(f"{bits} bits")
+    if dataset is not None:
+        parts.append(dataset)
+    return " · ".join(parts)
+
+
 def summary_table(metrics: dict[str, float]) -> Table:
     """A two-column table of metric name and value, test mAP first."""
     table = Table()
