@@ -21,7 +21,7 @@ from hashing import pipeline
 from hashing.index import HashIndex, jobs
 from hashing.metrics.functional.hamming import hamming_distance
 from hashing.metrics.functional.ranking import stable_order
-from hashing.runs.errors import UserError, as_user_error
+from hashing.runs.errors import USAGE_EXIT_CODE, MissingFileError, UserError, as_user_error
 from tests.runs import CONF, compose_run
 
 TRAIN = [
@@ -194,6 +194,44 @@ def test_search_images_by_api_and_cli(
     assert records[0][0].keys() >= {"rank", "distance", "id", "label", "dataset_index"}
 
 
+def search_cli(args: list[str], run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """``python -m hashing.search <args>`` in-process; its exit status."""
+    monkeypatch.setattr(sys, "argv", ["hashing.search", *args, f"hydra.run.dir={run_dir}"])
+    handlers, level = logging.root.handlers[:], logging.root.level
+    try:
+        runpy.run_module("hashing.search", run_name="__main__")
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    finally:
+        logging.root.handlers, logging.root.level = handlers, level
+    return 0
+
+
+def test_search_answers_bad_queries_and_k_in_one_paragraph(
+    runs: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("buy milk\n2 eggs and 1 cat\n")
+    binary = tmp_path / "codes.bin"
+    binary.write_bytes(bytes(range(256)))
+    index = f"index={runs['index']}"
+    cases = {
+        f"query={notes}": f"{notes} is neither an image",
+        f"query={binary}": "(it is not text)",
+        "k=0": "k=0 is invalid: k is how many results each query gets, a positive integer",
+    }
+    for argument, expected in cases.items():
+        query = [] if argument.startswith("query") else [f"query={notes}"]
+        code = search_cli([index, *query, argument], tmp_path / "search", monkeypatch)
+        err = capsys.readouterr().err
+        assert code == USAGE_EXIT_CODE, err
+        assert expected in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 2, err
+
+
 def test_other_models_are_refused(runs: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match="another config") as error:
         HashIndex.load(runs["index"], ckpt_path=runs["other_config"])
@@ -269,7 +307,7 @@ def test_export_without_the_run_data_asks_for_input_shape(
 ) -> None:
     def missing_data(cfg: DictConfig) -> None:
         with as_user_error("data (digits)"):
-            raise FileNotFoundError(f"folder dataset root {tmp_path / 'gone'} does not exist")
+            raise MissingFileError(f"folder dataset root {tmp_path / 'gone'} does not exist")
 
     monkeypatch.setattr(jobs, "build_datamodule", missing_data)
     cfg = compose_export(
