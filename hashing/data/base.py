@@ -193,6 +193,8 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         self.drop_last = bool(drop_last)
         self.split_order = str(split_order)
         self._pool: Pool | None = None
+        #: True while :meth:`load_pool` reads the pool for encoding (no split is drawn from it)
+        self.pool_only = False
         self._split: dict[str, np.ndarray] | None = None
         self._split_path: Path | None = None
         self._datasets: dict[tuple[str, bool], SplitDataset] = {}
@@ -266,6 +268,19 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         return self._pool
 
     # --- setup and split cache ------------------------------------------------------------
+    def load_pool(self) -> Pool:
+        """Every item (after :meth:`prepare_data`), without drawing a split: what encoding every
+        item needs (features), so the per-class counts a split draws are not checked.
+        :meth:`setup` is not needed."""
+        if self._pool is None:
+            self.pool_only = True
+            try:
+                self.prepare_data()
+                self._pool = self._load_pool()
+            finally:
+                self.pool_only = False
+        return self._pool
+
     def split_filename(self) -> str:
         """File name of this (dataset, protocol, seed, val fraction, order)'s split."""
         return (
@@ -322,9 +337,10 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         if int(stored["pool_size"]) != size or str(stored["labels_sha1"]) != digest:
             raise UserError(
                 f"split file {path} was drawn for a dataset of {int(stored['pool_size'])} items "
-                f"with other labels; this '{self.name}' has {size} items. Delete the file or "
-                f"point split_dir elsewhere (a split must never be silently redrawn: a "
-                f"reloaded model could see its query items in training)"
+                f"with other labels; this '{self.name}' has {size} items. Split files are named "
+                f"by data.name: give this data its own (data.name=<name>), point data.split_dir "
+                f"elsewhere, or delete the file if its data is gone (a split is never silently "
+                f"redrawn: a reloaded model could see its query items in training)"
             )
         return {key: stored[key].astype(np.int64) for key in SPLIT_KEYS}
 

@@ -165,7 +165,8 @@ class FolderDataModule(RetrievalDataModule):
                 f"({', '.join(sizes)}): retrieval by class needs at least 2, one sub-folder "
                 "of images per class"
             )
-        check_class_sizes(sizes, self._proto.per_class_counts, where=f" under {self.root}")
+        if not self.pool_only:  # encoding every image draws nothing per class
+            check_class_sizes(sizes, self._proto.per_class_counts, where=f" under {self.root}")
 
     def prepare_data(self) -> None:
         """Decode the images into the cache once (Lightning runs this on one process only,

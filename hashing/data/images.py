@@ -10,6 +10,7 @@ COCO, NUS-WIDE) stay on disk and are read per item in the loader's workers.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +24,8 @@ from torchvision.transforms.v2.functional import resize
 
 from hashing.runs.atomic import atomic_path
 from hashing.runs.errors import MissingFileError, UserError
+
+log = logging.getLogger(__name__)
 
 DECODER = "torchvision-decode_image-v1"  # part of the cache key: a new decoder, a new cache
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -136,6 +139,7 @@ def cached_decode(
                 return torch.from_numpy(array)
         except (OSError, ValueError):
             pass  # unreadable cache: decode again and overwrite it below
+    log.info("decoding %s images once into %s (later runs read it)", f"{len(paths):,}", target)
     array = decode_images(paths, image_size, mode, workers)
     with atomic_path(target) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
