@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hashing.runs.errors import readable_errors
-from hashing.runs.override_hints import override_hints
+from hashing.runs.hydra_errors import readable_hydra_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
@@ -19,5 +19,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    with override_hints():
+    with readable_hydra_errors():
         main()

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
+import runpy
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -200,3 +203,31 @@ def test_a_run_on_a_full_tmpfs_leaves_only_whole_files(
     every_file_is_whole(run)
     assert not list((run / "checkpoints").glob("*.ckpt"))
     assert (run / FAILED).is_file()
+
+
+def test_a_run_folder_hydra_cannot_make_is_one_paragraph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Hydra makes the run folder before the job starts: a read-only disk there is answered
+    like the project's own writes (no Hydra traceback, exit 2)."""
+    run = tmp_path / "readonly" / "run"
+    real_mkdir = Path.mkdir
+
+    def read_only(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == run:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    monkeypatch.setattr(sys, "argv", ["hashing.train", f"hydra.run.dir={run}"])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    handlers, level = logging.root.handlers[:], logging.root.level
+    try:
+        with pytest.raises(SystemExit) as stop:
+            runpy.run_module("hashing.train", run_name="__main__")
+    finally:
+        logging.root.handlers, logging.root.level = handlers, level
+    assert stop.value.code == USAGE_EXIT_CODE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write in {run.parent}: its file system is read-only")
+    assert "Traceback" not in err

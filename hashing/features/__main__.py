@@ -19,7 +19,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hashing.runs.errors import as_user_error, readable_errors
-from hashing.runs.override_hints import override_hints
+from hashing.runs.hydra_errors import readable_hydra_errors
 
 
 def use_line(path: Path) -> str:
@@ -70,5 +70,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    with override_hints():
+    with readable_hydra_errors():
         main()

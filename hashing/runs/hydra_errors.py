@@ -1,11 +1,16 @@
-"""An override of a key that does not exist (``trainer.max_epochz=3``) names the closest key.
+"""Input errors that Hydra meets before the job runs, answered as the project's own are.
 
-Hydra answers a misspelt key with "Could not override 'trainer.max_epochz'. To append to your
-config use +trainer.max_epochz=3", advice that then fails later (the Trainer gets an argument it
-does not take). :func:`override_hints` wraps Hydra's step that applies command-line overrides
-while an entry point runs: that error becomes one paragraph naming the key, the closest existing
-key (with its current value) and the override to write instead, and the command exits with
-status 2 as for every other input error. Nothing runs when the overrides are fine.
+* An override of a key that does not exist (``trainer.max_epochz=3``): Hydra answers "Could not
+  override 'trainer.max_epochz'. To append to your config use +trainer.max_epochz=3", advice
+  that then fails later (the Trainer gets an argument it does not take). The message names the
+  closest existing key (with its current value) and the override to write instead.
+* A run folder that cannot be made or written (full, read-only, forbidden): Hydra shows a
+  traceback; the message is the project's storage paragraph naming the folder
+  (:func:`~hashing.runs.errors.storage_error`).
+
+:func:`readable_hydra_errors` wraps an entry point's ``main()`` and the two Hydra steps that
+meet these errors (applying the overrides, starting the job): one paragraph, exit status 2 as
+for every other input error. Nothing changes when all is well.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ import difflib
 from collections.abc import Iterator
 from typing import Any
 
-from hydra.errors import ConfigCompositionException
+from hydra.errors import CompactHydraException, ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from hashing.runs.errors import USAGE_EXIT_CODE
+from hashing.runs.errors import USAGE_EXIT_CODE, storage_error
 
 #: how many keys of the parent node a message lists when no key is close
 LISTED_KEYS = 12
@@ -71,34 +76,42 @@ def unknown_key_message(key: str, value_text: str, cfg: DictConfig) -> str:
     )
 
 
-class OverrideHints:
-    """Context manager: while active, unknown override keys get :func:`unknown_key_message`
-    and the command exits with status 2 (see the module docstring)."""
+class HydraErrors:
+    """Context manager: while active, Hydra's input errors are answered as the module docstring
+    says and the command exits with status 2."""
 
     def __init__(self) -> None:
         self.hinted = False
-        self._original: Any = None
+        self._apply_overrides: Any = None
+        self._run_job: Any = None
 
-    def __enter__(self) -> OverrideHints:
+    def __enter__(self) -> HydraErrors:
+        from hydra._internal import hydra as hydra_app
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
-        self._original = ConfigLoaderImpl.__dict__.get("_apply_overrides_to_config")
-        if isinstance(self._original, staticmethod):  # the Hydra 1.3 layout; else left alone
+        self._apply_overrides = ConfigLoaderImpl.__dict__.get("_apply_overrides_to_config")
+        if isinstance(self._apply_overrides, staticmethod):  # Hydra 1.3's layout; else as is
             ConfigLoaderImpl._apply_overrides_to_config = staticmethod(self._apply)  # type: ignore[method-assign]
+        self._run_job = getattr(hydra_app, "run_job", None)
+        if self._run_job is not None:
+            hydra_app.run_job = self._start_job  # type: ignore[assignment]
         return self
 
     def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
+        from hydra._internal import hydra as hydra_app
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
-        if isinstance(self._original, staticmethod):
-            ConfigLoaderImpl._apply_overrides_to_config = self._original  # type: ignore[method-assign]
+        if isinstance(self._apply_overrides, staticmethod):
+            ConfigLoaderImpl._apply_overrides_to_config = self._apply_overrides  # type: ignore[method-assign]
+        if self._run_job is not None:
+            hydra_app.run_job = self._run_job  # type: ignore[assignment]
         if self.hinted and isinstance(error, SystemExit) and error.code == 1:
             raise SystemExit(USAGE_EXIT_CODE) from None
         return False
 
     def _apply(self, overrides: list[Any], cfg: DictConfig) -> None:
         try:
-            self._original.__func__(overrides, cfg)
+            self._apply_overrides.__func__(overrides, cfg)
         except ConfigCompositionException as error:
             if not isinstance(error.__cause__, ConfigAttributeError | ConfigKeyError):
                 raise
@@ -113,7 +126,21 @@ class OverrideHints:
             message = unknown_key_message(failed.key_or_group, value_text, cfg)
             raise ConfigCompositionException(f"error: {message}") from None
 
+    def _start_job(self, *args: Any, **kwargs: Any) -> Any:
+        """Hydra's ``run_job``: its own I/O (making the run folder, saving ``.hydra/``) raises;
+        the task's errors come back inside its result."""
+        try:
+            return self._run_job(*args, **kwargs)
+        except OSError as error:
+            config = kwargs.get("config")
+            folder = OmegaConf.select(config, "hydra.run.dir") if config is not None else None
+            storage = storage_error(error, folder)
+            if storage is None:
+                raise
+            self.hinted = True
+            raise CompactHydraException(f"error: {storage}") from None
 
-def override_hints() -> OverrideHints:
-    """Wrap an entry point's ``main()``: ``with override_hints(): main()``."""
-    return OverrideHints()
+
+def readable_hydra_errors() -> HydraErrors:
+    """Wrap an entry point's ``main()``: ``with readable_hydra_errors(): main()``."""
+    return HydraErrors()
