@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
-import runpy
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -26,7 +23,7 @@ from hashing.runs import atomic
 from hashing.runs.atomic import atomic_write, write_json_atomic
 from hashing.runs.errors import USAGE_EXIT_CODE, StorageError, readable_errors, storage_error
 from hashing.runs.status import FAILED, record_failures
-from tests.runs import compose_run
+from tests.runs import compose_run, run_entry_point
 
 FAST = ["debug=fast", "bits=32"]
 
@@ -219,15 +216,9 @@ def test_a_run_folder_hydra_cannot_make_is_one_paragraph(
         real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", read_only)
-    monkeypatch.setattr(sys, "argv", ["hashing.train", f"hydra.run.dir={run}"])
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
-    handlers, level = logging.root.handlers[:], logging.root.level
-    try:
-        with pytest.raises(SystemExit) as stop:
-            runpy.run_module("hashing.train", run_name="__main__")
-    finally:
-        logging.root.handlers, logging.root.level = handlers, level
-    assert stop.value.code == USAGE_EXIT_CODE
+    code = run_entry_point("hashing.train", [f"hydra.run.dir={run}"], monkeypatch)
+    assert code == USAGE_EXIT_CODE
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot write in {run.parent}: its file system is read-only")
     assert "Traceback" not in err

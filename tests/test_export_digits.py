@@ -4,9 +4,6 @@ flat index against the evaluation's stable ranking, model identity checks, add."
 from __future__ import annotations
 
 import json
-import logging
-import runpy
-import sys
 from pathlib import Path
 
 import faiss
@@ -22,7 +19,7 @@ from hashing.index import HashIndex, jobs
 from hashing.metrics.functional.hamming import hamming_distance
 from hashing.metrics.functional.ranking import stable_order
 from hashing.runs.errors import USAGE_EXIT_CODE, MissingFileError, UserError, as_user_error
-from tests.runs import CONF, compose_run
+from tests.runs import CONF, compose_run, run_entry_point
 
 TRAIN = [
     "trainer.max_epochs=2",
@@ -170,41 +167,15 @@ def test_search_images_by_api_and_cli(
         )[:5]
     records = index.records(result)
 
-    # the real entry point as `python -m` runs it, in-process (a subprocess costs ~10 s of imports)
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        [
-            "hashing.search",
-            f"index={runs['index']}",
-            f"query={tmp_path / 'queries'}",
-            "k=5",
-            f"hydra.run.dir={tmp_path / 'search_run'}",
-        ],
-    )
-    handlers, level = logging.root.handlers[:], logging.root.level
-    try:
-        runpy.run_module("hashing.search", run_name="__main__")
-    finally:
-        logging.root.handlers, logging.root.level = handlers, level
+    # the real entry point as `python -m` runs it
+    args = [f"index={runs['index']}", f"query={tmp_path / 'queries'}", "k=5",
+            f"hydra.run.dir={tmp_path / 'search_run'}"]  # fmt: skip
+    assert run_entry_point("hashing.search", args, monkeypatch) == 0
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.splitlines()]
     assert [line["query"] for line in lines] == [str(p.resolve()) for p in paths]
     assert [line["results"] for line in lines] == records
     assert records[0][0].keys() >= {"rank", "distance", "id", "label", "dataset_index"}
-
-
-def search_cli(args: list[str], run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> int:
-    """``python -m hashing.search <args>`` in-process; its exit status."""
-    monkeypatch.setattr(sys, "argv", ["hashing.search", *args, f"hydra.run.dir={run_dir}"])
-    handlers, level = logging.root.handlers[:], logging.root.level
-    try:
-        runpy.run_module("hashing.search", run_name="__main__")
-    except SystemExit as stop:
-        return int(stop.code or 0)
-    finally:
-        logging.root.handlers, logging.root.level = handlers, level
-    return 0
 
 
 def test_search_answers_bad_queries_and_k_in_one_paragraph(
@@ -225,7 +196,8 @@ def test_search_answers_bad_queries_and_k_in_one_paragraph(
     }
     for argument, expected in cases.items():
         query = [] if argument.startswith("query") else [f"query={notes}"]
-        code = search_cli([index, *query, argument], tmp_path / "search", monkeypatch)
+        args = [index, *query, argument, f"hydra.run.dir={tmp_path / 'search'}"]
+        code = run_entry_point("hashing.search", args, monkeypatch)
         err = capsys.readouterr().err
         assert code == USAGE_EXIT_CODE, err
         assert expected in err and "Traceback" not in err

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import runpy
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from hashing.data.splits import Protocol
 from hashing.features import extract_features
 from hashing.features.extract import Progress, duration
 from hashing.runs.errors import USAGE_EXIT_CODE
-from tests.runs import CONF, compose_run
+from tests.runs import CONF, compose_run, run_entry_point
 
 
 class TensorImages(RetrievalDataModule):
@@ -199,19 +198,6 @@ def test_extraction_encodes_every_image_whatever_the_protocol(tmp_path: Path) ->
         np.testing.assert_array_equal(small["train_x"], full["train_x"][keep])
 
 
-def _main(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    """``python -m hashing.features <args>`` in-process; its exit status."""
-    monkeypatch.setattr(sys, "argv", ["hashing.features", *args])
-    handlers, level = logging.root.handlers[:], logging.root.level
-    try:
-        runpy.run_module("hashing.features", run_name="__main__")
-    except SystemExit as stop:
-        return int(stop.code or 0)
-    finally:
-        logging.root.handlers, logging.root.level = handlers, level
-    return 0
-
-
 @pytest.mark.filterwarnings("ignore:'hashing.features.__main__' found in sys.modules")
 def test_cli_errors_are_one_paragraph_and_ctrl_c_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
@@ -228,7 +214,9 @@ def test_cli_errors_are_one_paragraph_and_ctrl_c_leaves_no_file(
         "dtype=int8": "dtype='int8' is invalid",
     }
     for override, expected in cases.items():
-        assert _main([*base, override], monkeypatch) == USAGE_EXIT_CODE
+        assert (
+            run_entry_point("hashing.features", [*base, override], monkeypatch) == USAGE_EXIT_CODE
+        )
         err = capsys.readouterr().err
         assert expected in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 2, err
@@ -237,7 +225,7 @@ def test_cli_errors_are_one_paragraph_and_ctrl_c_leaves_no_file(
         os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(Progress, "update", ctrl_c)
-    assert _main([*base, "batch_size=2"], monkeypatch) == 130
+    assert run_entry_point("hashing.features", [*base, "batch_size=2"], monkeypatch) == 130
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
     assert not list((tmp_path / "cache" / "features").glob("*")), "a features file was left"
