@@ -239,9 +239,8 @@ def test_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoi
         enable_checkpointing=True,
         callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True), PoisonBatch(1, 1)],
     )
-    with pytest.raises(
-        NonFiniteLossError, match=r"TBH: non-finite loss at global step 8 \(epoch 1, batch 1\): actor="
-    ):
+    expected = r"TBH: non-finite loss at global step 8 \(epoch 1, batch 1\): actor="
+    with pytest.raises(NonFiniteLossError, match=expected):
         fit.fit(model, loader(batches(48)))
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
     saved = torch.load(checkpoints / "last.ckpt", weights_only=True)
