@@ -59,7 +59,7 @@ def evaluate_retrieval(
     top_ks, tie_aware_ks = list(top_ks), list(tie_aware_ks)
     for k in [*top_ks, *tie_aware_ks]:
         check_top_k(k, "top_ks entry")
-    precision_ks = check_ks(precision_ks, "precision_ks")
+    precision_ks = check_ks(precision_ks, "precision_ks") if len(precision_ks) else []
     check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
     bits = query_codes.shape[1]
     num_database = database_codes.shape[0]
@@ -75,7 +75,11 @@ def evaluate_retrieval(
         counts = block.counts
         out: dict[str, Tensor | int] = {
             "ap": block_average_precision(block, num_database, top_ks).sum(0).cpu(),
-            "p": block_precision_at_k(block, num_database, precision_ks).sum(0).cpu(),
+            "p": (
+                block_precision_at_k(block, num_database, precision_ks).sum(0).cpu()
+                if precision_ks
+                else torch.zeros(0, dtype=torch.float64)
+            ),
             "rows": block.num_rows,
         }
         if tie_aware_ks:
