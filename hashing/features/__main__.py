@@ -12,6 +12,7 @@ The work (torch, the backbone) is imported inside :func:`main`, so ``--help`` an
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from omegaconf import DictConfig
 
 from hashing.runs.errors import as_user_error, readable_errors
 from hashing.runs.hydra_errors import readable_hydra_errors
+
+log = logging.getLogger(__name__)
 
 
 def use_line(path: Path) -> str:
@@ -39,13 +42,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from hashing.runs.stopping import stop_on_signal
 
     quiet_libraries()
+    data_name = cfg.data.get("name") or cfg.data.get("_target_", "?").rsplit(".", 1)[-1]
+    log.info("reading %s, then encoding it with backbone %s", data_name, cfg.backbone._target_)
     with stop_on_signal("reading the images") as stage:
         with as_user_error(f"data ({cfg.data.get('_target_', '?')})"):
             datamodule = instantiate(cfg.data)
             datamodule.load_pool()
         with as_user_error("backbone", (ImportError, FileNotFoundError, ValueError)):
             backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
-        stage.doing = "extracting features (no file was written)"
+        stage.doing = "extracting features"
+        stage.resume = "run the same command again (decoded images are cached)"
         path, report = extract_features(
             datamodule,
             backbone,
