@@ -85,8 +85,9 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 
 def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingModule:
     """Instantiate backbone and method for the datamodule's input shape and classes."""
-    # a missing optional package or weight file, a wrong input shape
-    with as_user_error("backbone", (ImportError, FileNotFoundError, ValueError)):
+    # a missing optional package (its ImportError names the extra to install); the backbones'
+    # own checks (a value, a weight file, an input shape) raise UserError / MissingFileError
+    with as_user_error("backbone", (ImportError,)):
         backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
     # a method rejecting a value (e.g. bits for its centers) is a config error
     with as_user_error("method", (ValueError,)):

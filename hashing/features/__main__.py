@@ -48,7 +48,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         with as_user_error(f"data ({cfg.data.get('_target_', '?')})"):
             datamodule = instantiate(cfg.data)
             datamodule.load_pool()
-        with as_user_error("backbone", (ImportError, FileNotFoundError, ValueError)):
+        with as_user_error("backbone", (ImportError,)):
             backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
         stage.doing = "extracting features"
         stage.resume = "run the same command again (decoded images are cached)"
