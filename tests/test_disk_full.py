@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from hashing import pipeline
+from hashing.index.staging import staged_folder
 from hashing.runs import atomic
 from hashing.runs.atomic import atomic_write, write_json_atomic
 from hashing.runs.errors import USAGE_EXIT_CODE, StorageError, readable_errors, storage_error
@@ -222,3 +223,13 @@ def test_a_run_folder_hydra_cannot_make_is_one_paragraph(
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot write in {run.parent}: its file system is read-only")
     assert "Traceback" not in err
+
+
+def test_an_index_folder_that_does_not_fit_is_not_left_behind(tmp_path: Path) -> None:
+    target = tmp_path / "index"
+    with pytest.raises(OSError) as raised, staged_folder(target) as stage:
+        (stage / "codes.npy").write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")  # the next write found it full
+    assert raised.value.filename == str(target)
+    assert storage_error(raised.value) is not None
+    assert list(tmp_path.iterdir()) == []
