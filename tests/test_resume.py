@@ -1,4 +1,8 @@
-"""Interrupt (SIGTERM/SIGINT) mid-epoch, resume in the same folder, end with identical results."""
+"""Interrupt (SIGTERM/SIGINT) mid-epoch, resume in the same folder, end with identical results.
+
+The in-process test runs under two seeds: the seed sets the batch order (docs/resume.md), and
+the resumed run must continue on the order of its own seed.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ from tests.runs import compose_run, run_train_cli
 # 720 fit items / 64 = 12 batches an epoch; dropout makes the result depend on the RNG state
 BASE = [
     "bits=16",
-    "seed=1",
     "trainer.max_epochs=2",
     "trainer.deterministic=true",
     "backbone.dropout=0.3",
@@ -38,11 +41,16 @@ def signal_overrides(name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
-    root = tmp_path_factory.mktemp("resume")
+def uninterrupted(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[Path, Path, dict, list[str]]:
+    """An uninterrupted run of seed ``request.param`` (default 1) and its overrides."""
+    seed = getattr(request, "param", 1)
+    base = [*BASE, f"seed={seed}"]
+    root = tmp_path_factory.mktemp(f"resume_seed{seed}")
     cache = root / "cache"
-    metrics = pipeline.train(compose_run("train", root / "full", cache, BASE))
-    return root, cache, metrics
+    metrics = pipeline.train(compose_run("train", root / "full", cache, base))
+    return root, cache, metrics, base
 
 
 def best_checkpoint(run_dir: Path) -> tuple[str, float]:
@@ -53,12 +61,13 @@ def best_checkpoint(run_dir: Path) -> tuple[str, float]:
     )
 
 
+@pytest.mark.parametrize("uninterrupted", [1, 2], indirect=True)
 def test_sigint_mid_epoch_then_resume_gives_identical_metrics(uninterrupted) -> None:
     """(SIGTERM takes the same path: tests/test_wandb.py interrupts with it.)"""
-    root, cache, expected = uninterrupted
+    root, cache, expected, base = uninterrupted
     run = root / "interrupted"
     with pytest.raises(TrainingInterrupted) as stop:
-        pipeline.train(compose_run("train", run, cache, [*BASE, *signal_overrides("SIGINT")]))
+        pipeline.train(compose_run("train", run, cache, [*base, *signal_overrides("SIGINT")]))
     assert stop.value.code == 128 + signal.SIGINT
 
     # the checkpoint was taken inside epoch 1, with the loader's position in it
@@ -76,7 +85,7 @@ def test_sigint_mid_epoch_then_resume_gives_identical_metrics(uninterrupted) -> 
 
     # the callback gave the signals back when fit ended
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    resumed = pipeline.train(compose_run("train", run, cache, [*BASE, f"resume={run}"]))
+    resumed = pipeline.train(compose_run("train", run, cache, [*base, f"resume={run}"]))
     assert resumed == expected
     assert json.loads((run / "metrics.json").read_text()) == pytest.approx(expected)
     assert not (run / "interrupted.json").exists()
@@ -89,11 +98,11 @@ def test_sigint_mid_epoch_then_resume_gives_identical_metrics(uninterrupted) -> 
 
 @pytest.mark.slow  # two processes in a row (~20-40 s); the in-process test covers exactness
 def test_cli_sigterm_then_resume_continues_in_the_same_folder(uninterrupted) -> None:
-    root, cache, expected = uninterrupted
+    root, cache, expected, base = uninterrupted
     run = root / "cli"
     first = run_train_cli(
         [
-            *BASE,
+            *base,
             *signal_overrides("SIGTERM"),
             f"hydra.run.dir={run}",
             f"paths.cache_dir={cache}",

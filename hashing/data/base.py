@@ -145,6 +145,10 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
     forward the rest (``**base_options``: split seed, validation fraction, batch sizes, workers,
     split folder, transform, loader options, split order) to this constructor.
 
+    ``shuffle_seed`` fixes the training order; None (default) leaves it to the run's ``seed``
+    (:func:`hashing.runs.resumable_loader.training_order_seed`), so that runs of different seeds
+    see different batches.
+
     ``split_order`` is ``shuffled`` (default: every split array is a seeded permutation, so the
     ranking's tie-break by database position carries no label information) or ``file`` (the
     pool's own order, e.g. to reproduce a published database list).
@@ -188,7 +192,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         self.transform = transform if transform is not None else self.default_transform
         build_transform(self.transform, train=False)  # validate the name now, not at fit time
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
-        self.shuffle_seed = self.split_seed if shuffle_seed is None else int(shuffle_seed)
+        self.shuffle_seed = None if shuffle_seed is None else int(shuffle_seed)
         self.drop_last = bool(drop_last)
         self.split_order = str(split_order)
         self._pool: Pool | None = None
@@ -371,7 +375,8 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         generator = None
         if train:
             if self._generator is None:
-                self._generator = torch.Generator().manual_seed(self.shuffle_seed)
+                seed = 0 if self.shuffle_seed is None else self.shuffle_seed
+                self._generator = torch.Generator().manual_seed(seed)
             generator = self._generator
         dataset = batched(dataset)
         return DataLoader(

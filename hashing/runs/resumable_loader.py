@@ -190,13 +190,21 @@ class ResumableDataLoader(DataLoader):
         return cls(loader.dataset, **options)
 
 
-def make_training_resumable(datamodule: pl.LightningDataModule, seed: int) -> None:
-    """Wrap ``datamodule.train_dataloader`` so that it returns a :class:`ResumableDataLoader`.
+def training_order_seed(datamodule: pl.LightningDataModule, seed: int) -> int:
+    """The seed of the training order: an explicit ``data.shuffle_seed``, else the run's seed.
 
-    The shuffle seed is the DataModule's ``shuffle_seed`` where it has one, else ``seed``.
+    Epoch ``e`` of a run visits the fit split in the order
+    ``torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(order_seed, e)))``.
     """
+    shuffle_seed = getattr(datamodule, "shuffle_seed", None)
+    return int(seed) if shuffle_seed is None else int(shuffle_seed)
+
+
+def make_training_resumable(datamodule: pl.LightningDataModule, seed: int) -> None:
+    """Wrap ``datamodule.train_dataloader`` so that it returns a :class:`ResumableDataLoader`
+    shuffled by :func:`training_order_seed`."""
     build = datamodule.train_dataloader
-    shuffle_seed = int(getattr(datamodule, "shuffle_seed", seed))
+    shuffle_seed = training_order_seed(datamodule, seed)
 
     def train_dataloader() -> DataLoader:
         return ResumableDataLoader.from_loader(build(), shuffle_seed)
