@@ -7,7 +7,7 @@ sweep's job its share of the sweep) come first, then whatever else was given, th
 (checkpoints, logs, wandb) points into the same folder. The pipeline then fits from
 ``<run dir>/checkpoints/last.ckpt`` (:func:`resume_checkpoint`): Lightning restores weights,
 optimiser, scheduler, loop counters, the train loader's position
-(:mod:`hashing.runs.resumable_loader`), callbacks' states (ModelCheckpoint's best-k tracking,
+(:mod:`hashing.data.resumable`), callbacks' states (ModelCheckpoint's best-k tracking,
 :class:`hashing.callbacks.rng_state.RNGState`), and the wandb logger reuses the run id kept in
 the folder.
 """
