@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from hashing.runs import resume
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.errors import UserError
 from hashing.runs.resume import finished_run_from_command_line, resume_checkpoint
-from tests.runs import compose_run
+from tests.runs import compose_run, digests
 
 
 class FallingScore(pl.LightningModule):
@@ -75,14 +74,6 @@ def test_epoch_lines_off_a_terminal(tmp_path: Path, caplog: pytest.LogCaptureFix
     lines = [r.getMessage() for r in caplog.records if r.name == "hashing.callbacks.progress"]
     assert [line.split(" · ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     assert "val/mAP 0.9000" in lines[1] and "train/loss" in lines[1]
-
-
-def digests(folder: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 def test_resuming_a_finished_run_changes_no_file(tmp_path: Path) -> None:
