@@ -136,3 +136,25 @@ def test_resuming_reads_last_ckpt_once(tmp_path: Path, monkeypatch: pytest.Monke
     cfg = compose_run("train", run, tmp_path / "cache", ["trainer.max_epochs=2", f"resume={run}"])
     assert pipeline.train(cfg) == {"test/mAP": 0.5}  # finished: 2 epochs, none to add
     assert reads == [run / "checkpoints" / "last.ckpt"]
+
+
+def test_ckpt_path_of_a_finished_run_says_there_is_nothing_to_train(tmp_path: Path) -> None:
+    done, cache = tmp_path / "done", tmp_path / "cache"
+    base = ["bits=16", "trainer.max_epochs=1"]
+    pipeline.train(compose_run("train", done, cache, base))
+    checkpoint = done / "checkpoints" / "last.ckpt"
+    new = tmp_path / "new"
+    with pytest.raises(UserError, match="already holds 1 trained epochs") as refused:
+        pipeline.train(compose_run("train", new, cache, [*base, f"ckpt_path={checkpoint}"]))
+    message = str(refused.value)
+    assert "trainer.max_epochs=1" in message and "trainer.max_epochs=11" in message
+    assert f"resume={done}" in message
+    assert not (new / "metrics.json").exists()
+    # a larger max_epochs trains on from it: one more epoch in the new folder
+    pipeline.train(
+        compose_run(
+            "train", new, cache, ["bits=16", "trainer.max_epochs=2", f"ckpt_path={checkpoint}"]
+        )
+    )
+    assert torch.load(new / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
+    assert (new / "metrics.json").is_file()

@@ -197,6 +197,8 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[str | None, int | None]:
     """
     resume = cfg.get("resume")
     if resume is None:
+        if cfg.get("ckpt_path") is not None and cfg.get("train", True):
+            check_epochs_left(str(cfg.ckpt_path), cfg.trainer.get("max_epochs"))
         return cfg.get("ckpt_path"), None
     if cfg.get("ckpt_path") is not None:
         raise UserError(
@@ -241,6 +243,26 @@ def check_config_changes(cfg: DictConfig, run_dir: Path) -> None:
             raise refusal(run_dir, key, before, now)
     for key, (before, now) in changes.items():
         log.warning("resume: %s was %r, is now %r", key, before, now)
+
+
+def check_epochs_left(ckpt_path: str, max_epochs: int | None) -> None:
+    """UserError when a ``ckpt_path`` checkpoint already holds ``trainer.max_epochs`` epochs:
+    Lightning would train none and the run would only test that checkpoint."""
+    if max_epochs is None or int(max_epochs) < 0:
+        return
+    done = epochs_trained(read_checkpoint(ckpt_path, "ckpt_path", mmap=True))
+    if done < int(max_epochs):
+        return
+    path = Path(ckpt_path)
+    run_dir = path.parent.parent if path.parent.name == CHECKPOINT.parent.name else None
+    resume_hint = f"resume={run_dir}" if run_dir is not None else "resume=<its run folder>"
+    raise UserError(
+        f"ckpt_path={ckpt_path} already holds {done} trained epochs and trainer.max_epochs="
+        f"{max_epochs}: this run would train 0 epochs and only test that checkpoint. To train "
+        f"on from it, raise trainer.max_epochs (epochs count on from the checkpoint's, e.g. "
+        f"trainer.max_epochs={done + 10}); to continue that run in its own folder, use "
+        f"{resume_hint}; to only evaluate it, use python -m hashing.eval ckpt_path={ckpt_path}"
+    )
 
 
 def epochs_trained(checkpoint: Mapping[str, Any]) -> int:
