@@ -4,12 +4,15 @@ The command line is rewritten before Hydra composes (:func:`expand_command_line`
 own overrides (``<run dir>/.hydra/overrides.yaml``, what Hydra saved when the run started, for a
 sweep's job its share of the sweep) come first, then whatever else was given, then
 ``hydra.run.dir=<run dir>``, so the config is composed exactly as the first time and every path
-(checkpoints, logs, wandb) points into the same folder. The pipeline then fits from
+(checkpoints, logs, wandb) points into the same folder. An override that would make it another
+run (a key outside :data:`RESUMABLE_CHANGES` set to another value than the run's) is refused
+there, before Hydra writes anything into the folder. The pipeline then fits from
 ``<run dir>/checkpoints/last.ckpt`` (:func:`resume_checkpoint`): Lightning restores weights,
 optimiser, scheduler, loop counters, the train loader's position
 (:mod:`hashing.data.resumable`), callbacks' states (ModelCheckpoint's best-k tracking,
 :class:`hashing.callbacks.rng_state.RNGState`), and the wandb logger reuses the run id kept in
-the folder.
+the folder. ``ckpt_path=`` (a new run from a checkpoint) is refused when the checkpoint already
+holds ``trainer.max_epochs`` epochs. Users read docs/resume.md.
 """
 
 from __future__ import annotations
