@@ -144,7 +144,7 @@ def test_ckpt_path_of_a_finished_run_says_there_is_nothing_to_train(tmp_path: Pa
     pipeline.train(compose_run("train", done, cache, base))
     checkpoint = done / "checkpoints" / "last.ckpt"
     new = tmp_path / "new"
-    with pytest.raises(UserError, match="already holds 1 trained epochs") as refused:
+    with pytest.raises(UserError, match="already holds 1 trained epoch and") as refused:
         pipeline.train(compose_run("train", new, cache, [*base, f"ckpt_path={checkpoint}"]))
     message = str(refused.value)
     assert "trainer.max_epochs=1" in message and "trainer.max_epochs=11" in message

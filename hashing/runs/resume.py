@@ -260,7 +260,8 @@ def check_epochs_left(ckpt_path: str, max_epochs: int | None) -> None:
     run_dir = path.parent.parent if path.parent.name == CHECKPOINT.parent.name else None
     resume_hint = f"resume={run_dir}" if run_dir is not None else "resume=<its run folder>"
     raise UserError(
-        f"ckpt_path={ckpt_path} already holds {done} trained epochs and trainer.max_epochs="
+        f"ckpt_path={ckpt_path} already holds {done} trained epoch{'' if done == 1 else 's'} "
+        f"and trainer.max_epochs="
         f"{max_epochs}: this run would train 0 epochs and only test that checkpoint. To train "
         f"on from it, raise trainer.max_epochs (epochs count on from the checkpoint's, e.g. "
         f"trainer.max_epochs={done + 10}); to continue that run in its own folder, use "
