@@ -9,6 +9,5 @@
 * :mod:`~hashing.runs.stopping`: Ctrl-C outside the training loop: exit 130, no traceback.
 * :mod:`~hashing.runs.status`: ``failed.json`` / ``interrupted.json`` markers for reports.
 * :mod:`~hashing.runs.resume`: ``resume=<run dir>``: the command line and the checkpoint.
-* :mod:`~hashing.runs.resumable_loader`: a train loader that resumes on the exact batch.
 * :mod:`~hashing.runs.summary`: the table a run prints at its end.
 """
