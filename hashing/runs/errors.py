@@ -19,6 +19,8 @@ from types import TracebackType
 from hydra.errors import InstantiationException
 from omegaconf.errors import MissingMandatoryValue
 
+from hashing.runs.torch_versions import find_version_mismatch
+
 USAGE_EXIT_CODE = 2
 
 
@@ -29,7 +31,8 @@ class UserError(ValueError):
 def find_user_error(error: BaseException) -> UserError | None:
     """The :class:`UserError` in ``error``'s cause/context chain (Hydra wraps errors raised by
     instantiated targets in an InstantiationException), or None. A mandatory config value left
-    unset (``???``) counts as one."""
+    unset (``???``) counts as one, and so do torch and torchvision that do not match
+    (:mod:`hashing.runs.torch_versions`)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -38,6 +41,9 @@ def find_user_error(error: BaseException) -> UserError | None:
         if isinstance(current, MissingMandatoryValue):
             key = current.full_key or "a key"
             return UserError(f"{key} is required (??? in the config): give it, e.g. {key}=...")
+        mismatch = find_version_mismatch(current)
+        if mismatch is not None:
+            return UserError(mismatch)
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
