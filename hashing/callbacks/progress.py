@@ -3,7 +3,7 @@
 Off a terminal (a log file, a batch job, CI) tqdm's carriage-return redraws turn into hundreds
 of lines (272 for the default 30-epoch run); there :class:`EpochProgress` logs one line per
 epoch instead: the epoch, the few values that say how it went (training loss, validation mAP,
-dead bits where the method counts them) and the epoch's time. Every other logged value stays in
+the number of dead bits when there are any) and the epoch's time. Every other logged value stays in
 the loggers (``csv/metrics.csv``).
 
 The line is written once the epoch's own values are logged: methods log their training means in
@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 #: values on the epoch line when logged (the rest stay in the loggers)
 LINE_METRICS = ("train/loss", "val/mAP", "val/dead_bits")
-#: values that are counts, shown without decimals
-COUNTS = ("val/dead_bits",)
+#: counts of something wrong: shown (without decimals) only when not 0
+ALERTS = ("val/dead_bits",)
 
 
 def on_terminal() -> bool:
@@ -103,7 +103,8 @@ def epoch_line(
     validated: bool = True,
 ) -> str:
     """``epoch 3/30 · train/loss 0.4900 · val/mAP 0.6770 · 0.3 s`` for 0-based ``epoch``:
-    the listed values that were logged (``val/*`` only when ``validated`` this epoch)."""
+    the listed values that were logged (``val/*`` only when ``validated`` this epoch; an alert
+    count only when not 0)."""
     total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
     parts = [f"epoch {epoch + 1}/{total}"]
     logged = trainer.callback_metrics
@@ -111,6 +112,10 @@ def epoch_line(
         if key not in logged or (key.startswith("val/") and not validated):
             continue
         value = float(logged[key])
-        parts.append(f"{key} {value:.0f}" if key in COUNTS else f"{key} {value:.4f}")
+        if key in ALERTS:
+            if value:
+                parts.append(f"{key} {value:.0f}")
+        else:
+            parts.append(f"{key} {value:.4f}")
     parts.append(f"{seconds:.1f} s")
     return " · ".join(parts)
