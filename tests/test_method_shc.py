@@ -232,12 +232,16 @@ STAGE1_INPUTS: dict[str, dict[str, Any]] = {
     "classifier_batch": {"data.batch_size": 32},
     "seed": {"seed": 3},
 }
+OPTIMISATION = "method.center_source.optimisation"
+#: stage 2's settings under method/solver=reference (the MDS start's sweeps, then the solver's)
+REFERENCE = {
+    "mds_max_sweeps": 50,
+    **OmegaConf.to_container(OmegaConf.load(CONF / "method" / "solver" / "reference.yaml")),
+}
 STAGE2_ONLY_INPUTS: dict[str, dict[str, Any]] = {
     "bits": {"bits": 32},
-    "eta": {"method.center_source.optimisation.eta": 0.25},
-    "solver": {"method.center_source.optimisation.solver": "reference"},
-    "axis": {"method.center_source.optimisation.similarity_axis": "row"},
-    "kicks": {"method.center_source.optimisation.kicks": 3},
+    "solver": {OPTIMISATION: REFERENCE},
+    "kicks": {f"{OPTIMISATION}.kicks": 3},
     "rule": {"method.center_source.multi_label": "first"},
 }
 NEITHER: dict[str, dict[str, Any]] = {
@@ -271,6 +275,14 @@ def test_stage2_inputs_change_only_the_stage2_key(base_config, base_keys, change
     key1, key2 = stage_keys(base_config, change)
     assert key1 == base_keys[0]
     assert key2 != base_keys[1]
+
+
+@pytest.mark.parametrize(("key", "value"), [("eta", 0.25), ("similarity_axis", "row")])
+def test_reference_solver_settings_change_only_the_stage2_key(base_config, key, value) -> None:
+    reference = stage_keys(base_config, {OPTIMISATION: REFERENCE})
+    key1, key2 = stage_keys(base_config, {OPTIMISATION: {**REFERENCE, key: value}})
+    assert key1 == reference[0]
+    assert key2 != reference[1]
 
 
 @pytest.mark.parametrize("change", list(NEITHER.values()), ids=list(NEITHER))
@@ -345,8 +357,8 @@ def test_stage2_starts_from_mds_and_warns_when_it_cannot_move(first, caplog) -> 
     # the reference solver with a flip threshold no gradient entry clears: no update, and the
     # start must win "best fit" (an unchanged epoch is no improvement), so best_epoch is -1
     change = [
-        "method.center_source.optimisation.solver=reference",
-        "method.center_source.optimisation.eta=1.0e6",
+        "method/solver=reference",
+        f"{OPTIMISATION}.eta=1.0e6",
         *PREPARE_ONLY,
     ]
     with caplog.at_level(logging.WARNING, logger="hashing.methods.shc_centers"):

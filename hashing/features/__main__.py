@@ -1,8 +1,7 @@
 """`python -m hashing.features data=<images> backbone=<network>`: write (or find) a features file.
 
-    python -m hashing.features data=cifar10_folder backbone=efficientnet_lite0
-    python -m hashing.train data=features data.path=<printed path> backbone=mlp \
-        backbone.hidden_dims=[]
+python -m hashing.features data=cifar10_folder backbone=efficientnet_lite0
+python -m hashing.train data=features data.path=<printed path> backbone=identity
 """
 
 from __future__ import annotations
@@ -31,8 +30,7 @@ def run(cfg: DictConfig) -> dict:
     )
     state = "cached" if report["cached"] else f"{report['images_per_s']:.1f} img/s"
     print(f"features ({report['images']} images, {state}): {path}")
-    print(f"use: python -m hashing.train data=features data.path={path} backbone=mlp "
-          f"backbone.hidden_dims=[]")  # fmt: skip
+    print(f"use: python -m hashing.train data=features data.path={path} backbone=identity")
     return report
 
 
