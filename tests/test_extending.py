@@ -1,20 +1,24 @@
-"""A new method is one module and one config (docs/extending.md): a toy center method, defined
-here and configured in a folder of its own on Hydra's search path, trains end to end."""
+"""A new method is one module and one config (docs/extending.md): a toy center method and a toy
+pairwise method, defined here and configured in a folder of their own on Hydra's search path,
+train end to end."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import Tensor
 
 from hashing import pipeline
 from hashing.baselines import lsh_codes
 from hashing.centers import BitsRule
+from hashing.methods.base import HashingModule
 from hashing.methods.center_sources import RuleCheckedSource, save_centers
 from hashing.metrics import mean_average_precision
 from hashing.runs.errors import UserError
@@ -51,9 +55,36 @@ class RandomCenters(RuleCheckedSource):
         return centers
 
 
-# --- the config: conf/method/repetition.yaml in the user's own config folder --------------------
+# --- a pairwise method: its own loss on the codes of each batch's pairs --------------------------
 
-CONFIG = """\
+
+class PairwiseLikelihood(HashingModule):
+    """Toy pairwise method (DPSH's likelihood): pairs sharing a label pull their codes together.
+
+    ``theta_ij = u_i . u_j / 2``; the loss is the mean over the batch's pairs of
+    ``log(1 + exp(theta_ij)) - s_ij theta_ij`` plus the quantisation term.
+    """
+
+    def __init__(self, lambda_q: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lambda_q = lambda_q
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y, _ = batch
+        u = self(x)
+        labels = y.float() if self.multi_label else F.one_hot(y, self.num_classes).float()
+        similar = (labels @ labels.T > 0).float()
+        theta = u @ u.T / 2
+        likelihood = (F.softplus(theta) - similar * theta).mean()
+        loss = likelihood + self.lambda_q * ((u.abs() - 1) ** 2).mean()
+        self.accumulate_training_values({"loss": loss}, y.shape[0])
+        return loss
+
+
+# --- the configs: conf/method/<name>.yaml in the user's own config folder -----------------------
+
+CONFIGS = {
+    "coin": """\
 defaults:
   - base/center_hashing@_here_
   - _self_
@@ -62,19 +93,30 @@ name: coin
 center_source:
   _target_: tests.test_extending.RandomCenters
   seed: ${seed}
-"""
+""",
+    "pairwise": """\
+_target_: tests.test_extending.PairwiseLikelihood
+name: pairwise
+lambda_q: 0.1
+optimizer:
+  _target_: torch.optim.Adam
+  _partial_: true
+  lr: 1.0e-3
+""",
+}
 
 
-def compose_with_toy_method(tmp_path: Path, overrides: list[str]):
-    """Compose ``method=coin`` from a config folder added to Hydra's search path."""
+def compose_with_toy_method(tmp_path: Path, method: str, overrides: list[str]):
+    """Compose ``method=<method>`` from a config folder added to Hydra's search path."""
     folder = tmp_path / "my_conf"
     (folder / "method").mkdir(parents=True, exist_ok=True)
-    (folder / "method" / "coin.yaml").write_text(CONFIG)
+    for name, text in CONFIGS.items():
+        (folder / "method" / f"{name}.yaml").write_text(text)
     return compose_run(
         "train",
         tmp_path / "run",
         tmp_path / "cache",
-        ["method=coin", f"hydra.searchpath=[file://{folder}]", *overrides],
+        [f"method={method}", f"hydra.searchpath=[file://{folder}]", *overrides],
     )
 
 
@@ -96,7 +138,7 @@ def lsh_map(cfg, bits: int) -> float:
 
 
 def test_a_center_method_from_one_module_and_one_config_trains_end_to_end(tmp_path) -> None:
-    cfg = compose_with_toy_method(tmp_path, ["bits=32", "trainer.max_epochs=8", "seed=2"])
+    cfg = compose_with_toy_method(tmp_path, "coin", ["bits=32", "trainer.max_epochs=8", "seed=2"])
     assert cfg.method.name == "coin" and cfg.method.lambda_q == 1e-4  # the shared base
     metrics = pipeline.train(cfg)
     out = tmp_path / "run"
@@ -112,7 +154,18 @@ def test_a_center_method_from_one_module_and_one_config_trains_end_to_end(tmp_pa
 
 
 def test_the_toy_methods_own_bits_rule_fails_early_naming_it(tmp_path) -> None:
-    cfg = compose_with_toy_method(tmp_path, ["bits=12"])
+    cfg = compose_with_toy_method(tmp_path, "coin", ["bits=12"])
     datamodule = pipeline.build_datamodule(cfg)
     with pytest.raises(UserError, match=r"bits=12 .*method 'coin'.*not whole bytes"):
         pipeline.build_model(cfg, datamodule)
+
+
+def test_a_pairwise_method_from_one_module_and_one_config_trains_end_to_end(tmp_path) -> None:
+    cfg = compose_with_toy_method(tmp_path, "pairwise", ["bits=32", "trainer.max_epochs=8"])
+    metrics = pipeline.train(cfg)
+    out = tmp_path / "run"
+    assert not (out / "centers.pt").exists()  # no preparation stage: nothing but the loss
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored == pytest.approx(metrics)
+    baseline = lsh_map(cfg, 32)
+    assert stored["test/mAP@ALL"] > baseline + 0.1, (stored["test/mAP@ALL"], baseline)
