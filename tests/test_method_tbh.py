@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
+from hashing.backbones.identity import Identity
 from hashing.backbones.mlp import MLP
 from hashing.callbacks import RetrievalEvaluation
 from hashing.callbacks.code_balance import CodeBalance
@@ -437,7 +438,7 @@ def _features_model(width: int, **kwargs: Any) -> TBH:
     """TBH on (width,)-d features through an identity backbone (TBH's fixed-feature protocol)."""
     torch.manual_seed(0)
     return TBH(
-        backbone=MLP((width,), hidden_dims=[]),
+        backbone=Identity((width,)),
         bits=6,
         num_classes=3,
         optimizer=partial(torch.optim.SGD, lr=0.0),
