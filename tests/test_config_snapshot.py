@@ -187,6 +187,23 @@ ACCEPTED: list[tuple[str, str, str]] = [
         "bit balance and dead bits moved out of TBH into a callback every method gets "
         "(callbacks/default and callbacks/eval include code_balance)",
     ),
+    (
+        r"^(train|eval)",
+        r"callbacks\.progress_bar\.metrics\.\d+",
+        "the per-epoch line shows its own epoch's few values that matter, and which ones is a "
+        "setting (train/loss, val/mAP, val/dead_bits when above 0)",
+    ),
+    (
+        r"data=features|experiment=tbh_fc7",
+        r"data\.name",
+        "data=features names the data after its file (null = the file's stem), so two features "
+        "files no longer share one split file under cifar10_fc7",
+    ),
+    (
+        r"^features",
+        r"per_class",
+        "hashing.features encodes every image; per_class=N (null = all) takes a subset",
+    ),
 ]
 
 
