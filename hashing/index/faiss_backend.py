@@ -9,6 +9,9 @@ SPEC §1's ranking (ties by database index ascending). The counting search holds
 ids per query of a block; where that exceeds :data:`COUNTING_BYTES` even for one query (k in the
 hundreds of thousands), the heap search is re-sorted by (distance, id) and a query whose k-th
 and (k+1)-th distances tie gets all items up to that distance by a range search instead.
+A flat index is searched by several threads at once (the service), so its counting mode is
+set once when it is built or read (:func:`configure`) and never toggled around a search; the
+rare heap fallback takes :data:`MODE_LOCK` exclusively while it switches the mode.
 ``hnsw`` (``IndexBinaryHNSW``) and ``ivf`` (``IndexBinaryIVF``) are approximate indexes for
 large collections; their results are sorted by (distance, id) but which items tie in is theirs.
 """
@@ -24,11 +27,15 @@ from typing import Any
 import faiss
 import numpy as np
 
+from hashing.index.rwlock import ReadWriteLock
+
 INDEX_TYPES = ("flat", "hnsw", "ivf")
 #: queries per faiss range search when resolving ties (bounds the memory of tied results)
 RANGE_CHUNK = 64
 #: memory budget of faiss' counting search (its per-query buckets of ids, for a query block)
 COUNTING_BYTES = 64 * 2**20
+#: counting searches hold it shared, the heap fallback (which switches use_heap) exclusively
+MODE_LOCK = ReadWriteLock()
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,13 @@ def build_index(packed: np.ndarray, spec: FaissSpec) -> faiss.IndexBinary:
         index.train(packed)
         index.nprobe = spec.nprobe
     index.add(packed)
+    return configure(index)
+
+
+def configure(index: faiss.IndexBinary) -> faiss.IndexBinary:
+    """Set a flat index to faiss' counting search, the mode :func:`search` relies on."""
+    if isinstance(index, faiss.IndexBinaryFlat):
+        index.use_heap = False
     return index
 
 
@@ -107,7 +121,7 @@ def write_index(index: faiss.IndexBinary, path: Path) -> None:
 def read_index(path: Path) -> faiss.IndexBinary:
     """Read a binary index; an unreadable file is a ValueError naming it."""
     try:
-        return faiss.read_index_binary(str(path))
+        return configure(faiss.read_index_binary(str(path)))
     except RuntimeError as err:
         raise ValueError(f"faiss index {path} is unreadable (truncated or corrupt): {err}") from err
 
@@ -152,19 +166,22 @@ def _search_flat_exact(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k in (distance, id) order from a flat index (ties at the k-th distance resolved).
 
-    By faiss' counting search where its buckets fit :data:`COUNTING_BYTES`, else by
+    By faiss' counting search, in calls of at most as many queries as its buckets fit in
+    :data:`COUNTING_BYTES` (faiss searches ``query_batch_size`` queries at a time), else by
     :func:`_search_flat_heap`.
     """
     per_query = (8 * index.code_size + 1) * k * np.dtype(np.int64).itemsize
-    block = min(int(index.query_batch_size), COUNTING_BYTES // per_query)
+    block = COUNTING_BYTES // per_query
     if block < 1:
         return _search_flat_heap(index, queries, k)
-    use_heap, batch = index.use_heap, index.query_batch_size
-    index.use_heap, index.query_batch_size = False, block
-    try:
-        distances, ids = index.search(queries, k)
-    finally:
-        index.use_heap, index.query_batch_size = use_heap, batch
+    with MODE_LOCK.reading():
+        configure(index)
+        if block >= index.query_batch_size:
+            distances, ids = index.search(queries, k)
+        else:
+            parts = [index.search(queries[s : s + block], k) for s in range(0, len(queries), block)]
+            distances = np.concatenate([d for d, _ in parts])
+            ids = np.concatenate([i for _, i in parts])
     return distances.astype(np.int32), ids.astype(np.int64)
 
 
@@ -178,7 +195,12 @@ def _search_flat_heap(
     (a range search with radius k-th distance + 1, faiss' radius being strict).
     """
     probe = min(k + 1, int(index.ntotal))
-    distances, ids = sort_results(*index.search(queries, probe))
+    with MODE_LOCK.writing():
+        index.use_heap = True
+        try:
+            distances, ids = sort_results(*index.search(queries, probe))
+        finally:
+            configure(index)
     if probe == k:
         return distances, ids
     boundary = distances[:, k - 1]
