@@ -131,7 +131,10 @@ def query_source(query: Any) -> str | list[str]:
 def code_query(codes: Sequence[Any], bits: int) -> Query:
     """Codes written as ±1 lists or as packed hex strings (all one way) as a :class:`Query`."""
     if all(isinstance(code, str) for code in codes):
-        return Query.hex(codes, bits)
+        try:
+            return Query.hex(codes, bits)
+        except ValueError as err:
+            raise UserError(str(err)) from err
     if any(isinstance(code, str) for code in codes):
         raise UserError("codes mix hex strings and ±1 lists; write them all one way")
     try:
