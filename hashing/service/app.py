@@ -80,7 +80,8 @@ def create_app(index: HashIndex, settings: ServeSettings) -> FastAPI:
         }
 
     @app.post("/search")
-    async def search(request: Request) -> dict[str, Any]:
+    async def search(request: Request) -> JSONResponse:
+        """One query's top-k (answered as a plain JSONResponse: no response-model pass)."""
         if is_multipart(request):
             form = await request.form()
             files = form_files(form, "image")
@@ -88,7 +89,7 @@ def create_app(index: HashIndex, settings: ServeSettings) -> FastAPI:
                 raise HTTPException(400, "a multipart search needs one file field 'image'")
             k = top_k(form.get("k", "10"))
             data = await files[0].read()
-            return {"results": await run_in_threadpool(search_image, data, k)}
+            return JSONResponse({"results": await run_in_threadpool(search_image, data, k)})
         body = await json_body(request)
         given = [key for key in ("code", "id") if key in body]
         if len(given) != 1:
@@ -98,7 +99,7 @@ def create_app(index: HashIndex, settings: ServeSettings) -> FastAPI:
             query = Query.ids([item_id(body["id"])])
         else:
             query = code_query([body["code"]], index.bits)
-        return {"results": await run_in_threadpool(records, query, k)}
+        return JSONResponse({"results": await run_in_threadpool(records, query, k)})
 
     @app.post("/items")
     async def add_items(request: Request) -> dict[str, Any]:
