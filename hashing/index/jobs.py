@@ -163,16 +163,21 @@ def search_query(cfg: DictConfig, bits: int) -> tuple[Query, list[Any]]:
     return code_query(values, bits), values
 
 
-def search(cfg: DictConfig, stream: TextIO | None = None) -> list[dict[str, Any]]:
-    """Search ``cfg.index`` for each query of ``cfg``; print one JSON line per query."""
-    stream = stream or sys.stdout
-    index = HashIndex.load(
+def open_index(cfg: DictConfig) -> HashIndex:
+    """``cfg.index`` with the encoder settings of a search or serve config."""
+    return HashIndex.load(
         cfg.index,
         ckpt_path=cfg.get("ckpt_path"),
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
         device=cfg.device,
     )
+
+
+def search(cfg: DictConfig, stream: TextIO | None = None) -> list[dict[str, Any]]:
+    """Search ``cfg.index`` for each query of ``cfg``; print one JSON line per query."""
+    stream = stream or sys.stdout
+    index = open_index(cfg)
     query, names = search_query(cfg, index.bits)
     records = index.records(index.search(query, k=int(cfg.k)))
     lines = [

@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from hashing.index.hash_index import HashIndex
+from hashing.index.jobs import open_index
 from hashing.service.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -22,13 +22,7 @@ def serve(cfg: DictConfig) -> None:
 
     values = OmegaConf.to_container(cfg.serve, resolve=True)
     settings = ServeSettings.from_mapping(values, Path(cfg.index))  # type: ignore[arg-type]
-    index = HashIndex.load(
-        cfg.index,
-        ckpt_path=cfg.get("ckpt_path"),
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
-        device=cfg.device,
-    )
+    index = open_index(cfg)
     if (index.model or {}).get("checkpoint") and index.input_spec is not None:
         _ = index.encoder  # a missing or mismatched model fails now, not at the first upload
     # PIL refuses (DecompressionBombError) images far beyond the limit before decoding them
