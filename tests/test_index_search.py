@@ -27,12 +27,14 @@ def brute_force_top_k(query: np.ndarray, database: np.ndarray, k: int) -> list[t
     return sorted(zip(distances.tolist(), range(len(database)), strict=True))[:k]
 
 
-@pytest.fixture(params=["counting", "heap"])
+@pytest.fixture(params=["counting", "heap", "heap-mode"])
 def flat_search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both exact flat searches: faiss' counting search, and (no memory for its buckets) the
-    heap search with range searches at a tied cut."""
+    """Every exact flat search: faiss' counting search; (no memory for its buckets) the heap
+    search with range searches at a tied cut; and (a large index) the heap search sorted."""
     if request.param == "heap":
         monkeypatch.setattr(faiss_backend, "COUNTING_BYTES", 0)
+    if request.param == "heap-mode":
+        monkeypatch.setattr(faiss_backend, "HEAP_FROM", 1)
     return request.param
 
 

@@ -9,6 +9,12 @@ SPEC §1's ranking (ties by database index ascending). The counting search holds
 ids per query of a block; where that exceeds :data:`COUNTING_BYTES` even for one query (k in the
 hundreds of thousands), the heap search is re-sorted by (distance, id) and a query whose k-th
 and (k+1)-th distances tie gets all items up to that distance by a range search instead.
+From :data:`HEAP_FROM` codes up, the counting search is slower than faiss' heap search
+(0.73-0.93x at 100k-1M codes, k=100), and a flat index uses the heap search instead: it, too,
+scans the codes in id order, and replaces its heap's top, the largest (distance, id) pair held,
+only by a strictly smaller distance, so it keeps exactly the k smallest (distance, id) pairs; only
+their order within one distance is unspecified, and :func:`sort_results` sets it. The tests
+check both modes against a brute force on codes full of ties.
 A flat index is searched by several threads at once (the service), so its counting mode is
 set once when it is built or read (:func:`configure`) and never toggled around a search; the
 rare heap fallback takes :data:`MODE_LOCK` exclusively while it switches the mode.
@@ -34,6 +40,12 @@ INDEX_TYPES = ("flat", "hnsw", "ivf")
 RANGE_CHUNK = 64
 #: memory budget of faiss' counting search (its per-query buckets of ids, for a query block)
 COUNTING_BYTES = 64 * 2**20
+#: queries per block of faiss' counting search: more queries share each pass over a block of the
+#: database (faiss' default of 32 ran at 0.74-0.81x of its heap search at 300k-1M codes, 256 at
+#: 0.91-1.03x; benchmarks/bench_index.py)
+QUERY_BATCH = 256
+#: a flat index of at least this many codes searches with faiss' heap search (see above)
+HEAP_FROM = 100_000
 #: counting searches hold it shared, the heap fallback (which switches use_heap) exclusively
 MODE_LOCK = ReadWriteLock()
 
@@ -107,9 +119,12 @@ def build_index(packed: np.ndarray, spec: FaissSpec) -> faiss.IndexBinary:
 
 
 def configure(index: faiss.IndexBinary) -> faiss.IndexBinary:
-    """Set a flat index to faiss' counting search, the mode :func:`search` relies on."""
+    """Set a flat index to the search mode :func:`search` relies on for its size (counting below
+    :data:`HEAP_FROM` codes, heap from there), in blocks of :data:`QUERY_BATCH` queries; call it
+    again after adding codes."""
     if isinstance(index, faiss.IndexBinaryFlat):
-        index.use_heap = False
+        index.use_heap = bool(index.ntotal >= HEAP_FROM)
+        index.query_batch_size = QUERY_BATCH
     return index
 
 
@@ -166,12 +181,16 @@ def _search_flat_exact(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k in (distance, id) order from a flat index (ties at the k-th distance resolved).
 
-    By faiss' counting search, in calls of at most as many queries as its buckets fit in
-    :data:`COUNTING_BYTES` (faiss searches ``query_batch_size`` queries at a time), else by
-    :func:`_search_flat_heap`.
+    By faiss' heap search from :data:`HEAP_FROM` codes; else by its counting search, in calls of
+    at most as many queries as its buckets fit in :data:`COUNTING_BYTES` (faiss searches
+    ``query_batch_size`` queries at a time), else by :func:`_search_flat_heap`.
     """
     per_query = (8 * index.code_size + 1) * k * np.dtype(np.int64).itemsize
     block = COUNTING_BYTES // per_query
+    with MODE_LOCK.reading():
+        configure(index)
+        if index.use_heap:
+            return sort_results(*index.search(queries, k))
     if block < 1:
         return _search_flat_heap(index, queries, k)
     with MODE_LOCK.reading():

@@ -532,6 +532,7 @@ class HashIndex:
             all_labels = np.concatenate([self.labels, labels.astype(self.labels.dtype)])
         with self._lock.writing():
             self.faiss_index.add(packed)
+            faiss_backend.configure(self.faiss_index)  # its search mode follows its size
             self.packed = np.concatenate([self.packed, packed])
             self.labels, self.paths, self.dataset_index = all_labels, all_paths, all_dataset_index
         self._check_consistent()
