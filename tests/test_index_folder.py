@@ -34,7 +34,7 @@ def leftovers(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "mih"])
 def test_save_and_load_round_trip(tmp_path: Path, kind: str) -> None:
     index = make_index(spec=FaissSpec(type=kind, nlist=4, nprobe=4, m=8))
     index.save(tmp_path / "index")

@@ -67,7 +67,11 @@ def test_approximate_indexes_return_sorted_true_distances() -> None:
     rng = np.random.default_rng(4)
     database, queries = random_codes(rng, 2000, 32), random_codes(rng, 30, 32)
     flat = HashIndex.from_codes(database).search(queries, k=20)
-    for spec in (FaissSpec(type="hnsw", m=16), FaissSpec(type="ivf", nlist=8, nprobe=8)):
+    for spec in (
+        FaissSpec(type="hnsw", m=16),
+        FaissSpec(type="ivf", nlist=8, nprobe=8),
+        FaissSpec(type="mih", nhash=4, nflip=2),
+    ):
         result = HashIndex.from_codes(database, spec=spec).search(queries, k=20)
         found = 0
         for q, query in enumerate(queries):
@@ -78,6 +82,12 @@ def test_approximate_indexes_return_sorted_true_distances() -> None:
             found += len({i for i, _ in row} & {i for i, _ in flat.row(q)})
         if spec.type == "ivf":  # every cell probed: the distances are the exact ones
             np.testing.assert_array_equal(result.distances, flat.distances)
+        if spec.type == "mih":
+            # pigeonhole: an item within nhash * (nflip + 1) - 1 bits matches some substring
+            # within nflip flips, so a query whose k-th distance is that close is answered exactly
+            sure = flat.distances[:, -1] <= spec.nhash * (spec.nflip + 1) - 1
+            assert sure.sum() >= 10
+            np.testing.assert_array_equal(result.distances[sure], flat.distances[sure])
         assert found / flat.ids.size > 0.5
 
 

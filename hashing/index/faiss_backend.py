@@ -15,11 +15,13 @@ scans the codes in id order, and replaces its heap's top, the largest (distance,
 only by a strictly smaller distance, so it keeps exactly the k smallest (distance, id) pairs; only
 their order within one distance is unspecified, and :func:`sort_results` sets it. The tests
 check both modes against a brute force on codes full of ties.
-A flat index is searched by several threads at once (the service), so its counting mode is
-set once when it is built or read (:func:`configure`) and never toggled around a search; the
-rare heap fallback takes :data:`MODE_LOCK` exclusively while it switches the mode.
-``hnsw`` (``IndexBinaryHNSW``) and ``ivf`` (``IndexBinaryIVF``) are approximate indexes for
-large collections; their results are sorted by (distance, id) but which items tie in is theirs.
+A flat index is searched by several threads at once (the service), so its search mode is set
+when it is built, read or grown (:func:`configure`) and never toggled around a search; the rare
+heap fallback takes :data:`MODE_LOCK` exclusively while it switches the mode.
+``mih`` (``IndexBinaryMultiHash``, multi-index hashing: the code cut into ``nhash`` substrings,
+each a hash table probed up to ``nflip`` bit flips away), ``hnsw`` (``IndexBinaryHNSW``) and
+``ivf`` (``IndexBinaryIVF``) are approximate indexes for large collections; their results are
+sorted by (distance, id) but which items tie in is theirs.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 
 from hashing.index.rwlock import ReadWriteLock
 
-INDEX_TYPES = ("flat", "hnsw", "ivf")
+INDEX_TYPES = ("flat", "hnsw", "ivf", "mih")
 #: queries per faiss range search when resolving ties (bounds the memory of tied results)
 RANGE_CHUNK = 64
 #: memory budget of faiss' counting search (its per-query buckets of ids, for a query block)
@@ -61,6 +63,8 @@ class FaissSpec:
         ef_search: HNSW candidate list size while searching (raised to k when smaller).
         nlist: IVF cells (k-means on the codes; needs at least ``nlist`` codes).
         nprobe: IVF cells visited per query.
+        nhash: MIH substrings (hash tables) a code is cut into; each has bits // nhash bits.
+        nflip: MIH bit flips probed per substring (0: exact substring matches only).
     """
 
     type: str = "flat"
@@ -69,14 +73,17 @@ class FaissSpec:
     ef_search: int = 128
     nlist: int = 1024
     nprobe: int = 16
+    nhash: int = 4
+    nflip: int = 1
 
     def __post_init__(self) -> None:
         if self.type not in INDEX_TYPES:
             raise ValueError(f"faiss.type {self.type!r} unknown; expected one of {INDEX_TYPES}")
         for field in dataclasses.fields(self):
-            if field.name != "type" and int(getattr(self, field.name)) < 1:
+            least = 0 if field.name == "nflip" else 1
+            if field.name != "type" and int(getattr(self, field.name)) < least:
                 raise ValueError(
-                    f"faiss.{field.name} must be >= 1, got {getattr(self, field.name)}"
+                    f"faiss.{field.name} must be >= {least}, got {getattr(self, field.name)}"
                 )
 
     @classmethod
@@ -105,6 +112,11 @@ def build_index(packed: np.ndarray, spec: FaissSpec) -> faiss.IndexBinary:
         index = faiss.IndexBinaryHNSW(dimension, spec.m)
         index.hnsw.efConstruction = spec.ef_construction
         index.hnsw.efSearch = spec.ef_search
+    elif spec.type == "mih":
+        if not 1 <= spec.nhash <= dimension:
+            raise ValueError(f"faiss.nhash={spec.nhash} must be in 1..{dimension} (code bits)")
+        index = faiss.IndexBinaryMultiHash(dimension, spec.nhash, dimension // spec.nhash)
+        index.nflip = spec.nflip
     else:
         if len(packed) < spec.nlist:
             raise ValueError(
@@ -169,6 +181,8 @@ def search(
         return _search_flat_exact(index, queries, k)
     if spec.type == "hnsw":
         index.hnsw.efSearch = max(spec.ef_search, k)
+    elif spec.type == "mih":
+        index.nflip = spec.nflip
     else:
         index.nprobe = spec.nprobe
     distances, ids = sort_results(*index.search(queries, k))
