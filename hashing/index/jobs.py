@@ -177,9 +177,15 @@ def open_index(cfg: DictConfig) -> HashIndex:
 def search(cfg: DictConfig, stream: TextIO | None = None) -> list[dict[str, Any]]:
     """Search ``cfg.index`` for each query of ``cfg``; print one JSON line per query."""
     stream = stream or sys.stdout
+    k = cfg.k
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise UserError(
+            f"k={k!r} is invalid: k is how many results each query gets, a positive integer "
+            "(e.g. k=10)"
+        )
     index = open_index(cfg)
     query, names = search_query(cfg, index.bits)
-    records = index.records(index.search(query, k=int(cfg.k)))
+    records = index.records(index.search(query, k=k))
     lines = [
         {"query": name, "results": results} for name, results in zip(names, records, strict=True)
     ]
