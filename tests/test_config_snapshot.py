@@ -204,6 +204,16 @@ ACCEPTED: list[tuple[str, str, str]] = [
         r"per_class",
         "hashing.features encodes every image; per_class=N (null = all) takes a subset",
     ),
+    (
+        r"^export",
+        r"faiss\.(nhash|nflip)",
+        "the multi-index-hashing index (faiss.type=mih) takes its table count and flip depth",
+    ),
+    (
+        r"^search",
+        r"codes|ids",
+        "queries say their kind: codes=[...] and ids=[...] beside query=<images>",
+    ),
 ]
 
 
