@@ -500,6 +500,29 @@ def test_tbh_fc7_preset_trains_the_released_100000_iterations(tmp_path: Path) ->
     assert cfg.data.batch_size == 400 and cfg.method.optimizer.lr == 1e-4
 
 
+def test_tbh_fc7_preset_trains_on_full_batches_only(tmp_path: Path) -> None:
+    """The released pipeline (repeat, shuffle, batch) never yields a short batch; nor may ours."""
+    import numpy as np
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    gen = np.random.default_rng(0)
+    train_x = gen.random((1000, 6), dtype=np.float32)
+    arrays = {"train_y": np.arange(1000) % 10, "test_x": train_x[:20], "test_y": np.arange(20) % 10}
+    np.savez(tmp_path / "fc7.npz", train_x=train_x, **arrays)
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=tbh_fc7"])
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=False)
+    assert isinstance(data_cfg, dict)
+    data_cfg.update(path=str(tmp_path / "fc7.npz"), split_dir=str(tmp_path), transform=None)
+    datamodule = instantiate(data_cfg)
+    datamodule.setup("fit")
+    fit_size = len(datamodule.dataset("fit"))
+    sizes = [len(batch[0]) for batch in datamodule.train_dataloader()]
+    assert fit_size % 400 != 0  # a short last batch exists to be dropped
+    assert sizes == [400] * (fit_size // 400)
+
+
 def _collapse(model: TBH) -> TBH:
     """Every code all ones: zero binary-bottleneck weights and a positive bias."""
     with torch.no_grad():
