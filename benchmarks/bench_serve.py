@@ -45,23 +45,9 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing the pack
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.trained_like_codes import BITS, clustered_codes  # noqa: E402
 from hashing.index import HashIndex, Query  # noqa: E402
 from hashing.service.process import ServerProcess  # noqa: E402
-
-BITS = 64
-
-
-def clustered_codes(n: int, classes: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Packed 64-bit codes around random class centers with independent bit flips, and labels."""
-    rng = np.random.default_rng(seed)
-    centers = rng.random((classes, BITS)) < 0.5
-    labels = rng.integers(0, classes, n)
-    packed = np.empty((n, BITS // 8), np.uint8)
-    for start in range(0, n, 100_000):
-        stop = min(start + 100_000, n)
-        flips = rng.random((stop - start, BITS), dtype=np.float32) < noise
-        packed[start:stop] = np.packbits(centers[labels[start:stop]] ^ flips, axis=1)
-    return packed, labels
 
 
 def percentile_ms(latencies: list[float], q: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +183,88 @@ def test_cli_search_by_codes_and_ids(tmp_path: Path, capsys: pytest.CaptureFixtu
         cfg = compose("search", [f"index={tmp_path / 'index'}", "ids=[1]", "codes=['00ff']"])
     with pytest.raises(UserError, match="exactly one of"):
         jobs.search(cfg)
+
+
+def clustered(rng: np.random.Generator, n: int, classes: int, noise: float) -> np.ndarray:
+    """±1 64-bit codes like a trained model's: class centers with independent bit flips."""
+    centers = rng.choice(np.array([-1, 1], dtype=np.int8), size=(classes, 64))
+    flips = rng.random((n, 64)) < noise
+    return np.where(flips, -1, 1).astype(np.int8) * centers[rng.integers(0, classes, n)]
+
+
+def tie_aware_recall(found: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """Per query, the share of the exact top-k distances the found ones cover (per distance
+    value, min(found, exact) counts): any of several items tied at the k-th distance is right."""
+    shares = []
+    for got, want in zip(found, exact, strict=True):
+        values, counts = np.unique(want, return_counts=True)
+        covered = sum(
+            min(int((got == v).sum()), int(c)) for v, c in zip(values, counts, strict=True)
+        )
+        shares.append(covered / len(want))
+    return np.asarray(shares)
+
+
+def test_approximate_kinds_recall_on_clustered_codes_and_survive_reload(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    codes = clustered(rng, 3000, 12, 0.12)
+    queries = clustered(np.random.default_rng(11), 3040, 12, 0.12)[3000:]  # same centers
+    k = 10
+    # independent exact answer: a plain Hamming count and a (distance, id) sort
+    exact = np.asarray(
+        [[d for d, _ in brute_force_top_k(query, codes, k)] for query in queries], np.int32
+    )
+    for spec, bound in (
+        (FaissSpec(type="ivf", nlist=16, nprobe=8), 0.9),
+        (FaissSpec(type="hnsw", m=16, ef_construction=64, ef_search=64), 0.9),
+        (FaissSpec(type="mih", nhash=8, nflip=1), 1.0),
+    ):
+        index = HashIndex.from_codes(codes, spec=spec)
+        result = index.search(queries, k=k)
+        for q, query in enumerate(queries):  # returned in (distance, id) order, true distances
+            row = result.row(q)
+            assert row == sorted(row, key=lambda pair: (pair[1], pair[0]))
+            assert all(d == int((query != codes[i]).sum()) for i, d in row)
+        recall = tie_aware_recall(result.distances, exact)
+        if spec.type == "mih":
+            # pigeonhole: within nhash * (nflip + 1) - 1 = 15 bits every item shares a substring
+            # within one flip, so those queries are answered exactly
+            sure = exact[:, -1] <= spec.nhash * (spec.nflip + 1) - 1
+            assert sure.mean() > 0.9
+            recall = recall[sure]
+        assert recall.mean() >= bound, (spec.type, recall.mean())
+        index.save(tmp_path / spec.type)
+        again = HashIndex.load(tmp_path / spec.type).search(queries, k=k)
+        np.testing.assert_array_equal(again.ids, result.ids)
+        np.testing.assert_array_equal(again.distances, result.distances)
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({"type": "ivf", "nlist": 8, "nprobe": 9}, "faiss.nprobe=9 exceeds faiss.nlist=8"),
+        ({"type": "ivf", "nlist": 0}, "faiss.nlist"),
+        ({"type": "hnsw", "m": 1}, "faiss.m"),
+        ({"type": "hnsw", "ef_search": 2.5}, "faiss.ef_search"),
+        ({"type": "mih", "nflip": -1}, "faiss.nflip"),
+        ({"type": "annoy"}, "faiss.type='annoy'"),
+        ({"type": "flat", "nprob": 3}, "nprob"),
+    ],
+)
+def test_bad_index_settings_name_the_key(settings: dict, key: str) -> None:
+    with pytest.raises(UserError, match=re.escape(key)):
+        FaissSpec.from_mapping(settings)
+
+
+@pytest.mark.parametrize(
+    ("spec", "key"),
+    [
+        (FaissSpec(type="mih", nhash=4, nflip=17), "faiss.nflip=17 exceeds the 16 bits"),
+        (FaissSpec(type="mih", nhash=65), "faiss.nhash=65"),
+        (FaissSpec(type="ivf", nlist=1024, nprobe=4), "faiss.nlist=1024 needs at least"),
+    ],
+)
+def test_settings_that_do_not_fit_the_codes_name_the_key(spec: FaissSpec, key: str) -> None:
+    codes = random_codes(np.random.default_rng(12), 200, 64)
+    with pytest.raises(UserError, match=re.escape(key)):
+        HashIndex.from_codes(codes, spec=spec)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hashing.index.rwlock import ReadWriteLock
+from hashing.runs.errors import UserError
 from hashing.runs.quiet import quiet_libraries
 
 quiet_libraries()  # before faiss loads: its loader logs which of its builds it tried
@@ -50,6 +51,9 @@ COUNTING_BYTES = 64 * 2**20
 QUERY_BATCH = 256
 #: a flat index of at least this many codes searches with faiss' heap search (see above)
 HEAP_FROM = 100_000
+#: smallest value of each integer setting (default 1): HNSW needs two neighbours per node to
+#: link its graph, MIH may probe exact substring matches only
+LEAST = {"m": 2, "nflip": 0}
 #: counting searches hold it shared, the heap fallback (which switches use_heap) exclusively
 MODE_LOCK = ReadWriteLock()
 
@@ -59,14 +63,18 @@ class FaissSpec:
     """Which faiss binary index to build and its parameters (``faiss`` in ``conf/export.yaml``).
 
     Args:
-        type: ``flat`` (exact), ``hnsw`` or ``ivf`` (approximate, for large collections).
-        m: HNSW neighbours per node.
+        type: ``flat`` (exact), ``mih``, ``hnsw`` or ``ivf`` (approximate, for large
+            collections; ``docs/serving.md`` says which at which size).
+        m: HNSW neighbours per node (at least 2).
         ef_construction: HNSW candidate list size while building.
         ef_search: HNSW candidate list size while searching (raised to k when smaller).
         nlist: IVF cells (k-means on the codes; needs at least ``nlist`` codes).
-        nprobe: IVF cells visited per query.
+        nprobe: IVF cells visited per query (at most ``nlist``).
         nhash: MIH substrings (hash tables) a code is cut into; each has bits // nhash bits.
-        nflip: MIH bit flips probed per substring (0: exact substring matches only).
+        nflip: MIH bit flips probed per substring (0: exact substring matches only; at most the
+            substring's bits).
+
+    A setting out of range is a :class:`UserError` naming its key.
     """
 
     type: str = "flat"
@@ -80,13 +88,19 @@ class FaissSpec:
 
     def __post_init__(self) -> None:
         if self.type not in INDEX_TYPES:
-            raise ValueError(f"faiss.type {self.type!r} unknown; expected one of {INDEX_TYPES}")
+            raise UserError(f"faiss.type={self.type!r} unknown; expected one of {INDEX_TYPES}")
         for field in dataclasses.fields(self):
-            least = 0 if field.name == "nflip" else 1
-            if field.name != "type" and int(getattr(self, field.name)) < least:
-                raise ValueError(
-                    f"faiss.{field.name} must be >= {least}, got {getattr(self, field.name)}"
-                )
+            value = getattr(self, field.name)
+            if field.name == "type":
+                continue
+            least = LEAST.get(field.name, 1)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+                raise UserError(f"faiss.{field.name} must be an integer >= {least}, got {value!r}")
+        if self.type == "ivf" and self.nprobe > self.nlist:
+            raise UserError(
+                f"faiss.nprobe={self.nprobe} exceeds faiss.nlist={self.nlist}: an IVF index "
+                f"cannot visit more cells than it has; at most faiss.nprobe={self.nlist}"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> FaissSpec:
@@ -95,7 +109,7 @@ class FaissSpec:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"faiss config keys {unknown} unknown; expected some of {sorted(known)}"
             )
         return cls(**values)
@@ -116,12 +130,18 @@ def build_index(packed: np.ndarray, spec: FaissSpec) -> faiss.IndexBinary:
         index.hnsw.efSearch = spec.ef_search
     elif spec.type == "mih":
         if not 1 <= spec.nhash <= dimension:
-            raise ValueError(f"faiss.nhash={spec.nhash} must be in 1..{dimension} (code bits)")
-        index = faiss.IndexBinaryMultiHash(dimension, spec.nhash, dimension // spec.nhash)
+            raise UserError(f"faiss.nhash={spec.nhash} must be in 1..{dimension} (code bits)")
+        substring = dimension // spec.nhash
+        if spec.nflip > substring:
+            raise UserError(
+                f"faiss.nflip={spec.nflip} exceeds the {substring} bits of each of "
+                f"faiss.nhash={spec.nhash} substrings; at most faiss.nflip={substring}"
+            )
+        index = faiss.IndexBinaryMultiHash(dimension, spec.nhash, substring)
         index.nflip = spec.nflip
     else:
         if len(packed) < spec.nlist:
-            raise ValueError(
+            raise UserError(
                 f"faiss.nlist={spec.nlist} needs at least that many codes to train its cells; "
                 f"the collection has {len(packed)}: lower faiss.nlist or use faiss.type=flat"
             )
