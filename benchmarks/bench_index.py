@@ -20,6 +20,16 @@ so a shared machine's load falls on both alike; the exact searches must return i
   python benchmarks/bench_index.py                     # 1M codes, HNSW over 200k: minutes
   python benchmarks/bench_index.py --hnsw-n 1000000    # HNSW over all 1M (~10 min on 2 cores)
   python benchmarks/bench_index.py --n 100000          # a quick look
+
+``--scale`` instead measures every index kind (flat, mih, ivf, hnsw) at 1M, 10M and 100M codes
+drawn like trained codes (``--classes`` class centers, each bit flipped with probability
+``--noise``: :mod:`benchmarks.trained_like_codes`): queries/s, recall@k against the exact flat
+(distance, id) order, index bytes and build time, and the flat scan's bytes read per second as a
+ratio of one thread's memory read bandwidth measured in the same run. A size or kind that would
+not fit in memory, over ``--<kind>-max`` codes, or past the ``--budget`` seconds (projected from
+the last size) is skipped and listed with its reason. Writes ``results/index_scale.json``.
+
+  python benchmarks/bench_index.py --scale             # ~10 min on the loaded 2-core machine
 """
 
 from __future__ import annotations
@@ -41,9 +51,11 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.trained_like_codes import clustered_codes  # noqa: E402
 from hashing.index import faiss_backend  # noqa: E402
 from hashing.index.faiss_backend import FaissSpec  # noqa: E402
 from hashing.index.packing import POPCOUNT_TABLE  # noqa: E402
+from hashing.runs.atomic import write_json_atomic  # noqa: E402
 
 M1, M2, M4, H01 = 0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F, 0x0101010101010101
 
@@ -115,6 +127,215 @@ def recall(approx_ids: np.ndarray, approx_d: np.ndarray, exact_d: np.ndarray, ex
     return {"recall_ids": by_id / total, "recall_tie_aware": by_distance / total}
 
 
+def available_bytes() -> int:
+    """The kernel's estimate of memory available without swapping (MemAvailable)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def memory_bandwidth(nbytes: int = 512 * 2**20, repeats: int = 3) -> dict[str, float]:
+    """One thread's memory bandwidth in GB/s, best of ``repeats``: ``read`` (an OR reduction
+    over an array far larger than the caches, the flat scan's access pattern) and ``copy``
+    (bytes read + written by ``np.copyto``)."""
+    source = np.random.default_rng(0).integers(0, 2**63, nbytes // 8, dtype=np.uint64)
+    target = np.empty_like(source)
+    read, copy = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.bitwise_or.reduce(source)
+        read.append(nbytes / (time.perf_counter() - started) / 1e9)
+        started = time.perf_counter()
+        np.copyto(target, source)
+        copy.append(2 * nbytes / (time.perf_counter() - started) / 1e9)
+    return {"read_gb_s": max(read), "copy_gb_s": max(copy), "array_bytes": nbytes}
+
+
+def scale_specs(args: argparse.Namespace) -> list[tuple[str, FaissSpec, list[FaissSpec]]]:
+    """(label, spec to build, specs to search it with) for every approximate kind."""
+    mih = FaissSpec(type="mih", nhash=args.mih_nhash, nflip=args.mih_nflip)
+    ivf = [FaissSpec(type="ivf", nlist=args.nlist, nprobe=p) for p in args.nprobe]
+    hnsw = [
+        FaissSpec(type="hnsw", m=args.hnsw_m, ef_construction=args.ef_construction, ef_search=e)
+        for e in args.ef_search
+    ]
+    return [("mih", mih, [mih]), ("ivf", ivf[0], ivf), ("hnsw", hnsw[0], hnsw)]
+
+
+def describe(spec: FaissSpec) -> str:
+    if spec.type == "mih":
+        return f"mih nhash={spec.nhash} nflip={spec.nflip}"
+    if spec.type == "ivf":
+        return f"ivf nlist={spec.nlist} nprobe={spec.nprobe}"
+    if spec.type == "hnsw":
+        return f"hnsw M={spec.m} efSearch={spec.ef_search}"
+    return "flat (exact)"
+
+
+def timed_search(
+    index: faiss.IndexBinary, spec: FaissSpec, queries: np.ndarray, k: int, least: float = 0.5
+) -> tuple[float, tuple]:
+    """Queries/s of ``faiss_backend.search``, repeated until ``least`` seconds have passed (a
+    fast index answers the queries in milliseconds, too short to time on a loaded machine)."""
+    calls, started = 0, time.perf_counter()
+    while True:
+        answer = faiss_backend.search(index, spec, queries, k)
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= least:
+            return calls * len(queries) / elapsed, answer
+
+
+def run_scale(args: argparse.Namespace) -> None:
+    """``--scale``: every index kind at 1M, 10M and (memory and time allowing) 100M codes."""
+    begun = time.perf_counter()
+    load_before = os.getloadavg()
+    bandwidth = memory_bandwidth()
+    print(
+        f"one thread's memory bandwidth: read {bandwidth['read_gb_s']:.1f} GB/s, copy "
+        f"{bandwidth['copy_gb_s']:.1f} GB/s; load average {load_before[0]:.1f}"
+    )
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    cost: dict[str, float] = {}  # seconds per code of each kind's build + search, last size
+
+    def remaining() -> float:
+        return args.budget - (time.perf_counter() - begun)
+
+    def skip(n: int, kind: str, reason: str) -> None:
+        skipped.append({"n": n, "kind": kind, "reason": reason})
+        print(f"  {n:,} codes, {kind}: skipped, {reason}")
+
+    for n in args.scale_sizes:
+        need = 3 * n * 8 + n * 4  # codes, the flat index's copy, its serialisation, labels
+        if need > 0.6 * available_bytes():
+            skip(n, "all", f"needs ~{need / 2**30:.1f} GiB, {available_bytes() / 2**30:.1f} free")
+            continue
+        projected = cost.get("flat", 0.0) * n
+        if projected > remaining():
+            skip(n, "all", f"flat projected {projected:.0f} s > {remaining():.0f} s left")
+            continue
+        started = time.perf_counter()
+        packed, _ = clustered_codes(n + args.queries, args.classes, args.noise, args.seed)
+        database, queries = packed[:n], packed[n:]
+        generate = time.perf_counter() - started
+        started = time.perf_counter()
+        flat = faiss_backend.build_index(database, FaissSpec(type="flat"))
+        build = time.perf_counter() - started
+        flat_qps, (exact_d, exact_ids) = timed_search(flat, FaissSpec(), queries, args.k)
+        single = queries[: args.single_queries]
+        single_seconds = sum(
+            1 / timed_search(flat, FaissSpec(), q[None], args.k)[0] for q in single
+        )
+        single_qps = len(single) / single_seconds
+        scan = n * 8 * flat_qps / 1e9
+        single_scan = n * 8 * single_qps / 1e9
+        rows.append(
+            {
+                "n": n,
+                "kind": "flat",
+                "method": "flat (exact)",
+                "qps": flat_qps,
+                "qps_one_query_a_call": single_qps,
+                "recall_ids": 1.0,
+                "recall_tie_aware": 1.0,
+                "memory_bytes": int(flat.ntotal * flat.code_size),
+                "build_seconds": build,
+                "scan_gb_s": scan,
+                "scan_vs_read_bandwidth": scan / bandwidth["read_gb_s"],
+                "single_scan_gb_s": single_scan,
+                "single_scan_vs_read_bandwidth": single_scan / bandwidth["read_gb_s"],
+            }
+        )
+        cost["flat"] = (time.perf_counter() - started + generate) / n
+        print(f"  {n:,} codes: generated in {generate:.1f} s, flat {flat_qps:,.1f} queries/s")
+        del flat
+        for kind, build_spec, search_specs in scale_specs(args):
+            if n > args.kind_max.get(kind, n):
+                guess = f": ~{cost[kind] * n:.0f} s projected" if kind in cost else ""
+                skip(n, kind, f"over --{kind}-max={args.kind_max[kind]:,} (build + search{guess})")
+                continue
+            projected = cost.get(kind, 0.0) * n * (1.2 if kind == "hnsw" else 1.0)
+            if projected > remaining():
+                skip(
+                    n,
+                    kind,
+                    f"build + search projected {projected:.0f} s > {remaining():.0f} s left",
+                )
+                continue
+            started = time.perf_counter()
+            index = faiss_backend.build_index(database, build_spec)
+            build = time.perf_counter() - started
+            memory = faiss.serialize_index_binary(index).nbytes
+            for spec in search_specs:
+                qps, (approx_d, approx_ids) = timed_search(index, spec, queries, args.k)
+                quality = recall(approx_ids, approx_d, exact_d, exact_ids)
+                rows.append(
+                    {
+                        "n": n,
+                        "kind": kind,
+                        "method": describe(spec),
+                        "qps": qps,
+                        **quality,
+                        "memory_bytes": memory,
+                        "build_seconds": build,
+                        "settings": spec.to_dict(),
+                    }
+                )
+                print(
+                    f"  {n:,} codes, {describe(spec)}: {qps:,.1f} queries/s, "
+                    f"recall {quality['recall_ids']:.3f}"
+                )
+            cost[kind] = (time.perf_counter() - started) / n
+            del index
+        del packed, database, queries
+    for row in rows:
+        flat_row = next(r for r in rows if r["n"] == row["n"] and r["kind"] == "flat")
+        row["vs_flat"] = row["qps"] / flat_row["qps"]
+    load_after = os.getloadavg()
+    elapsed = time.perf_counter() - begun
+    print(
+        f"\n64-bit codes around {args.classes} class centers, {args.noise:.0%} bit noise; "
+        f"{args.queries} queries, top-{args.k}, {args.threads} thread(s); load average "
+        f"{load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} cores; {elapsed:.0f} s"
+    )
+    print(
+        "| codes | index | queries/s | vs flat | recall@k (ids) | recall@k (tie-aware) "
+        "| memory (MB) | build (s) |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['n']:,} | {row['method']} | {row['qps']:,.1f} | {row['vs_flat']:.2f}x | "
+            f"{row['recall_ids']:.3f} | {row['recall_tie_aware']:.3f} | "
+            f"{row['memory_bytes'] / 1e6:,.1f} | {row['build_seconds']:.1f} |"
+        )
+    for row in rows:
+        if row["kind"] == "flat":
+            print(
+                f"flat scan at {row['n']:,} codes: {row['scan_gb_s']:.1f} GB/s read = "
+                f"{row['scan_vs_read_bandwidth']:.2f}x the measured read bandwidth "
+                f"({args.queries} queries a call; one query a call: {row['single_scan_gb_s']:.1f} "
+                f"GB/s = {row['single_scan_vs_read_bandwidth']:.2f}x)"
+            )
+    for entry in skipped:
+        print(f"skipped: {entry['n']:,} codes, {entry['kind']}: {entry['reason']}")
+    payload = {
+        "bits": 64, "k": args.k, "queries": args.queries, "threads": args.threads,
+        "classes": args.classes, "noise": round(args.noise * 256) / 256, "seed": args.seed,
+        "sizes": args.scale_sizes, "budget_seconds": args.budget, "elapsed_seconds": elapsed,
+        "load_average_before": load_before, "load_average_after": load_after,
+        "memory_bandwidth": bandwidth, "machine": platform.machine(),
+        "cpu_count": os.cpu_count(), "memory_bytes": os.sysconf("SC_PAGE_SIZE")
+        * os.sysconf("SC_PHYS_PAGES"), "faiss": faiss.__version__, "numpy": np.__version__,
+        "rows": rows, "skipped": skipped,
+    }  # fmt: skip
+    out = args.out or ROOT / "benchmarks" / "results" / "index_scale.json"
+    write_json_atomic(out, payload)
+    print(f"written {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="database codes")
@@ -133,10 +354,32 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "index.json")
+    parser.add_argument("--out", type=Path, default=None, help="JSON (default: results/)")
+    scale = parser.add_argument_group("--scale: every index kind on codes drawn like trained ones")
+    scale.add_argument("--scale", action="store_true")
+    scale.add_argument(
+        "--scale-sizes", type=int, nargs="+", default=[1_000_000, 10_000_000, 100_000_000]
+    )
+    scale.add_argument("--scale-queries", type=int, default=50)
+    scale.add_argument("--single-queries", type=int, default=5, help="flat, one query a call")
+    scale.add_argument("--classes", type=int, default=100, help="class centers")
+    scale.add_argument("--noise", type=float, default=0.1, help="per-bit flip probability")
+    scale.add_argument("--budget", type=float, default=840, help="seconds; later sizes skip")
+    scale.add_argument("--mih-nhash", type=int, default=4)
+    scale.add_argument("--mih-nflip", type=int, default=1)
+    scale.add_argument("--nlist", type=int, default=1024)
+    scale.add_argument("--nprobe", type=int, nargs="+", default=[16, 64])
+    for kind, most in (("mih", 100_000_000), ("ivf", 100_000_000), ("hnsw", 1_000_000)):
+        scale.add_argument(f"--{kind}-max", type=int, default=most, help="codes at most")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
+    if args.scale:
+        args.queries = args.scale_queries
+        args.kind_max = {kind: getattr(args, f"{kind}_max") for kind in ("mih", "ivf", "hnsw")}
+        run_scale(args)
+        return
+    args.out = args.out or ROOT / "benchmarks" / "results" / "index.json"
     rng = np.random.default_rng(args.seed)
     database = rng.integers(0, 256, size=(args.n, 8), dtype=np.uint8)
     queries = rng.integers(0, 256, size=(args.queries, 8), dtype=np.uint8)
