@@ -101,3 +101,14 @@ def class_similarity(
 ) -> torch.Tensor:
     """(C, C) float64 class-similarity matrix ``S`` (SHC stage 1), entries in [-1, 1]."""
     return normalise_similarity(masked_softmax_sums(logits, labels, num_classes, multi_label))
+
+
+def taxonomy_similarity(wu_palmer: torch.Tensor) -> torch.Tensor:
+    """(C, C) ``S`` from a class taxonomy instead of a classifier: the Wu-Palmer similarities of
+    the class pairs take the place of stage 1's confusion sums (the diagonal zeroed, as a
+    masked class's own entry is) and get the same normalisation."""
+    if wu_palmer.ndim != 2 or wu_palmer.shape[0] != wu_palmer.shape[1]:
+        raise ValueError(f"wu_palmer must be (C, C), got shape {tuple(wu_palmer.shape)}")
+    sums = wu_palmer.to(torch.float64).clone()
+    sums.fill_diagonal_(0.0)
+    return normalise_similarity(sums)

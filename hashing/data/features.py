@@ -125,6 +125,21 @@ def normalise_labels(parts: list[np.ndarray], path: Path) -> tuple[list[np.ndarr
     return matrix, width, True
 
 
+def file_class_names(
+    stored: Mapping[str, np.ndarray], raw_labels: list[np.ndarray], num_classes: int
+) -> list[str]:
+    """Names of the classes 0..C-1 from a ``classes`` array indexed by the stored label values
+    (single-label files; ``[]`` when the file has none or it does not cover the values)."""
+    names = stored.get("classes")
+    if names is None or any(y.ndim != 1 and y.shape[1:] != (1,) for y in raw_labels):
+        return []
+    values = np.unique(np.concatenate([y.reshape(len(y)) for y in raw_labels]))
+    names = np.asarray(names).reshape(-1)
+    if len(values) != num_classes or values.min() < 0 or values.max() >= len(names):
+        return []
+    return [str(names[int(v)]) for v in values]
+
+
 class FeaturesDataModule(RetrievalDataModule):
     """Feature vectors (N, D) as float32; ``input_shape`` = (D,).
 
@@ -161,6 +176,8 @@ class FeaturesDataModule(RetrievalDataModule):
         if unknown:
             raise ValueError(f"arrays keys {unknown} unknown; expected some of {ARRAY_KEYS}")
         self.arrays = dict(arrays or {})
+        #: class names from the file's ``classes`` array (indexed by label value), if any
+        self.classes: list[str] = []
         self._proto = build_protocol(protocol, self.name, query_per_class, train_per_class, top_k)
 
     def _protocol(self) -> Protocol:
@@ -198,6 +215,7 @@ class FeaturesDataModule(RetrievalDataModule):
                 raise ValueError(
                     f"{self.path}: {role} has {len(f)} feature rows but {len(y)} labels"
                 )
+        self.classes = file_class_names(stored, raw_labels, num_classes)
         offsets = np.cumsum([0] + [len(f) for f in feats])
         groups = {r: np.arange(offsets[i], offsets[i + 1]) for i, r in enumerate(roles)}
         groups["test"] = groups.pop("query")

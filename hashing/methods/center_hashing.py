@@ -59,6 +59,9 @@ class CenterHashing(HashingModule):
         center_source: builds the centers before training (CSQ, MDS or SHC).
         lambda_q: weight of the quantisation term (1e-4 as in DeepHash-pytorch and SHC).
         tie_breaker_seed: seed of the fixed random bits that break multi-label ties.
+        similarity: the class similarity SHC's source fits (``classifier``/``taxonomy``;
+            None for CSQ and MDS): the source reads it from its own config, the module keeps it
+            among the hyperparameters so that runs of either kind tell apart.
         **kwargs: :class:`HashingModule` arguments.
     """
 
@@ -69,6 +72,7 @@ class CenterHashing(HashingModule):
         center_source: CenterSource,
         lambda_q: float = 1e-4,
         tie_breaker_seed: int = 0,
+        similarity: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,6 +80,7 @@ class CenterHashing(HashingModule):
             raise ValueError(f"method.lambda_q must be >= 0, got {lambda_q}")
         self.center_source = center_source
         self.lambda_q = lambda_q
+        self.similarity = similarity
         generator = torch.Generator().manual_seed(tie_breaker_seed)
         tie_breaker = torch.randint(0, 2, (self.bits,), generator=generator).float() * 2 - 1
         self.register_buffer("tie_breaker", tie_breaker)

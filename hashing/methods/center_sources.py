@@ -29,6 +29,7 @@ from hashing.centers import (
     validate_bits,
 )
 from hashing.centers.csq import bernoulli_accepted, uses_hadamard
+from hashing.centers.quality import center_quality
 from hashing.runs.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,23 @@ def is_rank_zero() -> bool:
     return rank_zero_only.rank == 0
 
 
-def save_centers(centers: Tensor, output_dir: Path, extra: dict[str, Any] | None = None) -> None:
-    """Write ``centers.pt`` and ``center_stats.json`` (min/mean/var distance, required d).
+def taxonomy_spearman(centers: Tensor, datamodule: Any) -> float | None:
+    """Rank correlation of ``h_i·h_j`` with the Wu-Palmer similarity of the class pairs in the
+    datamodule's taxonomy (None without one, or for equidistant centers)."""
+    relations = getattr(datamodule, "class_relations", None)
+    if relations is None:
+        return None
+    return center_quality(torch.from_numpy(relations.wu_palmer), centers)["spearman"]
+
+
+def save_centers(
+    centers: Tensor,
+    output_dir: Path,
+    extra: dict[str, Any] | None = None,
+    datamodule: Any = None,
+) -> None:
+    """Write ``centers.pt`` and ``center_stats.json`` (min/mean/var distance, required d and,
+    when the datamodule has a class taxonomy, ``taxonomy_spearman``).
 
     Only on global rank 0 (the files are the run's, not the process's).
     """
@@ -53,6 +69,8 @@ def save_centers(centers: Tensor, output_dir: Path, extra: dict[str, Any] | None
     stats: dict[str, Any] = dict(center_statistics(centers))
     if num_classes >= 2:
         stats["required_min_distance"] = required_min_distance(bits, num_classes)
+    if getattr(datamodule, "class_relations", None) is not None:
+        stats["taxonomy_spearman"] = taxonomy_spearman(centers, datamodule)
     stats.update(extra or {})
     write_json_atomic(output_dir / "center_stats.json", stats)
 
@@ -97,7 +115,7 @@ class CSQCenters:
             "construction": "hadamard" if hadamard else "bernoulli",
             "csq_test_passed": bool(passed),
         }
-        save_centers(centers, output_dir, extra)
+        save_centers(centers, output_dir, extra, datamodule)
         return centers
 
 
@@ -141,5 +159,6 @@ class MDSCenters:
             centers,
             output_dir,
             {"method": self.method, "refine_feasible_start": self.refine_feasible_start},
+            datamodule,
         )
         return centers
