@@ -7,7 +7,7 @@ paper), SHC with the WordNet S (``method.similarity=taxonomy``) and supervised T
 them, computed here on the same split: LSH and ITQ codes (no training), the float k-NN
 ceiling (Euclidean ranking of the features) and a linear probe's accuracy. Every row reports
 mAP@1000 (the protocol's k), mAP@ALL, tax_dist@100, miss_tax_dist@100 and ndcg_wup@100; then
-paired differences SHC - MDS over the seeds (mean, paired t-test p, wins). Results:
+paired differences SHC - MDS over the seeds (mean, paired t-test p, seeds positive). Results:
 ``benchmarks/results/tinyimagenet.json`` (rewritten after every run, so a cut-short benchmark
 leaves what finished; a run whose folder holds metrics.json is not run again).
 
@@ -40,9 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+import yaml  # noqa: E402
 from scipy.stats import ttest_rel  # noqa: E402
 
-from benchmarks.sweep_runs import job_bits_seed, mean_std  # noqa: E402
+from benchmarks.sweep_runs import mean_std  # noqa: E402
 from hashing.baselines.float_ranking import float_average_precision  # noqa: E402
 from hashing.baselines.lsh import lsh_codes  # noqa: E402
 from hashing.centers.bound import required_min_distance  # noqa: E402
@@ -149,7 +150,8 @@ def val_curve(job: Path) -> list[tuple[int, float]]:
 
 def read_job(job: Path) -> dict[str, Any]:
     """Bits, seed, metrics, validation curve and center statistics of one finished job."""
-    bits, seed = job_bits_seed(job)
+    config = yaml.safe_load((job / "config_resolved.yaml").read_text())
+    bits, seed = int(config["bits"]), int(config["seed"])
     metrics = json.loads((job / "metrics.json").read_text())
     record: dict[str, Any] = {
         "bits": bits,
@@ -348,7 +350,7 @@ def paired(table: dict, bits: int, metric: str, a: str = "shc", b: str = "mds") 
         "per_seed": dict(zip(seeds, diffs, strict=True)),
         "mean_difference": sum(diffs) / len(diffs),
         "paired_t_p": p_value,
-        "wins": sum(d > 0 for d in diffs),
+        "positive": sum(d > 0 for d in diffs),
     }
 
 
@@ -384,7 +386,7 @@ def markdown(results: dict[str, Any]) -> str:
                 lines.append(
                     f"\nSHC - MDS {metric} at {bits} bits: mean {test['mean_difference']:+.4f} "
                     f"(seeds {per_seed}; paired t p = {test['paired_t_p']:.3g}; "
-                    f"SHC higher on {test['wins']}/{len(test['seeds'])})"
+                    f"difference > 0 on {test['positive']}/{len(test['seeds'])} seeds)"
                 )
     return "\n".join(lines)
 
