@@ -79,6 +79,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench_tinyimagenet")
     parser.add_argument("--no-baselines", action="store_true", help="pipeline runs only")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: rebuild --out from every finished run folder, keeping the baselines "
+        "(LSH, ITQ, float ceiling, probe) already in it",
+    )
     parser.add_argument(
         "--plan",
         nargs="+",
@@ -401,10 +408,31 @@ def write(results: dict[str, Any], args: argparse.Namespace) -> None:
     }
     results["markdown"] = markdown(results)
     results["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2, default=str))
-    tmp.replace(OUT)
+    tmp.replace(out)
+
+
+def collect(results: dict[str, Any], args: argparse.Namespace) -> None:
+    """``--collect``: every finished run under the work folder, plus the computed baselines of
+    the existing ``--out``, written back to ``--out``."""
+    out = Path(args.out)
+    old = json.loads(out.read_text()) if out.is_file() else {}
+    results["runs"] = [entry for entry in old.get("runs", []) if "jobs" in entry]
+    for key in ("float_knn", "linear_probe"):
+        if key in old:
+            results[key] = old[key]
+    for metrics in sorted((args.work / "runs").glob(f"*/*/epochs{args.epochs}/seed*/metrics.json")):
+        job = read_job(metrics.parent)
+        method = metrics.parents[3].name
+        results["runs"].append(
+            {"method": method, "bits": job["bits"], "seed": job["seed"], "job": job}
+        )
+    write(results, args)
+    print(results["markdown"])
+    print(f"wrote {out}")
 
 
 def main() -> None:
@@ -423,6 +451,9 @@ def main() -> None:
         "runs": [],
     }
     started = time.perf_counter()
+    if args.collect:
+        collect(results, args)
+        return
 
     def one(method: str, bits: int, seed: int) -> None:
         entry = run_job(method, bits, seed, args)
@@ -438,7 +469,7 @@ def main() -> None:
         for future in [*futures, *extra]:
             future.result()
     print(results["markdown"])
-    print(f"wrote {OUT}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ miss sits in the taxonomy.
     python benchmarks/figure_taxonomy_example.py <run folder> [--out docs/img/taxonomy_query.png]
         [--top 10] [--names ../shared/data/tinyimagenet200_wordnet.json]
 
-Rebuilds the run's data (its resolved config) and model (its best checkpoint), encodes the
-queries and the database, and picks the query whose top ``--top`` holds the most distinct
-taxonomy distances among its misses (ties: the first such query), so the figure shows hits,
-near misses and far ones. Each result is a bar as long as its taxonomy distance to the query
-(0 = same class), labelled with its class, the lowest common ancestor and the Hamming
-distance; the title gives that query's tax_dist, miss_tax_dist and ndcg_wup at ``--top``.
+Rebuilds the run's data (its resolved config) and model (its latest kept checkpoint, the
+best one under the default checkpointing), encodes the queries and the database, and picks a
+query with at least three hits and three misses in its top ``--top`` whose misses lie at the
+most distinct taxonomy distances (ties: the first such query), so the figure shows hits, near
+misses and far ones. Each result is a bar as long as its taxonomy distance to the query (0 =
+same class), labelled with its class, the lowest common ancestor and the Hamming distance; the
+title gives that query's tax_dist, miss_tax_dist and ndcg_wup at ``--top``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def main() -> None:
     hops = distance[qy[:, None], dy[top]]
     variety = torch.tensor([len(set(row[row > 0].tolist())) for row in hops])
     hits = (hops == 0).sum(1)
-    pick = int(torch.argmax(variety * 100 + hits * (hits < args.top)))
+    mixed = (hits >= 3) & (hits <= args.top - 3)
+    pick = int(torch.argmax(variety + 100 * mixed))
     scores = taxonomy_scores(
         q[pick : pick + 1],
         db,
@@ -107,7 +109,7 @@ def main() -> None:
         ax.text(max(d, 0.15) + 0.2, rank, text, va="center", fontsize=8)
     ax.set_yticks(range(len(results)), [f"#{r + 1}" for r in range(len(results))])
     ax.invert_yaxis()
-    ax.set_xlim(0, float(distance.max()) + 12)
+    ax.set_xlim(0, float(hops[pick].max()) + 14)
     ax.set_xlabel(
         "taxonomy distance to the query's class (edges through the lowest common ancestor)"
     )
