@@ -30,7 +30,7 @@ from hashing.centers import (
 )
 from hashing.centers.csq import bernoulli_accepted, uses_hadamard
 from hashing.centers.quality import center_quality
-from hashing.runs.atomic import write_json_atomic
+from hashing.runs.atomic import atomic_write, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def save_centers(
     if not is_rank_zero():
         return
     output_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(centers.clone(), output_dir / "centers.pt")
+    atomic_write(output_dir / "centers.pt", lambda handle: torch.save(centers.clone(), handle))
     num_classes, bits = centers.shape
     stats: dict[str, Any] = dict(center_statistics(centers))
     if num_classes >= 2:
