@@ -39,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results_io import Provenance  # noqa: E402
 from benchmarks.sweep_runs import (  # noqa: E402
     job_bits_seed,
     mean_std,
@@ -216,6 +217,7 @@ def main() -> None:
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "centers_ablation.json"
     )
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_centers_ablation.py", args, args.seeds)
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
 
@@ -243,7 +245,7 @@ def main() -> None:
         f"shc_tuned = eta {TUNED['eta']} with backtracking. Adam 1e-3, cosine, batch 128, "
         f"{args.threads} CPU thread(s); total {total / 60:.1f} min of sweeps."
     )
-    write_report(args.out, args, table, caption, results=results, runs=runs, total_seconds=total)
+    write_report(provenance, table, caption, results=results, runs=runs, total_seconds=total)
 
 
 if __name__ == "__main__":

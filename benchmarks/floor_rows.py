@@ -37,6 +37,17 @@ def code_scores(
     return scores
 
 
+def floor_codes(
+    train: Tensor, query: Tensor, database: Tensor, projection: str, bits: int, seed: int
+) -> tuple[Tensor, Tensor]:
+    """±1 codes of ``query`` and ``database`` features under the ``projection`` floor fitted on
+    ``train`` features."""
+    from hashing.baselines import fit_projection, projection_codes
+
+    mean, weights = fit_projection(projection, train, bits, seed)
+    return projection_codes(query, mean, weights), projection_codes(database, mean, weights)
+
+
 def floor_scores(
     train: Tensor,
     query: tuple[Tensor, Tensor],
@@ -48,11 +59,7 @@ def floor_scores(
 ) -> dict[str, float]:
     """Scores of one training-free code fitted on ``train`` features; ``query`` and
     ``database`` are (features, labels)."""
-    from hashing.baselines import fit_projection, projection_codes
-
-    mean, weights = fit_projection(projection, train, bits, seed)
-    query_codes = projection_codes(query[0], mean, weights)
-    database_codes = projection_codes(database[0], mean, weights)
+    query_codes, database_codes = floor_codes(train, query[0], database[0], projection, bits, seed)
     return code_scores(query_codes, database_codes, query[1], database[1], top_ks)
 
 

@@ -106,7 +106,7 @@ def render_block(results: Path, name: str, table: str) -> str:
             f"benchmarks/results/{name}.json has no table {table!r}; it has {sorted(tables)}"
         )
     spec = tables[table]
-    parts = [markdown_table(spec)]
+    parts = [spec["markdown"] if "markdown" in spec else markdown_table(spec)]
     parts += [f"- {note}" for note in spec.get("notes", [])]
     return "\n".join(parts) + "\n\n" + provenance(record, name) + "\n"
 

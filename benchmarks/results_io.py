@@ -7,7 +7,8 @@ not) and its wall time, beside the tables it produced. ``benchmarks/render_table
 those tables into the docs; nothing in a results table is typed by hand.
 
 A table is ``{"columns": [...], "rows": [[cell, ...], ...], "notes": [...]}`` with cells already
-formatted as text (the script decides the digits), so rendering is mechanical.
+formatted as text (the script decides the digits), so rendering is mechanical; a script that
+builds its markdown itself stores ``{"markdown": "...", "notes": [...]}`` instead.
 """
 
 from __future__ import annotations
