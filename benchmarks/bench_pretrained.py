@@ -2,7 +2,7 @@
 and the ceiling, with each row's cost in operation.
 
     python benchmarks/bench_pretrained.py [--methods csq mds shc tbh tbh_supervised]
-        [--bits 16 32 64] [--seeds 0 1 2] [--epochs N] [--method-epochs tbh=10 ...]
+        [--bits 16 32 64] [--seeds 0 1 2] [--epochs N] [--method-epochs tbh=5 ...]
         [--jobs 2] [--features <npz>] [--extract-images 1000] [--skip-methods] [--work <dir>]
 
 The defaults are the headline comparison of ``docs/benchmarks.md`` (every method, 16/32/64 bits,
@@ -58,7 +58,7 @@ METHODS = ("csq", "mds", "shc", "tbh", "tbh_supervised")
 METRICS = ("mAP@100", "mAP@1000", "mAP@ALL", "mAP@ALL_tie_aware")
 K = 100
 #: the headline's epoch budgets where the preset's 30 do not fit in 45 minutes on 2 cores
-METHOD_EPOCHS = {"tbh": 10, "tbh_supervised": 10}
+METHOD_EPOCHS = {"tbh": 5, "tbh_supervised": 5}
 SUPERVISED = ("csq", "mds", "shc", "tbh_supervised")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.results_io import Provenance
-from hashing.report.runs import read_run
+from hashing.report.runs import read_run, run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def run_multirun(
 def job_bits_seed(job: Path) -> tuple[int, int]:
     """A job folder's code length and seed, read as the report reads them (its resolved config,
     else Hydra's, so a job that failed early has them too)."""
-    run = read_run(job)
+    run = read_run(job, run_config(job))
     if run.bits is None or run.seed is None:
         raise ValueError(f"{job}: its config names no bits or seed")
     return run.bits, run.seed
