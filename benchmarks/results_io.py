@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import platform
@@ -85,6 +86,35 @@ def settings_of(args: Any) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in items.items()}
 
 
+class PrintedTables(io.TextIOBase):
+    """A stdout that also keeps what is printed, so the markdown tables a script prints (runs
+    of lines starting with ``|``) can be recorded as they were shown."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.text = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.text.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def tables(self) -> dict[str, dict[str, str]]:
+        """The printed tables as ``{"main": ...}`` (one) or ``{"table1": ..., ...}``."""
+        blocks: list[list[str]] = [[]]
+        for line in self.text.getvalue().splitlines():
+            if line.startswith("|"):
+                blocks[-1].append(line)
+            elif blocks[-1]:
+                blocks.append([])
+        found = ["\n".join(block) for block in blocks if block]
+        if len(found) == 1:
+            return {"main": {"markdown": found[0]}}
+        return {f"table{i}": {"markdown": text} for i, text in enumerate(found, 1)}
+
+
 class Provenance:
     """Records a benchmark run from its start; :meth:`write` saves it with its tables.
 
@@ -105,6 +135,7 @@ class Provenance:
         argv: Sequence[str] | None = None,
     ) -> None:
         self.out = RESULTS / f"{out}.json" if isinstance(out, str) else Path(out)
+        self.printed: PrintedTables | None = None
         self.started = time.perf_counter()
         settings = settings_of(args)
         argv = list(sys.argv if argv is None else argv)
@@ -122,11 +153,23 @@ class Provenance:
             "machine_at_start": machine(),
         }
 
-    def write(self, tables: dict[str, dict[str, Any]], **results: Any) -> Path:
+    def capture_printed_tables(self) -> None:
+        """From now on keep what the script prints: :meth:`write` with ``tables=None`` records
+        the markdown tables printed (for scripts that print their table line by line)."""
+        self.printed = PrintedTables(sys.stdout)
+        sys.stdout = self.printed
+
+    def write(self, tables: dict[str, dict[str, Any]] | None, **results: Any) -> Path:
         """Write ``<name>.json`` (atomically) with the record, wall time, load average at the
-        end, ``tables`` and any raw ``results``; returns its path."""
+        end, ``tables`` (None: the printed ones) and any raw ``results``; returns its path."""
         from hashing.runs.atomic import write_json_atomic
 
+        printed = self.printed
+        if printed is not None:
+            sys.stdout = printed.stream
+            self.printed = None
+        if tables is None:
+            tables = printed.tables() if printed is not None else {}
         record = dict(self.record)
         record["wall_s"] = round(time.perf_counter() - self.started, 1)
         record["machine_at_end"] = machine()

@@ -69,3 +69,22 @@ def test_rendered_table_is_the_json_table_with_its_provenance(tmp_path: Path) ->
     missing = tmp_path / "missing.md"
     missing.write_text("<!-- table:demo/nope -->\n<!-- /table -->\n")
     assert render_tables.main(["--docs", str(missing), "--results", str(results)]) == 2
+
+
+def test_provenance_records_the_printed_table_and_the_run(tmp_path: Path, capsys) -> None:
+    from benchmarks.results_io import Provenance
+
+    out = tmp_path / "demo.json"
+    provenance = Provenance(out, "benchmarks/bench_demo.py", {"seed": 3}, [3], ["x", "--fast"])
+    provenance.capture_printed_tables()
+    print("heading")
+    print("| a | b |\n|---|---|\n| 1 | 2 |")
+    print("done")
+    provenance.write(None, rows=[1, 2])
+    assert "| 1 | 2 |" in capsys.readouterr().out  # still shown
+    record = json.loads(out.read_text())
+    assert record["tables"] == {"main": {"markdown": "| a | b |\n|---|---|\n| 1 | 2 |"}}
+    assert record["command"] == "python benchmarks/bench_demo.py --fast"
+    assert record["seeds"] == [3] and record["results"] == {"rows": [1, 2]}
+    assert len(record["commit"]) == 40 and record["machine_at_start"]["cores"] >= 1
+    assert record["wall_s"] >= 0 and len(record["machine_at_end"]["load_average"]) == 3
