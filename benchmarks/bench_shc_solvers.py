@@ -39,7 +39,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.floor_rows import FLOORS, ceiling_row, floor_rows  # noqa: E402
+from benchmarks.floor_rows import CEILING, FLOORS, datamodule_of  # noqa: E402
+from benchmarks.floor_rows import reference_rows as floor_reference_rows  # noqa: E402
 from benchmarks.results_io import Provenance  # noqa: E402
 from benchmarks.sweep_runs import (  # noqa: E402
     job_bits_seed,
@@ -175,29 +176,14 @@ def read_job(job: Path, similarities: dict[int, torch.Tensor]) -> dict[str, Any]
 def reference_rows(dataset: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The training-free floors (LSH, PCA-sign, ITQ per bits, over seeds; fitted on the
     training split) and the float features (ceiling) on the test split."""
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    overrides = [
-        o for o in dataset_overrides(dataset, args.cifar_file) if not o.startswith("backbone")
-    ]
-    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        cfg = compose("train", overrides=[*overrides, f"paths.root_dir={ROOT}"])
-    dm = instantiate(cfg.data, split_dir=str(args.work / "cache" / "splits"))
-    dm.setup()
-
-    def stacked(key: str) -> tuple[torch.Tensor, torch.Tensor]:
-        items = dm.dataset(key)
-        xs = torch.stack([items[i][0].reshape(-1) for i in range(len(items))])
-        return xs, items.labels
-
-    query, database, (train, _) = stacked("query"), stacked("database"), stacked("fit")
+    overrides = dataset_overrides(dataset, args.cifar_file)
+    datamodule = datamodule_of(overrides, args.work / "cache" / "splits")
     rows: dict[str, dict[str, Any]] = {}
-    for row in floor_rows(train, query, database, args.bits, args.seeds):
-        per_seed = [{m: row["values"][m][i] for m in METRICS} for i in range(len(row["seeds"]))]
-        rows[f"{row['method']}/{row['bits']}"] = summarise(per_seed)
-    ceiling = ceiling_row(query, database)
-    rows["float"] = summarise([{m: ceiling["values"][m][0] for m in METRICS}])
+    for row in floor_reference_rows(datamodule, args.bits, args.seeds):
+        count = len(row["values"]["mAP@ALL"])
+        per_seed = [{m: row["values"][m][i] for m in METRICS} for i in range(count)]
+        key = "float" if row["method"] == CEILING else f"{row['method']}/{row['bits']}"
+        rows[key] = summarise(per_seed)
     return rows
 
 

@@ -10,6 +10,7 @@ code of the same length and how far the codes stay from the features they came f
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -100,3 +101,46 @@ def ceiling_row(
     values["mAP@ALL_tie_aware"] = list(values["mAP@ALL"])
     width = int(query[0].shape[1])
     return {"method": CEILING, "bits": 32 * width, "seeds": [], "values": values}
+
+
+def split_features(datamodule: Any, keys: Sequence[str] = ("fit", "query", "database")) -> dict:
+    """``{split: (inputs flattened to (N, D) float32, labels)}`` of a set-up datamodule (eval
+    transforms): what the floors and the ceiling see when a benchmark has no backbone features."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    features = {}
+    for key in keys:
+        items = datamodule.dataset(key)
+        loader = DataLoader(items, batch_size=1024)
+        inputs = torch.cat([batch[0].flatten(1).float() for batch in loader])
+        features[key] = (inputs, items.labels)
+    return features
+
+
+def reference_rows(
+    datamodule: Any,
+    bits: Sequence[int],
+    seeds: Sequence[int],
+    top_ks: Sequence[int | None] = (100, 1000, None),
+) -> list[dict[str, Any]]:
+    """The floors (fitted on the ``fit`` split) and the ceiling on a datamodule's flattened
+    inputs, scored on its test queries and database."""
+    data = split_features(datamodule)
+    rows = floor_rows(data["fit"][0], data["query"], data["database"], bits, seeds, top_ks)
+    return [*rows, ceiling_row(data["query"], data["database"], top_ks)]
+
+
+def datamodule_of(overrides: Sequence[str], split_dir: Any) -> Any:
+    """The set-up datamodule that ``python -m hashing.train <overrides>`` would build (its
+    split cached in ``split_dir``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    root = Path(__file__).resolve().parents[1]
+    data_only = [o for o in overrides if not o.startswith(("backbone", "method", "trainer"))]
+    with initialize_config_dir(str(root / "conf"), version_base=None):
+        cfg = compose("train", overrides=[*data_only, f"paths.root_dir={root}"])
+    datamodule = instantiate(cfg.data, split_dir=str(split_dir))
+    datamodule.setup()
+    return datamodule
