@@ -13,6 +13,7 @@ from hashing import pipeline
 from hashing.baselines import fit_projection, projection_codes
 from hashing.data.digits import DigitsDataModule
 from hashing.metrics import evaluate_retrieval
+from hashing.runs.errors import UserError
 from tests.runs import compose_run
 
 # the flattened 8x8 pixels (backbone = flatten), 32 bits
@@ -52,3 +53,10 @@ def test_itq_run_scores_the_codes_of_the_projection_fitted_outside(runs, tmp_pat
     weight = state["state_dict"]["hash_layer.weight"].double()
     assert state["epoch"] == 0  # one pass, and the weights are the fit's: no step moved them
     assert torch.allclose(weight, weights.T, atol=1e-6)
+
+
+def test_more_bits_than_features_is_a_user_error(tmp_path: Path) -> None:
+    overrides = ["method=pcah", "backbone.hidden_dims=[]", "bits=128"]
+    cfg = compose_run("train", tmp_path / "run", tmp_path / "cache", overrides)
+    with pytest.raises(UserError, match="bits=128 is more than the 64 backbone features"):
+        pipeline.train(cfg)
