@@ -4,10 +4,11 @@ their misses nearer in WordNet? (docs/taxonomy.md)
 Through the real pipeline (``python -m hashing.train experiment=tinyimagenet_effnet ...``,
 one process per method, code length and seed): CSQ, MDS, SHC with the classifier's S (the
 paper), SHC with the WordNet S (``method.similarity=taxonomy``) and supervised TBH. Beside
-them, computed here on the same split: LSH and ITQ codes (no training), the float k-NN
-ceiling (Euclidean ranking of the features) and a linear probe's accuracy. Every row reports
-mAP@1000 (the protocol's k), mAP@ALL, tax_dist@100, miss_tax_dist@100 and ndcg_wup@100; then
-paired differences SHC - MDS over the seeds (mean, paired t-test p, seeds positive). Results:
+them, computed here on the same split: LSH and ITQ codes (``hashing.baselines``, fitted on
+the training split), the float k-NN ceiling (Euclidean ranking of the features) and a linear
+probe's accuracy. Every row reports mAP@1000 (the protocol's k), mAP@ALL, tax_dist@100,
+miss_tax_dist@100 and ndcg_wup@100; then paired differences SHC - MDS over the seeds (mean,
+paired t-test p, seeds positive). Results:
 ``benchmarks/results/tinyimagenet.json`` (rewritten after every run, so a cut-short benchmark
 leaves what finished; a run whose folder holds metrics.json is not run again).
 
@@ -43,9 +44,10 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from scipy.stats import ttest_rel  # noqa: E402
 
+from benchmarks.floor_rows import floor_codes  # noqa: E402
+from benchmarks.results_io import Provenance  # noqa: E402
 from benchmarks.sweep_runs import mean_std  # noqa: E402
 from hashing.baselines.float_ranking import float_average_precision  # noqa: E402
-from hashing.baselines.lsh import lsh_codes  # noqa: E402
 from hashing.centers.bound import required_min_distance  # noqa: E402
 from hashing.data.features import FeaturesDataModule  # noqa: E402
 from hashing.metrics.functional.map_at_k import mean_average_precisions  # noqa: E402
@@ -65,6 +67,8 @@ PIPELINE = {
 }
 METRICS = ("mAP@1000", "mAP@ALL", "tax_dist@100", "miss_tax_dist@100", "ndcg_wup@100")
 LOCK = threading.Lock()
+#: the run's :class:`Provenance`, made on the first write
+PROVENANCE: dict[str, Provenance] = {}
 
 
 def parse_args() -> argparse.Namespace:
@@ -205,28 +209,6 @@ def run_job(method: str, bits: int, seed: int, args: argparse.Namespace) -> dict
 
 
 # --- the baselines computed here --------------------------------------------------------
-def itq_codes(reference: torch.Tensor, *features: torch.Tensor, bits: int, seed: int,
-              iterations: int = 50) -> list[torch.Tensor]:  # fmt: skip
-    """ITQ (Gong & Lazebnik 2011): PCA to ``bits`` dimensions, then the rotation that brings
-    the projections nearest their signs (``iterations`` alternations from a seeded random
-    orthogonal start), fitted on ``reference``; ±1 codes of each of ``features``."""
-    mean = reference.double().mean(0)
-    centred = reference.double() - mean
-    _, vectors = torch.linalg.eigh(centred.T @ centred)
-    pca = vectors[:, -bits:].flip(1)
-    projected = centred @ pca
-    generator = torch.Generator().manual_seed(seed)
-    rotation, _ = torch.linalg.qr(torch.randn(bits, bits, generator=generator, dtype=torch.float64))
-    for _ in range(iterations):
-        signs = torch.where(projected @ rotation >= 0, 1.0, -1.0).double()
-        left, _, right = torch.linalg.svd(signs.T @ projected)
-        rotation = (left @ right).T
-    return [
-        torch.where((part.double() - mean) @ pca @ rotation >= 0, 1.0, -1.0).float()
-        for part in features
-    ]
-
-
 def linear_probe(train_x, train_y, test_x, test_y, classes: int, seed: int = 0) -> float:
     """Accuracy of softmax regression on standardised features (60 full-batch L-BFGS steps)."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
@@ -299,10 +281,10 @@ def baselines(args: argparse.Namespace, results: dict[str, Any]) -> None:
         data["parts"][key] for key in ("train", "query", "database")
     )
     for bits in args.bits:
-        for name, encode in (("lsh", lsh_codes), ("itq", itq_codes)):
+        for name in ("lsh", "itq"):
             jobs = []
             for seed in args.seeds:
-                query, database = encode(train_x, query_x, database_x, bits=bits, seed=seed)
+                query, database = floor_codes(train_x, query_x, database_x, name, bits, seed)
                 jobs.append(
                     {"bits": bits, "seed": seed, "metrics": score_codes(data, query, database)}
                 )
@@ -399,7 +381,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def write(results: dict[str, Any], args: argparse.Namespace) -> None:
-    """Rewrite the results JSON with the table and paired tests as they stand."""
+    """Rewrite the results JSON (with its provenance: benchmarks/results_io.py) with the table
+    and paired tests as they stand."""
     table = rows(results)
     results["paired_shc_vs_mds"] = {
         f"{bits}/{metric}": paired(table, bits, metric)
@@ -407,12 +390,11 @@ def write(results: dict[str, Any], args: argparse.Namespace) -> None:
         for metric in METRICS
     }
     results["markdown"] = markdown(results)
-    results["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str))
-    tmp.replace(out)
+    provenance = PROVENANCE.get("record") or Provenance(
+        Path(args.out), "benchmarks/bench_tinyimagenet.py", args, args.seeds
+    )
+    PROVENANCE["record"] = provenance
+    provenance.write({"main": {"markdown": results["markdown"]}}, **results)
 
 
 def collect(results: dict[str, Any], args: argparse.Namespace) -> None:
@@ -420,6 +402,7 @@ def collect(results: dict[str, Any], args: argparse.Namespace) -> None:
     the existing ``--out``, written back to ``--out``."""
     out = Path(args.out)
     old = json.loads(out.read_text()) if out.is_file() else {}
+    old = old.get("results", old)  # a Provenance file keeps the raw results under "results"
     results["runs"] = [entry for entry in old.get("runs", []) if "jobs" in entry]
     for key in ("float_knn", "linear_probe"):
         if key in old:
