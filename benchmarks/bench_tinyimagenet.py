@@ -380,6 +380,27 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def per_seed_markdown(results: dict[str, Any]) -> str:
+    """SHC vs MDS seed by seed: mAP@1000 and miss_tax_dist@100 of each and their difference."""
+    table = rows(results)
+    lines = [
+        "| bits | seed | MDS mAP@1000 | SHC mAP@1000 | SHC - MDS | MDS miss_tax_dist@100 "
+        "| SHC miss_tax_dist@100 | SHC - MDS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for bits in sorted({b for _, b in table}):
+        if ("mds", bits) not in table or ("shc", bits) not in table:
+            continue
+        mds, shc = table["mds", bits]["jobs"], table["shc", bits]["jobs"]
+        for seed in sorted(set(mds) & set(shc)):
+            cells = []
+            for metric in ("mAP@1000", "miss_tax_dist@100"):
+                a, b = mds[seed]["metrics"][metric], shc[seed]["metrics"][metric]
+                cells += [f"{a:.4f}", f"{b:.4f}", f"{b - a:+.4f}"]
+            lines.append(f"| {bits} | {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write(results: dict[str, Any], args: argparse.Namespace) -> None:
     """Rewrite the results JSON (with its provenance: benchmarks/results_io.py) with the table
     and paired tests as they stand."""
@@ -394,7 +415,11 @@ def write(results: dict[str, Any], args: argparse.Namespace) -> None:
         Path(args.out), "benchmarks/bench_tinyimagenet.py", args, args.seeds
     )
     PROVENANCE["record"] = provenance
-    provenance.write({"main": {"markdown": results["markdown"]}}, **results)
+    tables = {
+        "main": {"markdown": results["markdown"]},
+        "per_seed": {"markdown": per_seed_markdown(results)},
+    }
+    provenance.write(tables, **results)
 
 
 def collect(results: dict[str, Any], args: argparse.Namespace) -> None:
