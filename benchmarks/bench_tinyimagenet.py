@@ -83,6 +83,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench_tinyimagenet")
     parser.add_argument("--no-baselines", action="store_true", help="pipeline runs only")
+    parser.add_argument("--no-runs", action="store_true", help="computed baselines only")
+    parser.add_argument(
+        "--ceilings-only",
+        action="store_true",
+        help="of the computed baselines only the float ceiling and the linear probe",
+    )
+    parser.add_argument(
+        "--also",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="with --collect: further results files whose computed baselines are kept",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--collect",
@@ -280,7 +293,7 @@ def baselines(args: argparse.Namespace, results: dict[str, Any]) -> None:
     (train_x, train_y), (query_x, query_y), (database_x, database_y) = (
         data["parts"][key] for key in ("train", "query", "database")
     )
-    for bits in args.bits:
+    for bits in [] if args.ceilings_only else args.bits:
         for name in ("lsh", "itq"):
             jobs = []
             for seed in args.seeds:
@@ -426,12 +439,14 @@ def collect(results: dict[str, Any], args: argparse.Namespace) -> None:
     """``--collect``: every finished run under the work folder, plus the computed baselines of
     the existing ``--out``, written back to ``--out``."""
     out = Path(args.out)
-    old = json.loads(out.read_text()) if out.is_file() else {}
-    old = old.get("results", old)  # a Provenance file keeps the raw results under "results"
-    results["runs"] = [entry for entry in old.get("runs", []) if "jobs" in entry]
-    for key in ("float_knn", "linear_probe"):
-        if key in old:
-            results[key] = old[key]
+    results["runs"] = []
+    for source in [out, *args.also]:
+        old = json.loads(source.read_text()) if source.is_file() else {}
+        old = old.get("results", old)  # a Provenance file keeps the raw results there
+        results["runs"] += [entry for entry in old.get("runs", []) if "jobs" in entry]
+        for key in ("float_knn", "linear_probe"):
+            if key in old:
+                results[key] = old[key]
     for metrics in sorted((args.work / "runs").glob(f"*/*/epochs{args.epochs}/seed*/metrics.json")):
         job = read_job(metrics.parent)
         method = metrics.parents[3].name
@@ -473,7 +488,7 @@ def main() -> None:
 
     with ThreadPoolExecutor(max_workers=args.parallel + (0 if args.no_baselines else 1)) as pool:
         extra = [] if args.no_baselines else [pool.submit(baselines, args, results)]
-        futures = [pool.submit(one, *item) for item in plan]
+        futures = [] if args.no_runs else [pool.submit(one, *item) for item in plan]
         for future in [*futures, *extra]:
             future.result()
     print(results["markdown"])
