@@ -1,0 +1,177 @@
+"""The documentation against the code: every ``python -m hashing.<cmd> key=value`` shown in the
+README or under docs/ composes with Hydra (so each key and option it names exists), every
+relative link and ``docs/<page>.md#<anchor>`` citation resolves, and the README keeps the shape a
+first visit needs."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import unicodedata
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+DOC_FILES = [README, *sorted(DOCS.rglob("*.md"))]
+CONF = ROOT / "conf"
+
+FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
+INLINE_COMMAND = re.compile(r"`(python -m hashing\.[^`]+)`")
+COMMAND = re.compile(r"python -m hashing\.(\w+)(.*)")
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*$", re.MULTILINE)
+EXPLICIT_ID = re.compile(r"\{[^}]*#([\w-]+)[^}]*\}\s*$")
+CITATION = re.compile(r"docs/([\w./-]+\.md)(?:#([\w-]+))?")
+PLACEHOLDER = re.compile(r"<[^>]*>|\.\.\.|…")
+
+
+def shown_commands() -> list[tuple[str, str, str]]:
+    """(where, command module, argument string) for every distinct hashing command in code
+    blocks and inline code of the README and docs/, continuation lines joined, comments dropped."""
+    found, seen = [], set()
+    for path in DOC_FILES:
+        text = path.read_text()
+        snippets = [block.replace("\\\n", " ") for block in FENCE.findall(text)]
+        snippets += INLINE_COMMAND.findall(FENCE.sub("", text))
+        for snippet in snippets:
+            for line in snippet.splitlines():
+                match = COMMAND.search(line.split(" # ")[0])
+                if match and (match.group(1), match.group(2).strip()) not in seen:
+                    seen.add((match.group(1), match.group(2).strip()))
+                    where = f"{path.relative_to(ROOT)}: {match.group(0).strip()[:70]}"
+                    found.append((where, match.group(1), match.group(2)))
+    return found
+
+
+def as_single_override(token: str) -> str:
+    """``bits=16,32,64`` -> ``bits=16`` (a sweep's first value); placeholders such as
+    ``<run dir>`` or ``...`` become a plain value."""
+    key, _, value = token.partition("=")
+    if PLACEHOLDER.search(value):
+        return f"{key}=x"
+    override = OverridesParser.create().parse_override(token)
+    if override.is_sweep_override():
+        return f"{override.get_key_element()}={next(override.sweep_string_iterator())}"
+    return token
+
+
+COMMANDS = shown_commands()
+
+
+def test_the_docs_show_commands_of_every_hydra_entry_point():
+    shown = {module for _, module, _ in COMMANDS}
+    assert {"train", "eval", "export", "search", "features"} <= shown
+    assert len(COMMANDS) >= 30
+
+
+@pytest.mark.parametrize(
+    ("module", "arguments"),
+    [(module, arguments) for _, module, arguments in COMMANDS],
+    ids=[where for where, _, _ in COMMANDS],
+)
+def test_a_shown_command_composes(module: str, arguments: str):
+    config = CONF / f"{module}.yaml"
+    if not config.exists():
+        pytest.skip(f"hashing.{module} is not a Hydra command")
+    tokens = shlex.split(PLACEHOLDER.sub("x", arguments), comments=True)
+    overrides = [as_single_override(t) for t in tokens if "=" in t and not t.startswith("-")]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        compose(config_name=module, overrides=overrides, return_hydra_config=True)
+
+
+def slug(heading: str) -> str:
+    """The anchor Python-Markdown's toc (mkdocs) and GitHub give a heading."""
+    text = re.sub(r"[`*_]", "", heading)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^\w\s-]", "", text).strip().lower()
+    return re.sub(r"[-\s]+", "-", text)
+
+
+@cache
+def anchors(path: Path) -> frozenset[str]:
+    """Every heading anchor of a markdown file: explicit ``{#id}`` or the heading's slug."""
+    found = set()
+    for heading in HEADING.findall(FENCE.sub("", path.read_text())):
+        explicit = EXPLICIT_ID.search(heading)
+        found.add(explicit.group(1) if explicit else slug(heading))
+    return frozenset(found)
+
+
+def relative_links() -> list[tuple[Path, str]]:
+    links = []
+    for path in DOC_FILES:
+        for target in LINK.findall(FENCE.sub("", path.read_text())):
+            if not re.match(r"[a-z]+:", target):
+                links.append((path, target))
+    return links
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    relative_links(),
+    ids=[f"{p.relative_to(ROOT)}->{t}" for p, t in relative_links()],
+)
+def test_a_relative_link_resolves(source: Path, target: str):
+    file_part, _, anchor = target.partition("#")
+    resolved = (source.parent / file_part).resolve() if file_part else source
+    assert resolved.exists(), f"{source.relative_to(ROOT)} links to missing {file_part}"
+    if anchor and resolved.suffix == ".md":
+        assert anchor in anchors(resolved), f"{resolved.relative_to(ROOT)} has no #{anchor}"
+
+
+def code_citations() -> list[tuple[str, str, str]]:
+    """(where, page, anchor) for every ``docs/<page>.md#<anchor>`` in code, configs and tests."""
+    found = []
+    for folder in ("hashing", "conf", "benchmarks", "tests"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix not in {".py", ".yaml"} or path.name == "test_docs.py":
+                continue
+            for page, anchor in CITATION.findall(path.read_text()):
+                found.append((str(path.relative_to(ROOT)), page, anchor))
+    return found
+
+
+def test_code_cites_existing_docs_pages_and_sections():
+    broken = [
+        f"{where}: docs/{page}#{anchor}"
+        for where, page, anchor in code_citations()
+        if not (DOCS / page).exists() or (anchor and anchor not in anchors(DOCS / page))
+    ]
+    assert not broken, "citations of missing docs pages or sections:\n" + "\n".join(broken)
+
+
+def test_every_docs_page_is_in_the_site_navigation_and_every_entry_exists():
+    def pages(nav) -> list[str]:
+        if isinstance(nav, str):
+            return [nav]
+        if isinstance(nav, dict):
+            return [p for value in nav.values() for p in pages(value)]
+        return [p for item in nav for p in pages(item)]
+
+    nav = pages(yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"])
+    on_disk = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
+    assert sorted(nav) == on_disk
+
+
+def test_readme_opens_with_the_two_commands_and_warns_cpu_users_first():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 300
+    first_block = FENCE.search(text).group(1).splitlines()
+    assert first_block == [
+        "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && python -m "
+        "hashing.train",
+        'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && python -m '
+        'pytest -m "not slow"',
+    ]
+    before_commands = text[: FENCE.search(text).start()]
+    assert "CPU" in before_commands and "CUDA" in before_commands
+    assert text.index("--index-url https://download.pytorch.org/whl/cpu") < text.index(
+        "## What it is"
+    )
