@@ -79,7 +79,7 @@ from hashing.baselines import float_average_precision, lsh_codes
 from hashing.data.splits import Protocol, make_split
 from hashing.methods.base import HashingModule
 from hashing.metrics import evaluate_retrieval, mean_average_precisions
-from hashing.tbh.diagnostics import codes_all_equal
+from hashing.metrics.functional.bit_balance import bit_balance, codes_all_equal, dead_bits
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ROOT.parent / "shared" / "data" / "cifar10_efficientnet_lite0_128.npz"
@@ -156,10 +156,10 @@ def scores(query_codes: Tensor, database_codes: Tensor, data: Data) -> dict[str,
     """Stable-order and tie-aware mAP@100/@1000/@ALL, dead bits and the all-equal flag."""
     yq, ydb = data["query"][1], data["database"][1]
     report = evaluate_retrieval(query_codes, database_codes, yq, ydb, TOP_KS, TOP_KS)
-    balance = (database_codes > 0).double().mean(0)
+    balance = bit_balance(database_codes)
     result: dict[str, Any] = {f"mAP@{_k(k)}": v for k, v in report.map_at_k.items()}
     result |= {f"mAP@{_k(k)}_tie_aware": v for k, v in report.tie_aware_map_at_k.items()}
-    result["dead_bits"] = int(((balance < 0.01) | (balance > 0.99)).sum())
+    result["dead_bits"] = dead_bits(balance)
     result["collapsed"] = codes_all_equal(balance)
     return result
 
