@@ -15,6 +15,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -30,6 +31,12 @@ HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*$", re.MULTILINE)
 EXPLICIT_ID = re.compile(r"\{[^}]*#([\w-]+)[^}]*\}\s*$")
 CITATION = re.compile(r"docs/([\w./-]+\.md)(?:#([\w-]+))?")
 PLACEHOLDER = re.compile(r"<[^>]*>|\.\.\.|…")
+FILE_NAMES = {"faiss.index"}  # an index folder's file, not the export config's faiss.* keys
+INLINE_CODE = re.compile(r"`([^`\n]+)`")
+CONFIG_KEY = re.compile(
+    r"\+?((?:method|data|backbone|trainer|callbacks|hydra\.launcher|hydra\.sweeper|faiss)"
+    r"(?:\.\w+)+)(?:\.\*)?(?:=.*|:)?"
+)
 
 
 def shown_commands() -> list[tuple[str, str, str]]:
@@ -84,6 +91,57 @@ def test_a_shown_command_composes(module: str, arguments: str):
     overrides = [as_single_override(t) for t in tokens if "=" in t and not t.startswith("-")]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         compose(config_name=module, overrides=overrides, return_hydra_config=True)
+
+
+@cache
+def composed_variants() -> tuple[DictConfig, ...]:
+    """The train config under every option of the groups the docs name keys of and under every
+    experiment preset, with both launchers and the Optuna sweeper, and the export config (for
+    ``faiss.*``)."""
+    variants = []
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        choices = [
+            f"{group}={path.stem}"
+            for group in ("data", "method", "backbone", "trainer", "experiment")
+            for path in sorted((CONF / group).glob("*.yaml"))
+        ]
+        choices += ["hydra/launcher=local", "hydra/launcher=slurm", "hparams_search=optuna"]
+        for choice in choices:
+            variants.append(compose("train", overrides=[choice], return_hydra_config=True))
+        variants.append(compose("export", overrides=["ckpt_path=x"]))
+    return tuple(variants)
+
+
+def config_key_exists(key: str, added: bool) -> bool:
+    """Whether some composed variant has ``key`` (for an added ``+key``: its parent mapping)."""
+    target = key.rsplit(".", 1)[0] if added else key
+    missing = object()
+    for config in composed_variants():
+        found = OmegaConf.select(config, target, default=missing, throw_on_resolution_failure=False)
+        if found is not missing and (not added or isinstance(found, DictConfig)):
+            return True
+    return False
+
+
+def documented_keys() -> list[tuple[str, str, bool]]:
+    """(where, key, added with +) for every config key named in inline code of the docs."""
+    found = []
+    for path in DOC_FILES:
+        for span in INLINE_CODE.findall(FENCE.sub("", path.read_text())):
+            for token in span.split():
+                match = CONFIG_KEY.fullmatch(token)
+                if match and match.group(1) not in FILE_NAMES:
+                    found.append((str(path.relative_to(ROOT)), match.group(1), token[0] == "+"))
+    return found
+
+
+def test_every_config_key_named_in_the_docs_exists():
+    keys = documented_keys()
+    assert len(keys) >= 40
+    unknown = sorted(
+        {f"{where}: {key}" for where, key, added in keys if not config_key_exists(key, added)}
+    )
+    assert not unknown, "config keys the docs name but conf/ does not have:\n" + "\n".join(unknown)
 
 
 def slug(heading: str) -> str:
