@@ -6,7 +6,7 @@ write ``metrics.json`` and print a summary table. Every run folder holds the res
 the data split, checkpoints, logs and the metrics.
 
 ``resume=<run dir>`` fits from the folder's ``checkpoints/last.ckpt`` (:mod:`hashing.runs.resume`);
-the train loader is made resumable mid-epoch (:mod:`hashing.runs.resumable_loader`) and the RNG
+the train loader resumes mid-epoch (:mod:`hashing.data.resumable`) and the RNG
 states travel in checkpoints (:class:`RNGState`), so an interrupted run resumes exactly.
 """
 
@@ -33,7 +33,6 @@ from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.config_checks import check_bits_for_classes, check_run_config
 from hashing.runs.errors import UserError, as_user_error
 from hashing.runs.quiet import quiet_libraries
-from hashing.runs.resumable_loader import make_training_resumable
 from hashing.runs.resume import finished_run, keep_csv_history, resume_checkpoint
 from hashing.runs.status import METRICS, RESOLVED_CONFIG, clear_markers
 from hashing.runs.summary import print_summary, run_title
@@ -68,13 +67,14 @@ def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
 
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
-    """Instantiate and set up the DataModule (splits drawn or loaded).
+    """Instantiate and set up the DataModule (splits drawn or loaded); it gets the run's seed,
+    which sets the training order (docs/resume.md).
 
     A bad value, a missing file or folder, or data that cannot make the split is the user's
     to fix: it is raised as a :class:`UserError` (the message names the data key or file).
     """
     with as_user_error(f"data ({cfg.data.get('_target_', '?')})"):
-        datamodule = instantiate(cfg.data)
+        datamodule = instantiate(cfg.data, seed=int(cfg.seed))
         datamodule.prepare_data()
         datamodule.setup("fit")
     check_bits_for_classes(int(cfg.bits), int(datamodule.num_classes))
@@ -107,7 +107,7 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[pl.Callback]) -> pl.Tra
 def build_run(
     cfg: DictConfig, output_dir: Path
 ) -> tuple[pl.LightningDataModule, HashingModule, pl.Trainer]:
-    """Seed, then the data (its train loader resumable), model and trainer of a training run;
+    """Seed, then the data (its train order set by the seed), model and trainer of a training run;
     the resolved config and the split are written into ``output_dir``, and the loggers get the
     config (after a resume has kept the CSV logger's earlier rows).
 
@@ -116,7 +116,6 @@ def build_run(
     """
     pl.seed_everything(int(cfg.seed), workers=True)
     datamodule = build_datamodule(cfg)
-    make_training_resumable(datamodule, int(cfg.seed))
     model = build_model(cfg, datamodule)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (output_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(resolved))

@@ -37,9 +37,11 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     with readable_errors():
+        # a refused override stops here, before Hydra writes into the run folder
+        expanded = expand_command_line(sys.argv[1:])
         finished = finished_run_from_command_line(sys.argv[1:])
         if finished is not None:
             print(finished)
             sys.exit(0)
-        sys.argv[1:] = expand_command_line(sys.argv[1:])
+        sys.argv[1:] = expanded
     main()

@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+from hashing.callbacks import RetrievalEvaluation
 from hashing.callbacks.code_balance import CodeBalance
 from tests.test_callback_retrieval_evaluation import (
     TinyHasher,
@@ -22,6 +23,13 @@ def per_bit_fractions(codes: torch.Tensor) -> list[float]:
     return [sum(1 for row in rows if row[bit] > 0) / len(rows) for bit in range(len(rows[0]))]
 
 
+def balance_trainer(tmp_path):
+    """A trainer with the balance and the evaluation that hands it the gathered codes."""
+    trainer = make_trainer(tmp_path, CodeBalance())
+    trainer.callbacks.append(RetrievalEvaluation(top_ks=(None,), curves=False))
+    return trainer
+
+
 def logged_values(trainer) -> dict[str, float]:
     return {key: float(value) for key, value in trainer.callback_metrics.items()}
 
@@ -33,7 +41,7 @@ def test_logs_the_balance_of_the_database_codes_only(tmp_path, stage) -> None:
     with torch.no_grad():  # bit 0 constant (+1 for every item): a dead bit
         model.layer.weight[0].zero_()
         model.layer.bias[0] = 1.0
-    trainer = make_trainer(tmp_path, CodeBalance())
+    trainer = balance_trainer(tmp_path)
     if stage == "val":
         trainer.validate(model, datamodule=data, verbose=False)
         database = data.val_db
@@ -56,7 +64,7 @@ def test_collapsed_codes_warn_and_every_bit_is_dead(tmp_path) -> None:
     with torch.no_grad():
         model.layer.weight.zero_()
         model.layer.bias.fill_(-2.0)
-    trainer = make_trainer(tmp_path, CodeBalance())
+    trainer = balance_trainer(tmp_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer.test(model, datamodule=data, verbose=False)
@@ -69,7 +77,7 @@ def test_collapsed_codes_warn_and_every_bit_is_dead(tmp_path) -> None:
 def test_a_second_epoch_counts_afresh(tmp_path) -> None:
     data = TinyRetrievalData(protocol_k=None, seed=1)
     model = TinyHasher(bits=4)
-    trainer = make_trainer(tmp_path, CodeBalance())
+    trainer = balance_trainer(tmp_path)
     trainer.test(model, datamodule=data, verbose=False)
     with torch.no_grad():
         model.layer.weight.neg_()

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hashing.data.resumable import EpochShuffleSampler, ResumableDataLoader
 from hashing.data.splits import (
     ORDERS,
     SHAPES,
@@ -145,6 +146,11 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
     forward the rest (``**base_options``: split seed, validation fraction, batch sizes, workers,
     split folder, transform, loader options, split order) to this constructor.
 
+    ``seed`` is the run's seed (the pipeline passes ``cfg.seed``): it sets the training order,
+    epoch by epoch (:attr:`order_seed`, :mod:`hashing.data.resumable`), so runs of different
+    seeds see different batches and a resumed run continues on its batches. ``shuffle_seed``,
+    where given, sets the order instead (the same batches under every seed).
+
     ``split_order`` is ``shuffled`` (default: every split array is a seeded permutation, so the
     ranking's tie-break by database position carries no label information) or ``file`` (the
     pool's own order, e.g. to reproduce a published database list).
@@ -164,6 +170,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         split_dir: str | Path | None = None,
         transform: str | None = None,
         pin_memory: bool | None = None,
+        seed: int = 0,
         shuffle_seed: int | None = None,
         drop_last: bool = False,
         split_order: str = "shuffled",
@@ -188,14 +195,14 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         self.transform = transform if transform is not None else self.default_transform
         build_transform(self.transform, train=False)  # validate the name now, not at fit time
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
-        self.shuffle_seed = self.split_seed if shuffle_seed is None else int(shuffle_seed)
+        self.seed = int(seed)
+        self.shuffle_seed = None if shuffle_seed is None else int(shuffle_seed)
         self.drop_last = bool(drop_last)
         self.split_order = str(split_order)
         self._pool: Pool | None = None
         self._split: dict[str, np.ndarray] | None = None
         self._split_path: Path | None = None
         self._datasets: dict[tuple[str, bool], SplitDataset] = {}
-        self._generator: torch.Generator | None = None
         self._input_shape: tuple[int, ...] | None = None
 
     # --- what a subclass provides -------------------------------------------------------
@@ -208,6 +215,11 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         """The protocol this instance was configured with."""
 
     # --- contract properties ------------------------------------------------------------
+    @property
+    def order_seed(self) -> int:
+        """The seed of the training order: ``shuffle_seed`` where given, else the run's seed."""
+        return self.seed if self.shuffle_seed is None else self.shuffle_seed
+
     @property
     def name(self) -> str:
         """Dataset name (used in split file names and logs)."""
@@ -367,41 +379,47 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         """Labels of the items the model trains on (the ``fit`` split)."""
         return self.dataset("fit").labels
 
-    def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
-        generator = None
-        if train:
-            if self._generator is None:
-                self._generator = torch.Generator().manual_seed(self.shuffle_seed)
-            generator = self._generator
+    def _loader_options(self, dataset: Dataset) -> dict[str, Any]:
+        """DataLoader options shared by every loader of this DataModule."""
+        return {
+            "collate_fn": keep_batch if isinstance(dataset, BatchedSplit) else None,
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.num_workers > 0,
+        }
+
+    def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
+        """An evaluation loader: the split in its order."""
         dataset = batched(dataset)
-        return DataLoader(
-            dataset,
-            collate_fn=keep_batch if isinstance(dataset, BatchedSplit) else None,
-            batch_size=batch_size,
-            shuffle=train,
-            drop_last=train and self.drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            generator=generator,
-        )
+        return DataLoader(dataset, batch_size=batch_size, **self._loader_options(dataset))
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled (seeded) batches of the fit split (train minus validation queries)."""
-        return self._loader(self.dataset("fit", train=True), self.batch_size, train=True)
+        """Batches of the fit split (train minus validation queries) in the order of epoch e:
+        a permutation drawn from ``epoch_seed(order_seed, e)``, resumable mid-epoch."""
+        dataset = batched(self.dataset("fit", train=True))
+        return ResumableDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochShuffleSampler(dataset, self.order_seed),
+            drop_last=self.drop_last,
+            # its own generator: creating an iterator draws the workers' base seed from it,
+            # which must not consume the global RNG (carried through checkpoints by RNGState)
+            generator=torch.Generator().manual_seed(self.order_seed),
+            **self._loader_options(dataset),
+        )
 
     def val_dataloader(self) -> list[DataLoader]:
         """[validation queries, validation database (= the fit split)]."""
         return [
-            self._loader(self.dataset("val_query"), self.eval_batch_size, train=False),
-            self._loader(self.dataset("fit"), self.eval_batch_size, train=False),
+            self._loader(self.dataset("val_query"), self.eval_batch_size),
+            self._loader(self.dataset("fit"), self.eval_batch_size),
         ]
 
     def test_dataloader(self) -> list[DataLoader]:
         """[protocol queries, protocol database]."""
         return [
-            self._loader(self.dataset("query"), self.eval_batch_size, train=False),
-            self._loader(self.dataset("database"), self.eval_batch_size, train=False),
+            self._loader(self.dataset("query"), self.eval_batch_size),
+            self._loader(self.dataset("database"), self.eval_batch_size),
         ]
 
     def predict_dataloader(self) -> list[DataLoader]:

@@ -4,6 +4,5 @@
 * :mod:`~hashing.runs.atomic`: every artifact and cache is written whole or not at all.
 * :mod:`~hashing.runs.status`: ``failed.json`` / ``interrupted.json`` markers for reports.
 * :mod:`~hashing.runs.resume`: ``resume=<run dir>``: the command line and the checkpoint.
-* :mod:`~hashing.runs.resumable_loader`: a train loader that resumes on the exact batch.
 * :mod:`~hashing.runs.summary`: the table a run prints at its end.
 """
