@@ -97,19 +97,24 @@ def test_a_shown_command_composes(module: str, arguments: str):
 
 @cache
 def composed_variants() -> tuple[DictConfig, ...]:
-    """The train config under every option of the groups the docs name keys of and under every
-    experiment preset, with both launchers and the Optuna sweeper, and the export config (for
-    ``faiss.*``)."""
-    variants = []
+    """Composed configs that together hold every option of the groups the docs name keys of
+    (options of different groups share a composition, which needs no instantiation), every
+    experiment preset, both launchers, the Optuna sweeper, and the export config (``faiss.*``)."""
+    options = {
+        group: sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+        for group in ("data", "method", "backbone", "trainer")
+    }
+    widest = max(len(names) for names in options.values())
+    choices = [
+        [f"{group}={names[i % len(names)]}" for group, names in options.items()]
+        for i in range(widest)
+    ]
+    choices += [
+        [f"experiment={path.stem}"] for path in sorted((CONF / "experiment").glob("*.yaml"))
+    ]
+    choices += [["hydra/launcher=local"], ["hydra/launcher=slurm", "hparams_search=optuna"]]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        choices = [
-            f"{group}={path.stem}"
-            for group in ("data", "method", "backbone", "trainer", "experiment")
-            for path in sorted((CONF / group).glob("*.yaml"))
-        ]
-        choices += ["hydra/launcher=local", "hydra/launcher=slurm", "hparams_search=optuna"]
-        for choice in choices:
-            variants.append(compose("train", overrides=[choice], return_hydra_config=True))
+        variants = [compose("train", overrides=c, return_hydra_config=True) for c in choices]
         variants.append(compose("export", overrides=["ckpt_path=x"]))
     return tuple(variants)
 
