@@ -16,6 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hashing.runs.errors import readable_errors
+from hashing.runs.hydra_errors import readable_hydra_errors
 from hashing.runs.resume import expand_command_line, finished_run_from_command_line
 from hashing.runs.status import record_failures
 
@@ -44,4 +45,5 @@ if __name__ == "__main__":
             print(finished)
             sys.exit(0)
         sys.argv[1:] = expanded
-    main()
+    with readable_hydra_errors():
+        main()

@@ -25,6 +25,7 @@ from torch import Tensor
 from hashing.metrics.functional.hamming import hamming_distance
 from hashing.metrics.functional.ranking import stable_order
 from hashing.metrics.functional.relevance import relevance
+from hashing.runs.atomic import atomic_write, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def draw_grid(
     font = ImageFont.load_default(size=TITLE_PIXELS - 3)
     for x, y, title in titles:
         draw.text((x, y), title, fill=(0, 0, 0), font=font, anchor="ms")
-    picture.save(path)
+    atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
 
 
 class RetrievalGrid(pl.Callback):
@@ -219,7 +220,7 @@ class RetrievalGrid(pl.Callback):
         self.table = table
         folder = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{self.filename}.json").write_text(json.dumps(table, indent=1))
+        write_text_atomic(folder / f"{self.filename}.json", json.dumps(table, indent=1))
         path = self._draw(trainer, table, folder / f"{self.filename}.png")
         if path is not None:
             self._log_to_wandb(trainer, path)

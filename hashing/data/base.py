@@ -35,6 +35,7 @@ from hashing.data.splits import (
 from hashing.data.transforms import Transform, build_transform, to_unit_float
 from hashing.digests import labels_digest
 from hashing.runs.atomic import atomic_path, atomic_write
+from hashing.runs.errors import UserError
 
 
 class ItemSource(TypingProtocol):
@@ -177,14 +178,14 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
     ) -> None:
         super().__init__()
         if split_order not in ORDERS:
-            raise ValueError(f"split_order={split_order!r} is invalid; expected one of {ORDERS}")
+            raise UserError(f"split_order={split_order!r} is invalid; expected one of {ORDERS}")
         if not 0.0 < float(val_fraction) < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+            raise UserError(f"val_fraction must be in (0, 1), got {val_fraction}")
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if int(value) < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
+                raise UserError(f"{key} must be >= 1, got {value}")
         if int(num_workers) < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+            raise UserError(f"num_workers must be >= 0, got {num_workers}")
         self._name = str(name)
         self.split_seed = int(split_seed)
         self.val_fraction = float(val_fraction)
@@ -200,6 +201,8 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         self.drop_last = bool(drop_last)
         self.split_order = str(split_order)
         self._pool: Pool | None = None
+        #: True while :meth:`load_pool` reads the pool for encoding (no split is drawn from it)
+        self.pool_only = False
         self._split: dict[str, np.ndarray] | None = None
         self._split_path: Path | None = None
         self._datasets: dict[tuple[str, bool], SplitDataset] = {}
@@ -277,6 +280,19 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         return self._pool
 
     # --- setup and split cache ------------------------------------------------------------
+    def load_pool(self) -> Pool:
+        """Every item (after :meth:`prepare_data`), without drawing a split: what encoding every
+        item needs (features), so the per-class counts a split draws are not checked.
+        :meth:`setup` is not needed."""
+        if self._pool is None:
+            self.pool_only = True
+            try:
+                self.prepare_data()
+                self._pool = self._load_pool()
+            finally:
+                self.pool_only = False
+        return self._pool
+
     def split_filename(self) -> str:
         """File name of this (dataset, protocol, seed, val fraction, order)'s split."""
         return (
@@ -312,11 +328,11 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         for key in SPLIT_KEYS:
             arr = split[key]
             if len(arr) and (arr.min() < 0 or arr.max() >= size):
-                raise ValueError(f"split {key!r} has indices outside 0..{size - 1}")
+                raise UserError(f"split {key!r} has indices outside 0..{size - 1}")
         if np.intersect1d(split["train"], split["query"]).size:
-            raise ValueError("split is invalid: training items include query items")
+            raise UserError("split is invalid: training items include query items")
         if np.intersect1d(split["fit"], split["val_query"]).size:
-            raise ValueError("split is invalid: validation queries are in the fit split")
+            raise UserError("split is invalid: validation queries are in the fit split")
 
     def _read_split(self, path: Path, size: int, digest: str) -> dict[str, np.ndarray] | None:
         """The saved split at ``path`` if it exists; raise if it belongs to other data."""
@@ -326,16 +342,17 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
             with np.load(path, allow_pickle=False) as saved:
                 stored = {key: saved[key] for key in saved.files}
         except (OSError, ValueError) as err:
-            raise ValueError(f"split file {path} is unreadable ({err}); delete it") from err
+            raise UserError(f"split file {path} is unreadable ({err}); delete it") from err
         missing = [k for k in (*SPLIT_KEYS, "pool_size", "labels_sha1") if k not in stored]
         if missing:
-            raise ValueError(f"split file {path} lacks {missing}; delete it to redraw")
+            raise UserError(f"split file {path} lacks {missing}; delete it to redraw")
         if int(stored["pool_size"]) != size or str(stored["labels_sha1"]) != digest:
-            raise ValueError(
+            raise UserError(
                 f"split file {path} was drawn for a dataset of {int(stored['pool_size'])} items "
-                f"with other labels; this '{self.name}' has {size} items. Delete the file or "
-                f"point split_dir elsewhere (a split must never be silently redrawn: a "
-                f"reloaded model could see its query items in training)"
+                f"with other labels; this '{self.name}' has {size} items. Split files are named "
+                f"by data.name: give this data its own (data.name=<name>), point data.split_dir "
+                f"elsewhere, or delete the file if its data is gone (a split is never silently "
+                f"redrawn: a reloaded model could see its query items in training)"
             )
         return {key: stored[key].astype(np.int64) for key in SPLIT_KEYS}
 
@@ -366,7 +383,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
     def dataset(self, key: str, train: bool = False) -> SplitDataset:
         """Split ``key`` (query/train/database/val_query/fit) with train or eval transforms."""
         if key not in SPLIT_KEYS:
-            raise ValueError(f"split {key!r} unknown; expected one of {SPLIT_KEYS}")
+            raise UserError(f"split {key!r} unknown; expected one of {SPLIT_KEYS}")
         if (key, train) not in self._datasets:
             pool = self._require_pool()
             transform = build_transform(self.transform, train=train)
@@ -436,7 +453,7 @@ def resolve_shape(protocol: str, aliases: Mapping[str, str], allowed: Sequence[s
     shape = aliases.get(protocol, protocol)
     if shape not in allowed:
         names = sorted({name for name, s in aliases.items() if s in allowed} | set(allowed))
-        raise ValueError(f"protocol {protocol!r} is not available here; expected one of {names}")
+        raise UserError(f"protocol {protocol!r} is not available here; expected one of {names}")
     return shape
 
 

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
-import numpy as np
+from hashing.runs.quiet import quiet_libraries
+
+quiet_libraries()  # before faiss loads: its loader logs which of its builds it tried
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
 
 INDEX_TYPES = ("flat", "hnsw", "ivf")
 #: queries per faiss range search when resolving ties (bounds the memory of tied results)

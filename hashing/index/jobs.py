@@ -130,6 +130,12 @@ def query_source(query: Any) -> str | list[str]:
 def search(cfg: DictConfig, stream: TextIO | None = None) -> list[dict[str, Any]]:
     """Search ``cfg.index`` for each image of ``cfg.query``; print one JSON line per query."""
     stream = stream or sys.stdout
+    k = cfg.k
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise UserError(
+            f"k={k!r} is invalid: k is how many results each query gets, a positive integer "
+            "(e.g. k=10)"
+        )
     index = HashIndex.load(
         cfg.index,
         ckpt_path=cfg.get("ckpt_path"),
@@ -138,7 +144,7 @@ def search(cfg: DictConfig, stream: TextIO | None = None) -> list[dict[str, Any]
         device=cfg.device,
     )
     images = list_images(query_source(cfg.query), root=cfg.get("query_root"))
-    result = index.search(images.paths, k=int(cfg.k))
+    result = index.search(images.paths, k=k)
     lines = [
         {"query": path, "results": results}
         for path, results in zip(images.paths, index.records(result), strict=True)

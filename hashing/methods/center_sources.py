@@ -29,7 +29,7 @@ from hashing.centers import (
     validate_bits,
 )
 from hashing.centers.csq import bernoulli_accepted, uses_hadamard
-from hashing.runs.atomic import write_json_atomic
+from hashing.runs.atomic import atomic_write, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def save_centers(centers: Tensor, output_dir: Path, extra: dict[str, Any] | None
     if not is_rank_zero():
         return
     output_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(centers.clone(), output_dir / "centers.pt")
+    atomic_write(output_dir / "centers.pt", lambda handle: torch.save(centers.clone(), handle))
     num_classes, bits = centers.shape
     stats: dict[str, Any] = dict(center_statistics(centers))
     if num_classes >= 2:

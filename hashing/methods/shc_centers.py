@@ -34,7 +34,7 @@ from hashing.centers.semantic import asymmetry
 from hashing.digests import tensor_digest
 from hashing.methods.center_sources import is_rank_zero, save_centers
 from hashing.methods.classifier import ClassifierModule, fit_classifier, isolated_rng
-from hashing.runs.atomic import write_json_atomic
+from hashing.runs.atomic import atomic_path, atomic_write, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def split_fingerprint(datamodule: pl.LightningDataModule) -> dict[str, Any]:
 
 def write_similarity_csv(similarity: Tensor, path: Path, names: list[str]) -> None:
     """``S`` as CSV: a header of class names, then one row per class, name first."""
-    with path.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["class", *names])
         for name, row in zip(names, similarity.tolist(), strict=True):
@@ -340,7 +340,9 @@ class SemanticCenters:
         output_dir.mkdir(parents=True, exist_ok=True)
         num_classes = similarity.shape[0]
         names = [str(n) for n in getattr(datamodule, "class_names", None) or range(num_classes)]
-        torch.save(similarity.clone(), output_dir / "similarity.pt")
+        atomic_write(
+            output_dir / "similarity.pt", lambda handle: torch.save(similarity.clone(), handle)
+        )
         write_similarity_csv(similarity, output_dir / "similarity.csv", names)
         related = getattr(datamodule, "related_classes", None)
         quality = center_quality(similarity, centers, related)
