@@ -4,8 +4,8 @@ What runs (``--help`` lists every knob; the defaults are the full size the issue
 
 - Features: ``../shared/data/cifar10_efficientnet_lite0_128.npz`` (ImageNet-pretrained
   EfficientNet-Lite0, 1280-d, all 60,000 CIFAR-10 images) read through the project's
-  ``data=features`` DataModule; the frozen backbone is the identity (``mlp`` with no hidden
-  layer), so TBH reconstructs the features, as it reconstructs fc7 in the paper.
+  ``data=features`` DataModule; the frozen backbone is the identity (``backbone=identity``), so
+  TBH reconstructs the features, as it reconstructs fc7 in the paper.
 - Protocols: ``tbh`` = TBH's own shape (SPEC ``cifar10-2``): the 10,000 test images are the
   queries, the 50,000 training images are training set and database; ``cifar10`` (SPEC): per
   class 100 queries and 500 training images, the database is the other 54,000. Both hold out
@@ -74,7 +74,7 @@ from scipy import stats
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from hashing.backbones.mlp import MLP
+from hashing.backbones.identity import Identity
 from hashing.baselines import float_average_precision, lsh_codes
 from hashing.data.splits import Protocol, make_split
 from hashing.methods.base import HashingModule
@@ -222,7 +222,7 @@ def build(method: str, bits: int, seed: int, width: int, overrides: list[str]) -
         )
     node = OmegaConf.to_container(cfg.method, resolve=True)
     pl.seed_everything(seed, verbose=False)
-    backbone = MLP(input_shape=(width,), hidden_dims=[])
+    backbone = Identity(input_shape=(width,))
     return instantiate(node, backbone=backbone, bits=bits, num_classes=10)
 
 

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
+from hashing.backbones.identity import Identity
 from hashing.backbones.mlp import MLP
 from hashing.callbacks import RetrievalEvaluation
 from hashing.callbacks.code_balance import CodeBalance
@@ -369,13 +371,19 @@ def test_bad_values_are_rejected_early(key: str, value: Any, fragment: str) -> N
         make_tbh(**{key: value})
 
 
+def composed_method(name: str) -> dict[str, Any]:
+    """``method=<name>`` as Hydra composes it (unresolved)."""
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"method={name}"])
+    return OmegaConf.to_container(cfg.method)
+
+
 def test_method_configs_cover_every_argument_and_differ_only_in_lambda_cls() -> None:
-    supervised = OmegaConf.load(CONF / "tbh_supervised.yaml")
-    unsupervised = OmegaConf.load(CONF / "tbh.yaml")
-    assert supervised.lambda_cls == 1.0 and unsupervised.lambda_cls == 0.0
-    assert (supervised.name, unsupervised.name) == ("tbh_supervised", "tbh")
-    plain_s = OmegaConf.to_container(supervised)
-    plain_u = OmegaConf.to_container(unsupervised)
+    # tbh_supervised is tbh plus its own two keys, by composition rather than a copy
+    assert set(OmegaConf.load(CONF / "tbh_supervised.yaml")) == {"defaults", "name", "lambda_cls"}
+    plain_s, plain_u = composed_method("tbh_supervised"), composed_method("tbh")
+    assert plain_s["lambda_cls"] == 1.0 and plain_u["lambda_cls"] == 0.0
+    assert (plain_s["name"], plain_u["name"]) == ("tbh_supervised", "tbh")
     differing = {k for k in plain_s if plain_s[k] != plain_u.get(k)}
     assert differing == {"name", "lambda_cls"} and plain_s.keys() == plain_u.keys()
     passed_by_pipeline = {"backbone", "bits", "num_classes", "multi_label", "kwargs", "self"}
@@ -430,7 +438,7 @@ def _features_model(width: int, **kwargs: Any) -> TBH:
     """TBH on (width,)-d features through an identity backbone (TBH's fixed-feature protocol)."""
     torch.manual_seed(0)
     return TBH(
-        backbone=MLP((width,), hidden_dims=[]),
+        backbone=Identity((width,)),
         bits=6,
         num_classes=3,
         optimizer=partial(torch.optim.SGD, lr=0.0),

@@ -27,6 +27,7 @@ from hashing.report.table import (
     write_cells_csv,
     write_runs_csv,
 )
+from hashing.runs.atomic import write_text_atomic
 from hashing.runs.quiet import quiet_libraries
 
 
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = aggregate(runs, include_failed=args.include_failed)
     metrics = metric_columns(runs)
     written = [out_dir / "report.md", out_dir / "cells.csv", out_dir / "runs.csv"]
-    written[0].write_text(markdown_report(cells, runs, [str(d) for d in args.dirs]))
+    write_text_atomic(written[0], markdown_report(cells, runs, [str(d) for d in args.dirs]))
     write_cells_csv(written[1], cells, metrics)
     write_runs_csv(written[2], runs, metrics)
     if not args.no_plots:

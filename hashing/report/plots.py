@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from hashing.report.runs import RunRecord, load_json
 from hashing.report.table import HEADLINE, Cell, short
+from hashing.runs.atomic import atomic_write
 
 CURVES = Path("curves") / "curves.json"
 
@@ -44,7 +45,8 @@ def plot_map_vs_bits(cells: Sequence[Cell], out_dir: Path) -> list[Path]:
     written = []
     for dataset, group in sorted(by_dataset.items()):
         path = out_dir / f"map_vs_bits_{slug(dataset)}.png"
-        map_vs_bits_figure(dataset, group).savefig(path, dpi=120)
+        figure = map_vs_bits_figure(dataset, group)
+        atomic_write(path, lambda handle, fig=figure: fig.savefig(handle, format="png", dpi=120))
         written.append(path)
     return written
 
@@ -148,6 +150,6 @@ def plot_pr_curves(runs: Sequence[RunRecord], out_dir: Path, bits: int | None = 
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = out_dir / f"pr_curves_{slug(dataset)}_{chosen}bits.png"
-        fig.savefig(path, dpi=120)
+        atomic_write(path, lambda handle, fig=fig: fig.savefig(handle, format="png", dpi=120))
         written.append(path)
     return written

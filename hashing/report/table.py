@@ -20,6 +20,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from hashing.report.runs import RunRecord
+from hashing.runs.atomic import atomic_path
 
 HEADLINE = ("test/mAP@100", "test/mAP@1000", "test/mAP@ALL")
 VALIDATION = "val/mAP_best"
@@ -219,7 +220,7 @@ def metric_columns(runs: Sequence[RunRecord]) -> list[str]:
 
 def write_cells_csv(path: Path, cells: Sequence[Cell], metrics: Sequence[str]) -> None:
     """One row per cell: counts, seeds and mean/std of every metric (std empty below 2 runs)."""
-    with path.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         header = ["dataset", "method", "setting", "bits", "runs", "finished", "seeds"]
         for metric in metrics:
@@ -237,7 +238,7 @@ def write_cells_csv(path: Path, cells: Sequence[Cell], metrics: Sequence[str]) -
 
 def write_runs_csv(path: Path, runs: Sequence[RunRecord], metrics: Sequence[str]) -> None:
     """One row per run (failed and unfinished ones included) with its status and metrics."""
-    with path.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             ["run", "status", "dataset", "method", "setting", "bits", "seed", *metrics, "detail"]
