@@ -41,9 +41,10 @@ CONFIG_KEY = re.compile(
 )
 
 
-def shown_commands() -> list[tuple[str, str, str]]:
-    """(where, command module, argument string) for every distinct hashing command in code
-    blocks and inline code of the README and docs/, continuation lines joined, comments dropped."""
+def shown_commands() -> list[tuple[str, str, str, frozenset[str]]]:
+    """(where, command module, argument string, options the page creates) for every distinct
+    hashing command in code blocks and inline code of the README and docs/, continuation lines
+    joined, comments dropped."""
     found, seen = [], set()
     for path in DOC_FILES:
         text = path.read_text()
@@ -55,8 +56,13 @@ def shown_commands() -> list[tuple[str, str, str]]:
                 if match and (match.group(1), match.group(2).strip()) not in seen:
                     seen.add((match.group(1), match.group(2).strip()))
                     where = f"{path.relative_to(ROOT)}: {match.group(0).strip()[:70]}"
-                    found.append((where, match.group(1), match.group(2)))
+                    found.append((where, match.group(1), match.group(2), made_here(text)))
     return found
+
+
+def made_here(text: str) -> frozenset[str]:
+    """Config options a page has the reader write (``conf/method/coin.yaml`` -> method/coin)."""
+    return frozenset(re.findall(r"conf/([\w/]+)\.yaml", text))
 
 
 def as_single_override(token: str) -> str:
@@ -75,22 +81,29 @@ COMMANDS = shown_commands()
 
 
 def test_the_docs_show_commands_of_every_hydra_entry_point():
-    shown = {module for _, module, _ in COMMANDS}
+    shown = {module for _, module, _, _ in COMMANDS}
     assert {"train", "eval", "export", "search", "features"} <= shown
     assert len(COMMANDS) >= 30
 
 
 @pytest.mark.parametrize(
-    ("module", "arguments"),
-    [(module, arguments) for _, module, arguments in COMMANDS],
-    ids=[where for where, _, _ in COMMANDS],
+    ("module", "arguments", "created"),
+    [(module, arguments, created) for _, module, arguments, created in COMMANDS],
+    ids=[where for where, _, _, _ in COMMANDS],
 )
-def test_a_shown_command_composes(module: str, arguments: str):
+def test_a_shown_command_composes(module: str, arguments: str, created: frozenset[str]):
+    """Options the page has the reader create (and the search path to them) are left out."""
     config = CONF / f"{module}.yaml"
     if not config.exists():
         pytest.skip(f"hashing.{module} is not a Hydra command")
     tokens = shlex.split(PLACEHOLDER.sub("x", arguments), comments=True)
-    overrides = [as_single_override(t) for t in tokens if "=" in t and not t.startswith("-")]
+    overrides = [
+        as_single_override(t)
+        for t in tokens
+        if "=" in t
+        and not t.startswith(("-", "hydra.searchpath="))
+        and "/".join(t.split("=", 1)) not in created
+    ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         compose(config_name=module, overrides=overrides, return_hydra_config=True)
 
