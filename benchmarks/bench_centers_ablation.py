@@ -1,4 +1,5 @@
-"""The center ablation: CSQ vs MDS vs SHC centers, same network and loss (SPEC §3).
+"""The center ablation: CSQ vs MDS vs SHC centers, same network and loss
+(docs/methods.md#center-methods).
 
 Runs the real pipeline (``python -m hashing.train -m ...``, one Hydra multirun per dataset and
 method) and reads each job's ``metrics.json``: mAP@100 / @1000 / @ALL at 16, 32 and 64 bits,

@@ -6,8 +6,8 @@ What runs (``--help`` lists every knob; the defaults are the full size the issue
   EfficientNet-Lite0, 1280-d, all 60,000 CIFAR-10 images) read through the project's
   ``data=features`` DataModule; the frozen backbone is the identity (``backbone=identity``), so
   TBH reconstructs the features, as it reconstructs fc7 in the paper.
-- Protocols: ``tbh`` = TBH's own shape (SPEC ``cifar10-2``): the 10,000 test images are the
-  queries, the 50,000 training images are training set and database; ``cifar10`` (SPEC): per
+- Protocols: ``tbh`` = TBH's own shape (``cifar10-2``, docs/metrics.md#protocols): the 10,000 test
+  images are the queries, the 50,000 training images are training set and database; ``cifar10``: per
   class 100 queries and 500 training images, the database is the other 54,000. Both hold out
   10% of the training set a class as validation queries (so TBH fits 45,000 / 4,500 items);
   split seed 0. The database is put in a seeded random order (seed 0): the file is sorted by
@@ -32,7 +32,7 @@ What runs (``--help`` lists every knob; the defaults are the full size the issue
   t-test (``ttest_rel``, assumes normal differences) and the exact Wilcoxon signed-rank test
   (no normality; with 5 seeds its smallest two-sided p-value is 2/32 = 0.0625, so it cannot
   reach 0.05 however large the effect: read it together with the t-test).
-- ``--max-queries N``: a seeded subset of the test queries (default: all). The README's table
+- ``--max-queries N``: a seeded subset of the test queries (default: all). The published table
   used 2,000 of the ``tbh`` shape's 10,000, for the CPU budget; ``cifar10`` has 1,000.
 - ``--sweep-lambda-cls V ...``: instead of the table, supervised TBH at each relative
   ``lambda_cls`` (``--sweep-absolute V ...``: the same with ``lambda_cls_reference=absolute``),

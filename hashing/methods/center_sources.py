@@ -77,7 +77,7 @@ class RuleCheckedSource:
 
 
 class CSQCenters(RuleCheckedSource):
-    """CSQ: Hadamard rows when they suffice, else balanced Bernoulli draws (SPEC §3).
+    """CSQ: Hadamard rows when they suffice, else balanced Bernoulli draws (docs/methods.md#csq).
 
     Args:
         seed: seed of the Bernoulli draws.
@@ -118,7 +118,7 @@ class CSQCenters(RuleCheckedSource):
 
 
 class MDSCenters(RuleCheckedSource):
-    """MDS: CSQ centers moved apart until every pairwise distance is ``>= d`` (SPEC §3).
+    """MDS: CSQ centers moved apart until every pairwise distance is ``>= d`` (docs/methods.md#mds).
 
     Args:
         seed: seed of the CSQ start and of the perturbations.

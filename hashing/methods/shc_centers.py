@@ -1,4 +1,4 @@
-"""SHC's centers (SPEC §3): a classifier's logits -> class similarity -> fitted centers.
+"""SHC's centers (docs/methods.md#shc): a classifier's logits -> class similarity -> fitted centers.
 
 Stage 1 trains a classifier (``ClassifierModule`` on a ``pl.Trainer``) on the fit split and keeps
 its training-set logits; the class similarity ``S`` follows from them; stage 2 optimises centers
@@ -103,7 +103,7 @@ STAGE2_VERSION = 3
 
 
 class SemanticCenters(RuleCheckedSource):
-    """SHC (SPEC §3): classifier -> class similarity -> similarity-fitting centers.
+    """SHC (docs/methods.md#shc): classifier -> class similarity -> similarity-fitting centers.
 
     Args:
         backbone: the backbone *config* (``_target_`` + arguments, as in ``conf/backbone``);
