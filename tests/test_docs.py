@@ -232,6 +232,19 @@ def test_code_cites_existing_docs_pages_and_sections():
     assert not broken, "citations of missing docs pages or sections:\n" + "\n".join(broken)
 
 
+def test_code_and_configs_cite_the_docs_not_an_internal_specification():
+    """Users read docs/; a citation of a file they never see (the SPEC) is a broken reference."""
+    citing = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("hashing", "conf")
+        for path in sorted((ROOT / folder).rglob("*"))
+        if path.suffix in {".py", ".yaml"}
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "SPEC" in line
+    ]
+    assert not citing, "cite a docs/ page instead of the SPEC:\n" + "\n".join(citing)
+
+
 def test_every_docs_page_is_in_the_site_navigation_and_every_entry_exists():
     def pages(nav) -> list[str]:
         if isinstance(nav, str):
