@@ -119,7 +119,7 @@ def method_overrides(method: str, epochs: int) -> list[str]:
         raise ValueError(f"method {method!r} unknown; expected one of {METHODS}")
     overrides = [
         "method=shc",
-        "method.center_source.optimisation.solver=reference",
+        "method/solver=reference",
         f"method.center_source.classifier.max_epochs={epochs}",
         "method.center_source.figures=false",
     ]

@@ -4,8 +4,8 @@ What runs (``--help`` lists every knob; the defaults are the full size the issue
 
 - Features: ``../shared/data/cifar10_efficientnet_lite0_128.npz`` (ImageNet-pretrained
   EfficientNet-Lite0, 1280-d, all 60,000 CIFAR-10 images) read through the project's
-  ``data=features`` DataModule; the frozen backbone is the identity (``mlp`` with no hidden
-  layer), so TBH reconstructs the features, as it reconstructs fc7 in the paper.
+  ``data=features`` DataModule; the frozen backbone is the identity (``backbone=identity``), so
+  TBH reconstructs the features, as it reconstructs fc7 in the paper.
 - Protocols: ``tbh`` = TBH's own shape (SPEC ``cifar10-2``): the 10,000 test images are the
   queries, the 50,000 training images are training set and database; ``cifar10`` (SPEC): per
   class 100 queries and 500 training images, the database is the other 54,000. Both hold out
@@ -77,12 +77,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.floor_rows import floor_codes
 from benchmarks.results_io import Provenance
-from hashing.backbones.mlp import MLP
+from hashing.backbones.identity import Identity
 from hashing.baselines import float_average_precision
 from hashing.data.splits import Protocol, make_split
 from hashing.methods.base import HashingModule
 from hashing.metrics import evaluate_retrieval, mean_average_precisions
-from hashing.tbh.diagnostics import codes_all_equal
+from hashing.metrics.functional.bit_balance import bit_balance, codes_all_equal, dead_bits
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ROOT.parent / "shared" / "data" / "cifar10_efficientnet_lite0_128.npz"
@@ -162,10 +162,10 @@ def scores(query_codes: Tensor, database_codes: Tensor, data: Data) -> dict[str,
     """Stable-order and tie-aware mAP@100/@1000/@ALL, dead bits and the all-equal flag."""
     yq, ydb = data["query"][1], data["database"][1]
     report = evaluate_retrieval(query_codes, database_codes, yq, ydb, TOP_KS, TOP_KS)
-    balance = (database_codes > 0).double().mean(0)
+    balance = bit_balance(database_codes)
     result: dict[str, Any] = {f"mAP@{_k(k)}": v for k, v in report.map_at_k.items()}
     result |= {f"mAP@{_k(k)}_tie_aware": v for k, v in report.tie_aware_map_at_k.items()}
-    result["dead_bits"] = int(((balance < 0.01) | (balance > 0.99)).sum())
+    result["dead_bits"] = dead_bits(balance)
     result["collapsed"] = codes_all_equal(balance)
     return result
 
@@ -228,7 +228,7 @@ def build(method: str, bits: int, seed: int, width: int, overrides: list[str]) -
         )
     node = OmegaConf.to_container(cfg.method, resolve=True)
     pl.seed_everything(seed, verbose=False)
-    backbone = MLP(input_shape=(width,), hidden_dims=[])
+    backbone = Identity(input_shape=(width,))
     return instantiate(node, backbone=backbone, bits=bits, num_classes=10)
 
 

@@ -49,8 +49,8 @@ from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from benchmarks.results_io import Provenance  # noqa: E402
 from hashing import pipeline  # noqa: E402
+from hashing.data.resumable import epoch_seed  # noqa: E402
 from hashing.methods.center_hashing import center_loss, center_targets  # noqa: E402
-from hashing.runs.resumable_loader import epoch_seed, training_order_seed  # noqa: E402
 
 FEATURES = ROOT.parent / "shared" / "data" / "cifar10_efficientnet_lite0_128.npz"
 CASES: dict[str, dict[str, Any]] = {
@@ -60,7 +60,7 @@ CASES: dict[str, dict[str, Any]] = {
             "data=features",
             f"data.path={FEATURES}",
             "data.batch_size=128",
-            "backbone.hidden_dims=[]",
+            "backbone=identity",
         ],
         "epochs": 20,
     },
@@ -189,7 +189,7 @@ def plain_loop(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Modu
         optimizers = configured if isinstance(configured, list) else [configured]
     step = plain_step(model, optimizers)
     batch, epochs, count = int(datamodule.batch_size), int(cfg.trainer.max_epochs), len(y_all)
-    shuffle_seed = training_order_seed(datamodule, int(cfg.seed))
+    shuffle_seed = datamodule.order_seed
     model.train()
     started = time.perf_counter()
     for epoch in range(epochs):

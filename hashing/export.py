@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hashing.runs.errors import readable_errors
+from hashing.runs.hydra_errors import readable_hydra_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
@@ -18,4 +19,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with readable_hydra_errors():
+        main()

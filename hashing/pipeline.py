@@ -6,7 +6,7 @@ write ``metrics.json`` and print a summary table. Every run folder holds the res
 the data split, checkpoints, logs and the metrics.
 
 ``resume=<run dir>`` fits from the folder's ``checkpoints/last.ckpt`` (:mod:`hashing.runs.resume`);
-the train loader is made resumable mid-epoch (:mod:`hashing.runs.resumable_loader`) and the RNG
+the train loader resumes mid-epoch (:mod:`hashing.data.resumable`) and the RNG
 states travel in checkpoints (:class:`RNGState`), so an interrupted run resumes exactly.
 """
 
@@ -28,14 +28,15 @@ from hashing.callbacks.config_snapshot import CONFIG_KEY, ConfigSnapshot
 from hashing.callbacks.rng_state import RNGState
 from hashing.loggers import publish_run_folder
 from hashing.methods.base import HashingModule
-from hashing.runs.atomic import write_json_atomic
+from hashing.runs.atomic import write_json_atomic, write_text_atomic
 from hashing.runs.checkpoint_file import read_checkpoint
+from hashing.runs.checkpoint_io import AtomicCheckpointIO
 from hashing.runs.config_checks import check_bits_for_classes, check_run_config
 from hashing.runs.errors import UserError, as_user_error
 from hashing.runs.quiet import quiet_libraries
-from hashing.runs.resumable_loader import make_training_resumable
 from hashing.runs.resume import finished_run, keep_csv_history, resume_checkpoint
 from hashing.runs.status import METRICS, RESOLVED_CONFIG, clear_markers
+from hashing.runs.stopping import stop_on_signal
 from hashing.runs.summary import print_summary, run_title
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,14 @@ def instantiate_list(group: DictConfig | None, **kwargs: Any) -> list[Any]:
 
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
-    """Instantiate and set up the DataModule (splits drawn or loaded).
+    """Instantiate and set up the DataModule (splits drawn or loaded); it gets the run's seed,
+    which sets the training order (docs/resume.md).
 
     A bad value, a missing file or folder, or data that cannot make the split is the user's
     to fix: it is raised as a :class:`UserError` (the message names the data key or file).
     """
     with as_user_error(f"data ({cfg.data.get('_target_', '?')})"):
-        datamodule = instantiate(cfg.data)
+        datamodule = instantiate(cfg.data, seed=int(cfg.seed))
         datamodule.prepare_data()
         datamodule.setup("fit")
     check_bits_for_classes(int(cfg.bits), int(datamodule.num_classes))
@@ -83,8 +85,9 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 
 def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingModule:
     """Instantiate backbone and method for the datamodule's input shape and classes."""
-    # a missing optional package or weight file, a wrong input shape
-    with as_user_error("backbone", (ImportError, FileNotFoundError, ValueError)):
+    # a missing optional package (its ImportError names the extra to install); the backbones'
+    # own checks (a value, a weight file, an input shape) raise UserError / MissingFileError
+    with as_user_error("backbone", (ImportError,)):
         backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
     # a method rejecting a value (e.g. bits for its centers) is a config error
     with as_user_error("method", (ValueError,)):
@@ -98,16 +101,18 @@ def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingM
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list[pl.Callback]) -> pl.Trainer:
-    """Instantiate the trainer with the configured callbacks and loggers."""
+    """Instantiate the trainer with the configured callbacks and loggers; its checkpoints are
+    written atomically (:class:`AtomicCheckpointIO`) unless the config names plugins."""
     callbacks = instantiate_list(cfg.get("callbacks")) + extra_callbacks
     loggers = instantiate_list(cfg.get("logger"))
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    plugins = {} if "plugins" in cfg.trainer else {"plugins": [AtomicCheckpointIO()]}
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)
 
 
 def build_run(
     cfg: DictConfig, output_dir: Path
 ) -> tuple[pl.LightningDataModule, HashingModule, pl.Trainer]:
-    """Seed, then the data (its train loader resumable), model and trainer of a training run;
+    """Seed, then the data (its train order set by the seed), model and trainer of a training run;
     the resolved config and the split are written into ``output_dir``, and the loggers get the
     config (after a resume has kept the CSV logger's earlier rows).
 
@@ -116,10 +121,9 @@ def build_run(
     """
     pl.seed_everything(int(cfg.seed), workers=True)
     datamodule = build_datamodule(cfg)
-    make_training_resumable(datamodule, int(cfg.seed))
     model = build_model(cfg, datamodule)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    (output_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(resolved))
+    write_text_atomic(output_dir / RESOLVED_CONFIG, OmegaConf.to_yaml(resolved))
     datamodule.export_splits(output_dir)
     trainer = build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
     if cfg.get("resume") is not None:
@@ -174,13 +178,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.info(finished)
             return json.loads((output_dir / METRICS).read_text())
     clear_markers(output_dir)
-    datamodule, model, trainer = build_run(cfg, output_dir)
-
-    started = time.perf_counter()
-    model.prepare(datamodule, output_dir)
-    if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=fit_from)
-    train_seconds = time.perf_counter() - started
+    with stop_on_signal("building the data", output_dir) as stage:
+        if fit_from is not None and done is not None:
+            stage.resume = f"python -m hashing.train resume={output_dir}"
+        datamodule, model, trainer = build_run(cfg, output_dir)
+        started = time.perf_counter()
+        stage.doing = f"preparing {cfg.method.get('name', 'the method')} (before training)"
+        model.prepare(datamodule, output_dir)
+        if cfg.get("train", True):
+            stage.doing = "starting to train"  # the interrupt checkpoint takes over once it runs
+            trainer.fit(model, datamodule=datamodule, ckpt_path=fit_from)
+        train_seconds = time.perf_counter() - started
 
     metrics: dict[str, float] = {}
     best_score = getattr(trainer.checkpoint_callback, "best_model_score", None)
@@ -188,7 +196,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics["val/mAP_best"] = float(best_score)
     if cfg.get("test", True):
         ckpt_path = select_test_checkpoint(trainer, cfg.get("test_ckpt", "best"))
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+        with stop_on_signal("testing", output_dir) as stage:
+            if cfg.get("train", True):  # trained: a resume only tests
+                stage.resume = f"python -m hashing.train resume={output_dir}"
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
         metrics.update(test_metrics(trainer))
         if trainer.is_global_zero:
             footer = f"trained in {train_seconds:.1f} s · tested {ckpt_path or 'last weights'}"

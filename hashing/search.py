@@ -1,4 +1,5 @@
-"""`python -m hashing.search index=<dir> query=<image|folder|list> [k=10]`: JSON lines of top-k."""
+"""`python -m hashing.search index=<dir> query=<image|folder|list> | codes=[...] | ids=[...]`: top-k
+of each query as JSON lines."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hashing.runs.errors import readable_errors
+from hashing.runs.hydra_errors import readable_hydra_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="search")
@@ -19,4 +21,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with readable_hydra_errors():
+        main()

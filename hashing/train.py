@@ -16,6 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hashing.runs.errors import readable_errors
+from hashing.runs.hydra_errors import readable_hydra_errors
 from hashing.runs.resume import expand_command_line, finished_run_from_command_line
 from hashing.runs.status import record_failures
 
@@ -37,9 +38,12 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     with readable_errors():
+        # a refused override stops here, before Hydra writes into the run folder
+        expanded = expand_command_line(sys.argv[1:])
         finished = finished_run_from_command_line(sys.argv[1:])
         if finished is not None:
             print(finished)
             sys.exit(0)
-        sys.argv[1:] = expand_command_line(sys.argv[1:])
-    main()
+        sys.argv[1:] = expanded
+    with readable_hydra_errors():
+        main()

@@ -5,39 +5,37 @@ independent single-process evaluation."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+from torch import Tensor
 
 from hashing import pipeline
-from hashing.callbacks import RetrievalEvaluation
 from tests.runs import compose_run
 
 
 class GatherProbe(pl.Callback):
-    """Wraps ``gathered`` of the test codes that :class:`RetrievalEvaluation` shares and writes
-    the sizes of the gathered query/database codes to ``<output_dir>/gathered_rank<r>.json``."""
+    """Records the sizes of the test codes :class:`RetrievalEvaluation` gathered and handed over,
+    and writes them to ``<output_dir>/gathered_rank<r>.json``."""
 
     def __init__(self, output_dir: str) -> None:
         self.output_dir = Path(output_dir)
         self.gathered: dict[str, list[int]] = {}
         self.local: dict[str, int] = {}
 
-    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Find the evaluation callback's shared test codes and wrap their ``gathered`` (the
-        probe is listed after the evaluation, which has joined them by now)."""
-        [evaluation] = [cb for cb in trainer.callbacks if isinstance(cb, RetrievalEvaluation)]
-        codes = evaluation.codes["test"]
-        gathered = codes.gathered
-
-        def recording_gathered() -> dict[str, Any]:
-            result = gathered()
-            self.gathered = {key: list(value.shape) for key, value in result.items()}
-            return result
-
-        codes.gathered = recording_gathered  # type: ignore[method-assign]
+    def on_retrieval_codes(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        stage: str,
+        splits: Mapping[str, Tensor],
+    ) -> None:
+        """Keep the shapes of the gathered test splits."""
+        if stage == "test":
+            self.gathered = {key: list(value.shape) for key, value in splits.items()}
 
     def on_test_batch_end(
         self,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -34,6 +38,16 @@ def compose_run(
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder``, by relative path: equal before and after means
+    nothing was written, renamed, added or removed."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def train_command(*args: str) -> list[str]:
@@ -70,3 +84,17 @@ def run_sweep_cli(
 ) -> subprocess.CompletedProcess[str]:
     """``python -m hashing.train -m <overrides>`` into ``sweep``, as a user starts a sweep."""
     return run_train_cli(sweep_args(sweep, cache_dir, overrides), timeout, env)
+
+
+def run_entry_point(module: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """``python -m <module> <args>`` in-process (a subprocess costs ~10 s of imports); its exit
+    status. The root logger's handlers (Hydra configures them) are put back afterwards."""
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    handlers, level = logging.root.handlers[:], logging.root.level
+    try:
+        runpy.run_module(module, run_name="__main__")
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 1
+    finally:
+        logging.root.handlers, logging.root.level = handlers, level
+    return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from hashing.runs import resume
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.errors import UserError
 from hashing.runs.resume import finished_run_from_command_line, resume_checkpoint
-from tests.runs import compose_run
+from tests.runs import compose_run, digests
 
 
 class FallingScore(pl.LightningModule):
@@ -75,14 +74,6 @@ def test_epoch_lines_off_a_terminal(tmp_path: Path, caplog: pytest.LogCaptureFix
     lines = [r.getMessage() for r in caplog.records if r.name == "hashing.callbacks.progress"]
     assert [line.split(" · ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     assert "val/mAP 0.9000" in lines[1] and "train/loss" in lines[1]
-
-
-def digests(folder: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 def test_resuming_a_finished_run_changes_no_file(tmp_path: Path) -> None:
@@ -145,3 +136,25 @@ def test_resuming_reads_last_ckpt_once(tmp_path: Path, monkeypatch: pytest.Monke
     cfg = compose_run("train", run, tmp_path / "cache", ["trainer.max_epochs=2", f"resume={run}"])
     assert pipeline.train(cfg) == {"test/mAP": 0.5}  # finished: 2 epochs, none to add
     assert reads == [run / "checkpoints" / "last.ckpt"]
+
+
+def test_ckpt_path_of_a_finished_run_says_there_is_nothing_to_train(tmp_path: Path) -> None:
+    done, cache = tmp_path / "done", tmp_path / "cache"
+    base = ["bits=16", "trainer.max_epochs=1"]
+    pipeline.train(compose_run("train", done, cache, base))
+    checkpoint = done / "checkpoints" / "last.ckpt"
+    new = tmp_path / "new"
+    with pytest.raises(UserError, match="already holds 1 trained epoch and") as refused:
+        pipeline.train(compose_run("train", new, cache, [*base, f"ckpt_path={checkpoint}"]))
+    message = str(refused.value)
+    assert "trainer.max_epochs=1" in message and "trainer.max_epochs=11" in message
+    assert f"resume={done}" in message
+    assert not (new / "metrics.json").exists()
+    # a larger max_epochs trains on from it: one more epoch in the new folder
+    pipeline.train(
+        compose_run(
+            "train", new, cache, ["bits=16", "trainer.max_epochs=2", f"ckpt_path={checkpoint}"]
+        )
+    )
+    assert torch.load(new / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
+    assert (new / "metrics.json").is_file()

@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader
 
 from hashing.data.base import BatchedSplit
 from hashing.data.digits import DigitsDataModule
-from hashing.runs.resumable_loader import make_training_resumable
 
 
 def _dm(tmp_path: Path, **kwargs: object) -> DigitsDataModule:
@@ -41,7 +40,6 @@ def assert_same_batches(loader: DataLoader) -> None:
 
 def test_tensor_splits_load_whole_batches_equal_to_item_by_item(tmp_path: Path) -> None:
     dm = _dm(tmp_path)
-    make_training_resumable(dm, seed=0)
     train = dm.train_dataloader()
     assert isinstance(train.dataset, BatchedSplit)
     # one __getitems__ call a batch, no __getitem__ per item
@@ -68,16 +66,14 @@ def test_random_augmentation_stays_item_by_item(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("batches", [0, 3])
 def test_resumed_epoch_continues_on_the_same_batches(tmp_path: Path, batches: int) -> None:
-    first = _dm(tmp_path)
-    make_training_resumable(first, seed=4)
+    first = _dm(tmp_path, seed=4)
     loader = first.train_dataloader()
     loader.sampler.set_epoch(2)
     iterator = iter(loader)
     seen = [next(iterator) for _ in range(batches)]
     state = loader.state_dict()
     rest = list(iterator)
-    again = _dm(tmp_path)
-    make_training_resumable(again, seed=4)
+    again = _dm(tmp_path, seed=4)
     resumed = again.train_dataloader()
     resumed.load_state_dict(state)
     resumed.sampler.set_epoch(2)

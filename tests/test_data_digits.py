@@ -59,11 +59,14 @@ def test_loaders_cover_their_splits(tmp_path: Path) -> None:
     assert sum(len(b[0]) for b in database) == 1597
 
 
-def test_train_shuffling_is_seeded(tmp_path: Path) -> None:
-    first = torch.cat([i for *_, i in _dm(tmp_path, shuffle_seed=5).train_dataloader()])
-    again = torch.cat([i for *_, i in _dm(tmp_path, shuffle_seed=5).train_dataloader()])
-    other = torch.cat([i for *_, i in _dm(tmp_path, shuffle_seed=6).train_dataloader()])
-    assert torch.equal(first, again) and not torch.equal(first, other)
+def test_train_order_follows_the_seed_unless_shuffle_seed_is_given(tmp_path: Path) -> None:
+    def order(**options: int) -> torch.Tensor:
+        return torch.cat([i for *_, i in _dm(tmp_path, **options).train_dataloader()])
+
+    assert torch.equal(order(seed=5), order(seed=5))
+    assert not torch.equal(order(seed=5), order(seed=6))
+    assert torch.equal(order(seed=5, shuffle_seed=9), order(seed=6, shuffle_seed=9))
+    assert torch.equal(order(seed=9), order(seed=6, shuffle_seed=9))
 
 
 def test_split_file_saved_and_reused(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import scipy.io
 import torch
 
 from hashing.data.features import FeaturesDataModule, aliases
+from hashing.runs.errors import UserError
 
 
 def _arrays(seed: int = 0) -> dict[str, np.ndarray]:
@@ -142,3 +143,33 @@ def test_alias_table_has_common_names() -> None:
     assert {"train_x", "x_train", "train_data", "xtrain", "x_tr"} <= set(aliases("train", "x"))
     assert {"test_label", "l_te", "y_test", "query_labels"} <= set(aliases("query", "y"))
     assert {"db_x", "database_data"} <= set(aliases("database", "x"))
+
+
+def test_each_file_gets_its_own_split_and_a_clash_names_the_key(tmp_path: Path) -> None:
+    """data=features names a file's data after the file, so a second file never meets the
+    first one's split; two files forced to share a name are told which key to change."""
+    from hashing.pipeline import build_datamodule
+    from tests.runs import compose_run
+
+    first, second = tmp_path / "cats.npz", tmp_path / "dogs.npz"
+    np.savez(first, **_arrays(0))
+    bigger = _arrays(1)
+    bigger["train_x"], bigger["train_y"] = bigger["train_x"][:20], bigger["train_y"][:20]
+    np.savez(second, **bigger)
+    modules = []
+    for path in (first, second):
+        cfg = compose_run(
+            "train", tmp_path / "run", tmp_path / "cache", ["data=features", f"data.path={path}"]
+        )
+        modules.append(build_datamodule(cfg))
+    assert [m.name for m in modules] == ["cats", "dogs"]
+    assert modules[0].split_path != modules[1].split_path
+    assert modules[1].describe()["database"] == 20
+    shared = compose_run(
+        "train",
+        tmp_path / "run",
+        tmp_path / "cache",
+        ["data=features", f"data.path={second}", "data.name=cats"],
+    )
+    with pytest.raises(UserError, match=r"named by data.name: give this data its own"):
+        build_datamodule(shared)

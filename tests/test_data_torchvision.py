@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from hashing.data.torchvision_datasets import (
     CIFAR100DataModule,
     MNISTDataModule,
 )
+from hashing.runs.errors import UserError
 
 
 def _fake_cifar(root: Path, per_batch: int, classes: int, hundred: bool = False) -> np.ndarray:
@@ -87,6 +91,25 @@ def test_missing_root_and_missing_files(tmp_path: Path) -> None:
         CIFAR10DataModule(tmp_path).setup()
     with pytest.raises(ValueError, match="protocol 'mnist-7'"):
         MNISTDataModule(tmp_path, protocol="mnist-7")
+
+
+@pytest.mark.parametrize("module", [CIFAR10DataModule, MNISTDataModule])
+def test_an_offline_download_says_where_to_put_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: type
+) -> None:
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    data = module(tmp_path / "data", download=True)
+    with pytest.raises(UserError) as raised:
+        data.prepare_data()
+    message = str(raised.value)
+    host = "www.cs.toronto.edu" if module is CIFAR10DataModule else "ossci-datasets.s3"
+    assert "could not reach" in message and host in message
+    assert "name resolution" in message and "urlopen" not in message
+    assert f"data.root={tmp_path / 'data'}" in message and module.layout_hint in message
+    assert "data.download=false" in message
 
 
 def test_mnist_shared_copy(shared_data: Path, tmp_path: Path) -> None:

@@ -4,9 +4,6 @@ flat index against the evaluation's stable ranking, model identity checks, add."
 from __future__ import annotations
 
 import json
-import logging
-import runpy
-import sys
 from pathlib import Path
 
 import faiss
@@ -21,8 +18,8 @@ from hashing import pipeline
 from hashing.index import HashIndex, jobs
 from hashing.metrics.functional.hamming import hamming_distance
 from hashing.metrics.functional.ranking import stable_order
-from hashing.runs.errors import UserError, as_user_error
-from tests.runs import CONF, compose_run
+from hashing.runs.errors import USAGE_EXIT_CODE, MissingFileError, UserError, as_user_error
+from tests.runs import CONF, compose_run, run_entry_point
 
 TRAIN = [
     "trainer.max_epochs=2",
@@ -170,28 +167,41 @@ def test_search_images_by_api_and_cli(
         )[:5]
     records = index.records(result)
 
-    # the real entry point as `python -m` runs it, in-process (a subprocess costs ~10 s of imports)
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        [
-            "hashing.search",
-            f"index={runs['index']}",
-            f"query={tmp_path / 'queries'}",
-            "k=5",
-            f"hydra.run.dir={tmp_path / 'search_run'}",
-        ],
-    )
-    handlers, level = logging.root.handlers[:], logging.root.level
-    try:
-        runpy.run_module("hashing.search", run_name="__main__")
-    finally:
-        logging.root.handlers, logging.root.level = handlers, level
+    # the real entry point as `python -m` runs it
+    args = [f"index={runs['index']}", f"query={tmp_path / 'queries'}", "k=5",
+            f"hydra.run.dir={tmp_path / 'search_run'}"]  # fmt: skip
+    assert run_entry_point("hashing.search", args, monkeypatch) == 0
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.splitlines()]
     assert [line["query"] for line in lines] == [str(p.resolve()) for p in paths]
     assert [line["results"] for line in lines] == records
     assert records[0][0].keys() >= {"rank", "distance", "id", "label", "dataset_index"}
+
+
+def test_search_answers_bad_queries_and_k_in_one_paragraph(
+    runs: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("buy milk\n2 eggs and 1 cat\n")
+    binary = tmp_path / "codes.bin"
+    binary.write_bytes(bytes(range(256)))
+    index = f"index={runs['index']}"
+    cases = {
+        f"query={notes}": f"{notes} is neither an image",
+        f"query={binary}": "(it is not text)",
+        "k=0": "k=0 is invalid: k is how many results each query gets, a positive integer",
+    }
+    for argument, expected in cases.items():
+        query = [] if argument.startswith("query") else [f"query={notes}"]
+        args = [index, *query, argument, f"hydra.run.dir={tmp_path / 'search'}"]
+        code = run_entry_point("hashing.search", args, monkeypatch)
+        err = capsys.readouterr().err
+        assert code == USAGE_EXIT_CODE, err
+        assert expected in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 2, err
 
 
 def test_other_models_are_refused(runs: dict[str, Path]) -> None:
@@ -269,7 +279,7 @@ def test_export_without_the_run_data_asks_for_input_shape(
 ) -> None:
     def missing_data(cfg: DictConfig) -> None:
         with as_user_error("data (digits)"):
-            raise FileNotFoundError(f"folder dataset root {tmp_path / 'gone'} does not exist")
+            raise MissingFileError(f"folder dataset root {tmp_path / 'gone'} does not exist")
 
     monkeypatch.setattr(jobs, "build_datamodule", missing_data)
     cfg = compose_export(

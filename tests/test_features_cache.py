@@ -4,12 +4,18 @@ the CLI on an image folder, and a tiny frozen-feature run above chance."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 from PIL import Image
 
 from hashing.backbones.cnn import SmallCNN
@@ -17,7 +23,9 @@ from hashing.data.base import Pool, RetrievalDataModule
 from hashing.data.features import FeaturesDataModule
 from hashing.data.splits import Protocol
 from hashing.features import extract_features
-from tests.runs import CONF, compose_run
+from hashing.features.extract import Progress, duration
+from hashing.runs.errors import USAGE_EXIT_CODE
+from tests.runs import CONF, compose_run, run_entry_point
 
 
 class TensorImages(RetrievalDataModule):
@@ -148,3 +156,106 @@ def test_tiny_frozen_feature_run_is_far_above_chance(shared_data: Path, tmp_path
     cfg = compose_run("train", tmp_path / "run", tmp_path / "cache", overrides)
     metrics = train(cfg)
     assert metrics["test/mAP@ALL"] > 0.3, metrics
+
+
+def _tiny_tree(root: Path, per_class: int) -> None:
+    """A class tree with few images a class: far fewer than any training protocol draws."""
+    rng = np.random.default_rng(1)
+    for name in ("cat", "dog", "owl"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+
+
+def _features_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
+    base = ["data=folder", f"data.root={tmp_path / 'pets'}", "data.image_size=8", "backbone=cnn",
+            "backbone.channels=[4]", "backbone.hidden_dim=null", "progress=false",
+            f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="features", overrides=[*base, *overrides])
+
+
+def test_extraction_encodes_every_image_whatever_the_protocol(tmp_path: Path) -> None:
+    """The default protocol draws 100 + 500 images a class for training; extraction draws
+    nothing and encodes all 9 images (or the first 2 of each class with per_class=2)."""
+    from hashing.features.__main__ import run
+
+    _tiny_tree(tmp_path / "pets", 3)
+    torch.manual_seed(0)  # the same (random) CNN weights for both files
+    report = run(_features_cfg(tmp_path))
+    with np.load(report["path"]) as stored:
+        assert (
+            stored["train_x"].shape == (9, 4)
+            and list(stored["train_y"]) == [0] * 3 + [1] * 3 + [2] * 3
+        )
+    torch.manual_seed(0)
+    subset = run(_features_cfg(tmp_path, "per_class=2"))
+    assert subset["path"] != report["path"] and subset["images"] == 6
+    with np.load(subset["path"]) as small, np.load(report["path"]) as full:
+        keep = [0, 1, 3, 4, 6, 7]
+        assert list(small["train_files"]) == [full["train_files"][i] for i in keep]
+        np.testing.assert_array_equal(small["train_x"], full["train_x"][keep])
+
+
+@pytest.mark.filterwarnings("ignore:'hashing.features.__main__' found in sys.modules")
+def test_cli_errors_are_one_paragraph_and_ctrl_c_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    _tiny_tree(tmp_path / "pets", 3)
+    base = ["data=folder", f"data.root={tmp_path / 'pets'}", "data.image_size=8", "backbone=cnn",
+            "backbone.channels=[4]", "backbone.hidden_dim=null", "progress=false",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'log'}"]  # fmt: skip
+    cases = {
+        "batch_size=0": "batch_size=0 is invalid: use a positive integer",
+        f"data.root={tmp_path / 'nowhere'}": f"folder dataset root {tmp_path / 'nowhere'} does",
+        "per_class=0": "per_class=0 is invalid",
+        "dtype=int8": "dtype='int8' is invalid",
+    }
+    for override, expected in cases.items():
+        assert (
+            run_entry_point("hashing.features", [*base, override], monkeypatch) == USAGE_EXIT_CODE
+        )
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 2, err
+
+    def ctrl_c(self: Progress, count: int) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Progress, "update", ctrl_c)
+    assert run_entry_point("hashing.features", [*base, "batch_size=2"], monkeypatch) == 130
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    assert not list((tmp_path / "cache" / "features").glob("*")), "a features file was left"
+
+
+def test_progress_off_a_terminal_prints_lines_with_the_time_left(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = iter([0.0, 10.0, 20.0, 40.0])
+    monkeypatch.setattr("hashing.features.extract.time.perf_counter", lambda: next(clock))
+    with caplog.at_level(logging.INFO, logger="hashing.features.extract"):
+        progress = Progress(400, every=15.0)  # started at 0 s
+        progress.update(100)  # 10 s: the first batch is always shown
+        progress.update(100)  # 20 s: within 15 s of the last line, not shown
+        progress.update(200)  # 40 s: the end
+        progress.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "features: 100/400 images (25%), 10.0 img/s, 30 s left",
+        "features: 400/400 images (100%), 10.0 img/s, 0 s left",
+    ]
+    assert duration(4000) == "1 h 06 min" and duration(75) == "1 min 15 s"
+
+
+def test_help_says_what_the_command_does() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hashing.features", "--help"],
+        capture_output=True, text=True, timeout=120, cwd=CONF.parent,
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert result.stdout.startswith("python -m hashing.features data=<images> backbone=")
+    assert "Encodes every image of a dataset once" in result.stdout
+    assert "powered by Hydra" not in result.stdout

@@ -13,13 +13,14 @@ from PIL import Image
 from pytorch_lightning.loggers import WandbLogger
 
 from hashing import pipeline
+from hashing.callbacks import RetrievalEvaluation
 from hashing.callbacks.retrieval_grid import RetrievalGrid, displayable
 from tests.runs import compose_run
 
 
 @pytest.fixture(scope="module")
 def tested(tmp_path_factory: pytest.TempPathFactory) -> tuple[RetrievalGrid, Path, object, object]:
-    """An untrained digits model tested with only the grid callback."""
+    """An untrained digits model tested with the grid and the evaluation that hands it codes."""
     root = tmp_path_factory.mktemp("grid")
     cfg = compose_run("train", root / "run", root / "cache", ["bits=16", "seed=3"])
     pl.seed_everything(3)
@@ -28,7 +29,7 @@ def tested(tmp_path_factory: pytest.TempPathFactory) -> tuple[RetrievalGrid, Pat
     grid = RetrievalGrid(num_queries=5, top_k=10, seed=1, output_dir=root / "run")
     trainer = pl.Trainer(
         accelerator="cpu",
-        callbacks=[grid],
+        callbacks=[grid, RetrievalEvaluation(curves=False)],
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -12,12 +12,17 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
+from hashing.backbones.identity import Identity
 from hashing.backbones.mlp import MLP
-from hashing.methods.tbh import TBH, NonFiniteLossError, all_finite
+from hashing.callbacks import RetrievalEvaluation
+from hashing.callbacks.code_balance import CodeBalance
+from hashing.methods.finite_update import NonFiniteLossError, all_finite
+from hashing.methods.tbh import TBH
 from hashing.tbh import tbh_losses
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "method"
@@ -237,9 +242,8 @@ def test_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoi
         enable_checkpointing=True,
         callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True), PoisonBatch(1, 1)],
     )
-    with pytest.raises(
-        NonFiniteLossError, match=r"non-finite loss at global step 8 \(epoch 1, batch 1;"
-    ):
+    expected = r"TBH: non-finite loss at global step 8 \(epoch 1, batch 1\): actor="
+    with pytest.raises(NonFiniteLossError, match=expected):
         fit.fit(model, loader(batches(48)))
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
     saved = torch.load(checkpoints / "last.ckpt", weights_only=True)
@@ -325,23 +329,6 @@ def test_positive_weights_load_from_a_checkpoint_without_prepare() -> None:
     assert fresh.pos_weight.tolist() == pytest.approx([1.0, 3.0, 1 / 3])
 
 
-def test_validation_logs_the_bit_balance_of_the_database(tmp_path: Path) -> None:
-    model = make_tbh()
-    query, database = batches(10, seed=1), batches(40, seed=2)
-    check = trainer(tmp_path, max_epochs=1)
-    check.validate(model, [loader(query), loader(database)], verbose=False)
-    logged = {k: float(v) for k, v in check.callback_metrics.items()}
-    per_bit = []
-    codes = model.encode(database[:][0])
-    for bit in range(6):
-        per_bit.append(sum(1 for v in codes[:, bit].tolist() if v > 0) / 40)
-    assert logged["val/bit_balance_min"] == pytest.approx(min(per_bit))
-    assert logged["val/bit_balance_max"] == pytest.approx(max(per_bit))
-    assert logged["val/bit_balance_mean"] == pytest.approx(sum(per_bit) / 6)
-    dead = sum(1 for v in per_bit if v < 0.01 or v > 0.99)
-    assert logged["val/dead_bits"] == dead
-
-
 def test_training_logs_epoch_means_of_losses_and_discriminator_outputs(tmp_path: Path) -> None:
     model = make_tbh(optimizer=partial(torch.optim.SGD, lr=0.0), reconstruction_reduction="mean")
     data = batches(48)
@@ -384,13 +371,19 @@ def test_bad_values_are_rejected_early(key: str, value: Any, fragment: str) -> N
         make_tbh(**{key: value})
 
 
+def composed_method(name: str) -> dict[str, Any]:
+    """``method=<name>`` as Hydra composes it (unresolved)."""
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"method={name}"])
+    return OmegaConf.to_container(cfg.method)
+
+
 def test_method_configs_cover_every_argument_and_differ_only_in_lambda_cls() -> None:
-    supervised = OmegaConf.load(CONF / "tbh_supervised.yaml")
-    unsupervised = OmegaConf.load(CONF / "tbh.yaml")
-    assert supervised.lambda_cls == 1.0 and unsupervised.lambda_cls == 0.0
-    assert (supervised.name, unsupervised.name) == ("tbh_supervised", "tbh")
-    plain_s = OmegaConf.to_container(supervised)
-    plain_u = OmegaConf.to_container(unsupervised)
+    # tbh_supervised is tbh plus its own two keys, by composition rather than a copy
+    assert set(OmegaConf.load(CONF / "tbh_supervised.yaml")) == {"defaults", "name", "lambda_cls"}
+    plain_s, plain_u = composed_method("tbh_supervised"), composed_method("tbh")
+    assert plain_s["lambda_cls"] == 1.0 and plain_u["lambda_cls"] == 0.0
+    assert (plain_s["name"], plain_u["name"]) == ("tbh_supervised", "tbh")
     differing = {k for k in plain_s if plain_s[k] != plain_u.get(k)}
     assert differing == {"name", "lambda_cls"} and plain_s.keys() == plain_u.keys()
     passed_by_pipeline = {"backbone", "bits", "num_classes", "multi_label", "kwargs", "self"}
@@ -445,7 +438,7 @@ def _features_model(width: int, **kwargs: Any) -> TBH:
     """TBH on (width,)-d features through an identity backbone (TBH's fixed-feature protocol)."""
     torch.manual_seed(0)
     return TBH(
-        backbone=MLP((width,), hidden_dims=[]),
+        backbone=Identity((width,)),
         bits=6,
         num_classes=3,
         optimizer=partial(torch.optim.SGD, lr=0.0),
@@ -534,11 +527,15 @@ def test_all_codes_equal_warns_on_a_collapsed_model_only(tmp_path: Path, collaps
         warnings.simplefilter("always")
         fit = trainer(tmp_path, max_epochs=1)
         fit.fit(model, loader(batches(48)))
-        check = trainer(tmp_path, max_epochs=1)
+        balance = [CodeBalance(), RetrievalEvaluation(curves=False)]
+        check = trainer(tmp_path, max_epochs=1, callbacks=balance)
         check.validate(model, [loader(batches(10, seed=1)), loader(batches(40, seed=2))])
     messages = [str(w.message) for w in caught]
     train_warned = any("collapsed to one code in every training batch" in m for m in messages)
-    val_warned = any("every val database code is the same code" in m for m in messages)
+    val_warned = any(
+        "every val database code is the same code" in m and "method.lambda_adv" in m
+        for m in messages
+    )
     assert (train_warned, val_warned) == (collapsed, collapsed)
     logged = {k: float(v) for k, v in check.callback_metrics.items()}
     assert logged["val/all_codes_equal"] == float(collapsed)

@@ -16,8 +16,9 @@ import yaml
 
 from hashing import pipeline
 from hashing.callbacks.interrupt import TrainingInterrupted
+from hashing.runs.errors import UserError
 from hashing.runs.resume import expand_command_line, resume_checkpoint
-from tests.runs import compose_run, run_train_cli
+from tests.runs import compose_run, digests, run_train_cli
 
 # 720 fit items / 64 = 12 batches an epoch; dropout makes the result depend on the RNG state
 BASE = [
@@ -121,10 +122,10 @@ def test_cli_sigterm_then_resume_continues_in_the_same_folder(uninterrupted) -> 
     assert (run / ".hydra" / "overrides.yaml").is_file()
 
 
-def write_run(folder: Path, overrides: list[str]) -> Path:
+def write_run(folder: Path, overrides: list[str], config: str = "bits: 16\n") -> Path:
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (folder / "config_resolved.yaml").write_text("bits: 16\n")
+    (folder / "config_resolved.yaml").write_text(config)
     return folder
 
 
@@ -134,14 +135,100 @@ def test_expand_command_line_restores_the_run_overrides(tmp_path: Path) -> None:
         "bits=8",
         "trainer.max_epochs=2",
     ]
-    expanded = expand_command_line([f"resume={run}", "seed=5"])
+    expanded = expand_command_line([f"resume={run}", "trainer.max_epochs=5", "seed=2"])
     assert expanded == [
         "method=csq",
         "bits=16",
-        "seed=5",
+        "trainer.max_epochs=5",
+        "seed=2",
         f"resume='{run}'",
         f"hydra.run.dir='{run}'",
     ]
+
+
+def test_expand_command_line_reads_quoted_paths_as_hydra_does(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "a run", ["bits=16"])
+    expanded = expand_command_line([f"resume='{run}'", "+trainer.max_time=null"])
+    assert expanded == [
+        "bits=16",
+        "+trainer.max_time=null",
+        f"resume='{run}'",
+        f"hydra.run.dir='{run}'",
+    ]
+
+
+SAVED_CONFIG = "bits: 16\nseed: 2\ndata:\n  split_seed: 0\n  num_workers: 0\nmethod:\n  lr: 0.001\n"
+HYDRA_CHOICES = {"hydra": {"runtime": {"choices": {"method": "csq", "data": "digits"}}}}
+
+
+@pytest.mark.parametrize(
+    ("override", "before", "now"),
+    [
+        ("bits=32", "16", "32"),
+        ("method=tbh", "'csq'", "'tbh'"),
+        ("data=mnist", "'digits'", "'mnist'"),
+        ("data.split_seed=3", "0", "3"),
+        ("seed=5", "2", "5"),
+        ("method.lr=0.1", "0.001", "0.1"),
+        ("+method.extra=1", "'(not set)'", "1"),
+        ("~method.lr", "0.001", "'(not set)'"),
+    ],
+)
+def test_a_resume_refuses_an_override_that_changes_the_run(
+    tmp_path: Path, override: str, before: str, now: str
+) -> None:
+    run = write_run(tmp_path / "run", ["method=csq", "seed=2"], SAVED_CONFIG)
+    (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(HYDRA_CHOICES))
+    key = override.lstrip("+~").split("=")[0]
+    with pytest.raises(UserError) as refused:
+        expand_command_line([f"resume={run}", override])
+    message = str(refused.value)
+    assert f"would change {key} from {before} to {now}" in message
+    assert "start a new run" in message and "trainer.max_epochs" in message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["bits=16", "seed=2", "method=csq", "data=digits", "data.split_seed=0"],  # its own values
+        ["trainer.max_epochs=9", "logger=wandb", "callbacks.progress_bar.refresh_rate=0"],
+        ["data.num_workers=2", "paths.cache_dir=/elsewhere", "hydra.job.chdir=false"],
+    ],
+)
+def test_a_resume_accepts_safe_and_unchanged_overrides(
+    tmp_path: Path, overrides: list[str]
+) -> None:
+    run = write_run(tmp_path / "run", ["method=csq", "seed=2"], SAVED_CONFIG)
+    (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(HYDRA_CHOICES))
+    expanded = expand_command_line([f"resume={run}", *overrides])
+    assert expanded[-2:] == [f"resume='{run}'", f"hydra.run.dir='{run}'"]
+    assert set(overrides) <= set(expanded)
+
+
+def test_a_refused_resume_changes_no_file_and_the_plain_resume_still_matches(
+    uninterrupted,
+) -> None:
+    root, cache, expected, base = uninterrupted
+    run = root / "refused"
+    overrides = [*base, *signal_overrides("SIGINT")]
+    with pytest.raises(TrainingInterrupted):
+        pipeline.train(compose_run("train", run, cache, overrides))
+    # what Hydra saves when the command line starts the run (compose_run does not)
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    before = digests(run)
+    # the command a user types: refused before Hydra writes .hydra/ (exit 2, one paragraph)
+    cli = run_train_cli([f"resume={run}", "bits=32"], timeout=120)
+    assert cli.returncode == 2, cli.stderr[-3000:]
+    assert "would change bits from 16 to 32" in cli.stderr
+    assert "Traceback" not in cli.stderr
+    assert digests(run) == before
+    # in-process (no command line to check): the pipeline refuses before it writes
+    with pytest.raises(UserError, match="would change bits from 16 to 32"):
+        pipeline.train(compose_run("train", run, cache, [*base, "bits=32", f"resume={run}"]))
+    assert digests(run) == before
+    resumed = pipeline.train(compose_run("train", run, cache, [*base, f"resume={run}"]))
+    assert resumed == expected
 
 
 @pytest.mark.parametrize(

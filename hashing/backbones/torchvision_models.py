@@ -21,21 +21,21 @@ import torch
 from torch import nn
 from torchvision import models
 
+from hashing.runs.errors import MissingFileError, UserError
+
 ARCHS = ("alexnet", "vgg16", "resnet18", "resnet34", "resnet50")
 
 
 def weights_path(arch: str, weights: str) -> tuple[models.WeightsEnum, Path]:
     """torchvision's weights entry and the local file it loads from (no network)."""
     if arch not in ARCHS:
-        raise ValueError(f"arch {arch!r} unknown; expected one of {ARCHS}")
+        raise UserError(f"arch {arch!r} unknown; expected one of {ARCHS}")
     enum = models.get_model_weights(arch)
     try:
         entry = enum[weights]
     except KeyError as err:
         names = [w.name for w in enum] + ["DEFAULT"]
-        raise ValueError(
-            f"weights {weights!r} unknown for {arch}; expected one of {names}"
-        ) from err
+        raise UserError(f"weights {weights!r} unknown for {arch}; expected one of {names}") from err
     filename = os.path.basename(urlparse(entry.url).path)
     return entry, Path(torch.hub.get_dir()) / "checkpoints" / filename
 
@@ -45,7 +45,7 @@ def require_cached_weights(arch: str, weights: str) -> models.WeightsEnum:
     where to put it (checked before torchvision is called, so no download is attempted)."""
     entry, path = weights_path(arch, weights)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"pretrained {arch} weights ({entry}) are not cached and this project never "
             f"downloads at run time. torchvision looks for {path} "
             f"(torch.hub.get_dir()/checkpoints/<filename>; set TORCH_HOME to move it). On a "
@@ -68,9 +68,9 @@ class TorchvisionBackbone(nn.Module):
     ) -> None:
         super().__init__()
         if arch not in ARCHS:
-            raise ValueError(f"arch {arch!r} unknown; expected one of {ARCHS}")
+            raise UserError(f"arch {arch!r} unknown; expected one of {ARCHS}")
         if len(input_shape) != 3 or int(input_shape[0]) != 3:
-            raise ValueError(
+            raise UserError(
                 f"{arch} needs RGB images (3, H, W), got input_shape {tuple(input_shape)}; use "
                 f"the 'imagenet' transform preset (it repeats grey images to 3 channels)"
             )

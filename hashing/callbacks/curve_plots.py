@@ -10,6 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from hashing.metrics.functional.report import RetrievalReport
+from hashing.runs.atomic import atomic_write, write_text_atomic
 
 
 def curve_data(report: RetrievalReport, curve_ks: list[int]) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def write_curves(data: dict[str, Any], folder: Path, title: str) -> dict[str, Pa
         "pr_curve": folder / "pr_curve.png",
         "precision_at_k": folder / "precision_at_k.png",
     }
-    paths["json"].write_text(json.dumps(data, indent=2))
+    write_text_atomic(paths["json"], json.dumps(data, indent=2))
 
     pr = data["pr_curve"]
     fig = Figure(figsize=(5, 4))
@@ -59,7 +60,7 @@ def write_curves(data: dict[str, Any], folder: Path, title: str) -> dict[str, Pa
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(paths["pr_curve"], dpi=120)
+    atomic_write(paths["pr_curve"], lambda handle: fig.savefig(handle, format="png", dpi=120))
 
     pk = data["precision_at_k"]
     fig = Figure(figsize=(5, 4))
@@ -71,7 +72,7 @@ def write_curves(data: dict[str, Any], folder: Path, title: str) -> dict[str, Pa
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(paths["precision_at_k"], dpi=120)
+    atomic_write(paths["precision_at_k"], lambda handle: fig.savefig(handle, format="png", dpi=120))
     return paths
 
 

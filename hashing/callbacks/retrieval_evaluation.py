@@ -4,8 +4,10 @@ The LightningModule's validation_step/test_step return {"codes", "labels", "inde
 0 is the query split, 1 the database. Codes are accumulated in a torchmetrics Metric, which
 gathers them across DDP ranks and drops DistributedSampler's padded repeats by item index, so
 every rank computes the same numbers and logging needs no further reduction (sync_dist=False).
-The accumulator is shared with the other callbacks reading the same codes (the retrieval grid):
-:mod:`hashing.callbacks.shared_codes`.
+
+This callback is the one owner of an epoch's codes: other callbacks that need them (the
+retrieval grid) define ``on_retrieval_codes(trainer, pl_module, stage, splits)`` and receive the
+gathered splits once the metrics are logged, instead of gathering them a second time.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
-from hashing.callbacks import shared_codes
 from hashing.callbacks.curve_plots import curve_data, log_curves_to_wandb, write_curves
+from hashing.metrics.accumulator import ROLES, RetrievalAccumulator
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.curves import curve_ks
 from hashing.metrics.functional.map_at_k import mean_average_precisions
@@ -28,7 +30,7 @@ from hashing.metrics.functional.validation import check_top_k
 from hashing.metrics.map_at_k import k_name
 from hashing.runs.summary import run_title
 
-ROLE_BY_DATALOADER = {0: "query", 1: "database"}
+ROLE_BY_DATALOADER = dict(enumerate(ROLES))
 
 
 def unique_ks(ks: Sequence[int | None]) -> list[int | None]:
@@ -44,7 +46,8 @@ class RetrievalEvaluation(pl.Callback):
     """Log mAP@k (stable ties) at validation; at test also tie-aware mAP, P@k, P@H<=r, curves.
 
     Validation logs ``val/mAP`` (at the datamodule's ``protocol_k``, None = ALL) and
-    ``val/mAP@<k>``; test logs ``test/mAP``, ``test/mAP@<k>`` for ``top_ks`` and the protocol k,
+    ``val/mAP@<k>``; test logs ``test/mAP``, ``test/mAP@<k>`` for ``top_ks`` and the protocol k
+    (exactly those: a k left out of ``top_ks`` is not reported unless it is the protocol's),
     ``test/mAP@ALL_tie_aware``, ``test/P@H<=<radius>`` and ``test/P@<k>`` for the integer k;
     with ``curves`` it writes ``curves/{pr_curve,precision_at_k}.png`` and ``curves/curves.json``
     under ``output_dir`` (default ``trainer.default_root_dir``) and logs them to wandb.
@@ -70,7 +73,7 @@ class RetrievalEvaluation(pl.Callback):
         self.radius = radius
         self.curve_points = curve_points
         self.memory_budget = memory_budget
-        self.codes: dict[str, shared_codes.SharedCodes] = {}
+        self.codes: dict[str, RetrievalAccumulator] = {}
 
     @staticmethod
     def protocol_k(trainer: pl.Trainer) -> int | None:
@@ -78,7 +81,7 @@ class RetrievalEvaluation(pl.Callback):
         return getattr(getattr(trainer, "datamodule", None), "protocol_k", None)
 
     def _start(self, stage: str, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.codes[stage] = shared_codes.join(trainer, stage, self, pl_module.device)
+        self.codes[stage] = RetrievalAccumulator().to(pl_module.device)
 
     def _feed(self, stage: str, outputs: Any, dataloader_idx: int) -> None:
         if not isinstance(outputs, Mapping) or not {"codes", "labels", "index"} <= set(outputs):
@@ -91,17 +94,41 @@ class RetrievalEvaluation(pl.Callback):
             raise ValueError(
                 f"dataloader_idx must be 0 (queries) or 1 (database), got {dataloader_idx}"
             )
-        self.codes[stage].update(self, outputs, dataloader_idx)
+        self.codes[stage].update(
+            outputs["codes"],
+            outputs["labels"],
+            outputs["index"],
+            role=ROLE_BY_DATALOADER[dataloader_idx],  # type: ignore[arg-type]
+        )
 
-    def _gathered(self, stage: str) -> tuple[torch.Tensor, ...]:
-        """Queries and database gathered over all ranks (if distributed), de-duplicated."""
-        splits = self.codes[stage].gathered()  # torchmetrics syncs the states here
+    def _gathered(self, stage: str) -> dict[str, torch.Tensor]:
+        """``{role}_codes`` / ``_labels`` / ``_index`` over all ranks, de-duplicated and sorted
+        by index (a collective: every rank calls it)."""
+        return self.codes[stage].compute()  # torchmetrics syncs the states here
+
+    @staticmethod
+    def _retrieval_inputs(splits: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Query codes, database codes, query labels, database labels: the metrics' order."""
         return (
             splits["query_codes"],
             splits["database_codes"],
             splits["query_labels"],
             splits["database_labels"],
         )
+
+    def _hand_over(
+        self,
+        stage: str,
+        splits: Mapping[str, torch.Tensor],
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+    ) -> None:
+        """Give the gathered splits to every callback that reads them, then drop them."""
+        for callback in trainer.callbacks:  # type: ignore[attr-defined]
+            reader = getattr(callback, "on_retrieval_codes", None)
+            if reader is not None and callback is not self:
+                reader(trainer, pl_module, stage, splits)
+        self.codes.pop(stage).reset()
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start("val", trainer, pl_module)
@@ -138,19 +165,21 @@ class RetrievalEvaluation(pl.Callback):
             return
         protocol = self.protocol_k(trainer)
         ks = unique_ks([*self.top_ks, protocol])
+        splits = self._gathered("val")
         values = mean_average_precisions(
-            *self._gathered("val"), ks, memory_budget=self.memory_budget
+            *self._retrieval_inputs(splits), ks, memory_budget=self.memory_budget
         )
         pl_module.log("val/mAP", values[protocol], sync_dist=False)
         for k in ks:
             pl_module.log(f"val/mAP@{k_name(k)}", values[k], sync_dist=False)
-        self.codes.pop("val").release(self)
+        self._hand_over("val", splits, trainer, pl_module)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         protocol = self.protocol_k(trainer)
-        ks = unique_ks([100, 1000, None, *self.top_ks, protocol])
+        ks = unique_ks([*self.top_ks, protocol])
         logged_pks = [k for k in ks if k is not None]
-        query_codes, database_codes, query_labels, database_labels = self._gathered("test")
+        splits = self._gathered("test")
+        query_codes, database_codes, query_labels, database_labels = self._retrieval_inputs(splits)
         grid = curve_ks(database_codes.shape[0], self.curve_points) if self.curves else []
         report = evaluate_retrieval(
             query_codes,
@@ -178,7 +207,7 @@ class RetrievalEvaluation(pl.Callback):
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     log_curves_to_wandb(logger, data, paths, prefix="test")
-        self.codes.pop("test").release(self)
+        self._hand_over("test", splits, trainer, pl_module)
 
 
 def plot_title(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:

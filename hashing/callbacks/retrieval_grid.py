@@ -1,8 +1,8 @@
 """The retrieval picture: a few test queries, each with its top-k results, right and wrong marked.
 
-At test time the callback reads the codes that ``test_step`` returns (dataloader 0 =
-queries, 1 = database; gathered across ranks and de-duplicated, in the accumulator it shares with
-the evaluation: :mod:`hashing.callbacks.shared_codes`), ranks the
+At test time the callback receives the codes that ``test_step`` returned (dataloader 0 =
+queries, 1 = database; gathered across ranks and de-duplicated) from the retrieval evaluation,
+which owns them (:class:`hashing.callbacks.RetrievalEvaluation`), ranks the
 database for a seeded sample of queries by (Hamming distance, database index) as SPEC §1 does,
 and writes ``retrieval_grid.png`` (one row per query: the query, then its results with green
 borders where relevant, red where not) and ``retrieval_grid.json`` (the same table) into the
@@ -22,11 +22,10 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from hashing.callbacks import shared_codes
-from hashing.metrics.accumulator import ROLES
 from hashing.metrics.functional.hamming import hamming_distance
 from hashing.metrics.functional.ranking import stable_order
 from hashing.metrics.functional.relevance import relevance
+from hashing.runs.atomic import atomic_write, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ def draw_grid(
     font = ImageFont.load_default(size=TITLE_PIXELS - 3)
     for x, y, title in titles:
         draw.text((x, y), title, fill=(0, 0, 0), font=font, anchor="ms")
-    picture.save(path)
+    atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
 
 
 class RetrievalGrid(pl.Callback):
@@ -169,36 +168,32 @@ class RetrievalGrid(pl.Callback):
         self.seed = int(seed)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.filename = filename
-        self._codes: shared_codes.SharedCodes | None = None
         self.table: list[dict[str, Any]] | None = None
+        self._received = False
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Join this test run's shared codes."""
-        self._codes = shared_codes.join(trainer, "test", self, pl_module.device)
+        """No codes received yet in this test run."""
+        self._received = False
 
-    def on_test_batch_end(
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Say why there is no picture when no evaluation handed over the codes."""
+        if not self._received:
+            log.warning(
+                "retrieval grid: no codes were handed over; it needs the retrieval_evaluation "
+                "callback, which gathers them"
+            )
+
+    def on_retrieval_codes(
         self,
         trainer: pl.Trainer,
         pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
+        stage: str,
+        splits: Mapping[str, Tensor],
     ) -> None:
-        """Keep the batch's codes, labels and item indices under its role."""
-        if self._codes is None or dataloader_idx >= len(ROLES):
+        """Rank, draw and save (rank zero) the test codes the evaluation gathered."""
+        if stage != "test":
             return
-        if not isinstance(outputs, Mapping) or "codes" not in outputs:
-            return
-        self._codes.update(self, outputs, dataloader_idx)
-
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Rank, draw and save (rank zero), after gathering the codes from every rank."""
-        codes, self._codes = self._codes, None
-        if codes is None:
-            return
-        splits = codes.gathered()
-        codes.release(self)
+        self._received = True
         query_codes, query_labels, query_index = (
             splits[f"query_{part}"] for part in ("codes", "labels", "index")
         )
@@ -225,7 +220,7 @@ class RetrievalGrid(pl.Callback):
         self.table = table
         folder = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{self.filename}.json").write_text(json.dumps(table, indent=1))
+        write_text_atomic(folder / f"{self.filename}.json", json.dumps(table, indent=1))
         path = self._draw(trainer, table, folder / f"{self.filename}.png")
         if path is not None:
             self._log_to_wandb(trainer, path)

@@ -13,9 +13,17 @@ from hashing.centers.mds import mds_centers
 from hashing.centers.semantic import semantic_centers, similarity_fit_loss
 from hashing.centers.similarity import class_similarity, masked_softmax_sums, normalise_similarity
 from hashing.centers.statistics import center_statistics, pairwise_hamming
-from hashing.centers.validation import validate_bits
+from hashing.centers.validation import (
+    CSQ_RULE,
+    DISTANCE_BOUND_RULE,
+    BitsRule,
+    validate_bits,
+)
 
 __all__ = [
+    "CSQ_RULE",
+    "DISTANCE_BOUND_RULE",
+    "BitsRule",
     "CenterGenerationError",
     "StageCache",
     "cache_key",

@@ -109,14 +109,21 @@ class StageCache:
             raise
         return path
 
-    def get_or_compute(self, key_inputs: Mapping[str, Any], compute: Callable[[], T]) -> T:
-        """Cached value for ``key_inputs`` if present, else ``compute()`` stored and returned."""
+    def get_or_compute(
+        self,
+        key_inputs: Mapping[str, Any],
+        compute: Callable[[], T],
+        keep: Callable[[T], bool] | None = None,
+    ) -> T:
+        """Cached value for ``key_inputs`` if present, else ``compute()`` stored and returned;
+        a computed value that ``keep`` rejects (e.g. a search cut short by a time limit, which
+        its inputs do not determine) is returned without being stored."""
         cache_key(key_inputs)  # validate inputs before doing any work
         if self.contains(key_inputs):
             self.last_hit = True
             return self.load(key_inputs)
         self.last_hit = False
         value = compute()
-        if self.enabled:
+        if self.enabled and (keep is None or keep(value)):
             self.save(key_inputs, value)
         return value

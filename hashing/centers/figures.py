@@ -14,15 +14,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from hashing.centers.statistics import pairwise_hamming
+from hashing.runs.atomic import atomic_write
 
 
 def _save(fig: Figure, path: str | os.PathLike[str], dpi: int) -> Path:
-    """Render ``fig`` to a PNG at ``path`` (parents created) and return the path."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Render ``fig`` to a PNG at ``path`` (parents created, written atomically)."""
     FigureCanvasAgg(fig)
-    fig.savefig(out, format="png", dpi=dpi)
-    return out
+    return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi))
 
 
 def similarity_heatmap(

@@ -38,7 +38,7 @@ from hashing.centers.bound import required_min_distance
 from hashing.centers.csq import balanced_bernoulli, csq_centers
 from hashing.centers.exceptions import CenterGenerationError
 from hashing.centers.statistics import center_statistics, pairwise_hamming
-from hashing.centers.validation import validate_bits
+from hashing.centers.validation import DISTANCE_BOUND_RULE, validate_bits
 
 _SCORE_TOL = 1e-6
 
@@ -173,7 +173,7 @@ def mds_centers(
     given the arguments. Raises ValueError for impossible settings and
     :class:`CenterGenerationError` when ``max_sweeps`` sweeps do not reach the bound.
     """
-    validate_bits(bits, num_classes, "mds")
+    validate_bits(bits, num_classes, DISTANCE_BOUND_RULE, "mds")
     if max_sweeps < 1:
         raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}")
     d = required_min_distance(bits, num_classes) if min_distance is None else min_distance

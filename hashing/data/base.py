@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hashing.data.resumable import EpochShuffleSampler, ResumableDataLoader
 from hashing.data.splits import (
     ORDERS,
     SHAPES,
@@ -34,6 +35,7 @@ from hashing.data.splits import (
 from hashing.data.transforms import Transform, build_transform, to_unit_float
 from hashing.digests import labels_digest
 from hashing.runs.atomic import atomic_path, atomic_write
+from hashing.runs.errors import UserError
 
 
 class ItemSource(TypingProtocol):
@@ -145,9 +147,10 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
     forward the rest (``**base_options``: split seed, validation fraction, batch sizes, workers,
     split folder, transform, loader options, split order) to this constructor.
 
-    ``shuffle_seed`` fixes the training order; None (default) leaves it to the run's ``seed``
-    (:func:`hashing.runs.resumable_loader.training_order_seed`), so that runs of different seeds
-    see different batches.
+    ``seed`` is the run's seed (the pipeline passes ``cfg.seed``): it sets the training order,
+    epoch by epoch (:attr:`order_seed`, :mod:`hashing.data.resumable`), so runs of different
+    seeds see different batches and a resumed run continues on its batches. ``shuffle_seed``,
+    where given, sets the order instead (the same batches under every seed).
 
     ``split_order`` is ``shuffled`` (default: every split array is a seeded permutation, so the
     ranking's tie-break by database position carries no label information) or ``file`` (the
@@ -168,20 +171,21 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         split_dir: str | Path | None = None,
         transform: str | None = None,
         pin_memory: bool | None = None,
+        seed: int = 0,
         shuffle_seed: int | None = None,
         drop_last: bool = False,
         split_order: str = "shuffled",
     ) -> None:
         super().__init__()
         if split_order not in ORDERS:
-            raise ValueError(f"split_order={split_order!r} is invalid; expected one of {ORDERS}")
+            raise UserError(f"split_order={split_order!r} is invalid; expected one of {ORDERS}")
         if not 0.0 < float(val_fraction) < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+            raise UserError(f"val_fraction must be in (0, 1), got {val_fraction}")
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if int(value) < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
+                raise UserError(f"{key} must be >= 1, got {value}")
         if int(num_workers) < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+            raise UserError(f"num_workers must be >= 0, got {num_workers}")
         self._name = str(name)
         self.split_seed = int(split_seed)
         self.val_fraction = float(val_fraction)
@@ -192,14 +196,16 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         self.transform = transform if transform is not None else self.default_transform
         build_transform(self.transform, train=False)  # validate the name now, not at fit time
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
+        self.seed = int(seed)
         self.shuffle_seed = None if shuffle_seed is None else int(shuffle_seed)
         self.drop_last = bool(drop_last)
         self.split_order = str(split_order)
         self._pool: Pool | None = None
+        #: True while :meth:`load_pool` reads the pool for encoding (no split is drawn from it)
+        self.pool_only = False
         self._split: dict[str, np.ndarray] | None = None
         self._split_path: Path | None = None
         self._datasets: dict[tuple[str, bool], SplitDataset] = {}
-        self._generator: torch.Generator | None = None
         self._input_shape: tuple[int, ...] | None = None
 
     # --- what a subclass provides -------------------------------------------------------
@@ -212,6 +218,11 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         """The protocol this instance was configured with."""
 
     # --- contract properties ------------------------------------------------------------
+    @property
+    def order_seed(self) -> int:
+        """The seed of the training order: ``shuffle_seed`` where given, else the run's seed."""
+        return self.seed if self.shuffle_seed is None else self.shuffle_seed
+
     @property
     def name(self) -> str:
         """Dataset name (used in split file names and logs)."""
@@ -269,6 +280,19 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         return self._pool
 
     # --- setup and split cache ------------------------------------------------------------
+    def load_pool(self) -> Pool:
+        """Every item (after :meth:`prepare_data`), without drawing a split: what encoding every
+        item needs (features), so the per-class counts a split draws are not checked.
+        :meth:`setup` is not needed."""
+        if self._pool is None:
+            self.pool_only = True
+            try:
+                self.prepare_data()
+                self._pool = self._load_pool()
+            finally:
+                self.pool_only = False
+        return self._pool
+
     def split_filename(self) -> str:
         """File name of this (dataset, protocol, seed, val fraction, order)'s split."""
         return (
@@ -304,11 +328,11 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         for key in SPLIT_KEYS:
             arr = split[key]
             if len(arr) and (arr.min() < 0 or arr.max() >= size):
-                raise ValueError(f"split {key!r} has indices outside 0..{size - 1}")
+                raise UserError(f"split {key!r} has indices outside 0..{size - 1}")
         if np.intersect1d(split["train"], split["query"]).size:
-            raise ValueError("split is invalid: training items include query items")
+            raise UserError("split is invalid: training items include query items")
         if np.intersect1d(split["fit"], split["val_query"]).size:
-            raise ValueError("split is invalid: validation queries are in the fit split")
+            raise UserError("split is invalid: validation queries are in the fit split")
 
     def _read_split(self, path: Path, size: int, digest: str) -> dict[str, np.ndarray] | None:
         """The saved split at ``path`` if it exists; raise if it belongs to other data."""
@@ -318,16 +342,17 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
             with np.load(path, allow_pickle=False) as saved:
                 stored = {key: saved[key] for key in saved.files}
         except (OSError, ValueError) as err:
-            raise ValueError(f"split file {path} is unreadable ({err}); delete it") from err
+            raise UserError(f"split file {path} is unreadable ({err}); delete it") from err
         missing = [k for k in (*SPLIT_KEYS, "pool_size", "labels_sha1") if k not in stored]
         if missing:
-            raise ValueError(f"split file {path} lacks {missing}; delete it to redraw")
+            raise UserError(f"split file {path} lacks {missing}; delete it to redraw")
         if int(stored["pool_size"]) != size or str(stored["labels_sha1"]) != digest:
-            raise ValueError(
+            raise UserError(
                 f"split file {path} was drawn for a dataset of {int(stored['pool_size'])} items "
-                f"with other labels; this '{self.name}' has {size} items. Delete the file or "
-                f"point split_dir elsewhere (a split must never be silently redrawn: a "
-                f"reloaded model could see its query items in training)"
+                f"with other labels; this '{self.name}' has {size} items. Split files are named "
+                f"by data.name: give this data its own (data.name=<name>), point data.split_dir "
+                f"elsewhere, or delete the file if its data is gone (a split is never silently "
+                f"redrawn: a reloaded model could see its query items in training)"
             )
         return {key: stored[key].astype(np.int64) for key in SPLIT_KEYS}
 
@@ -358,7 +383,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
     def dataset(self, key: str, train: bool = False) -> SplitDataset:
         """Split ``key`` (query/train/database/val_query/fit) with train or eval transforms."""
         if key not in SPLIT_KEYS:
-            raise ValueError(f"split {key!r} unknown; expected one of {SPLIT_KEYS}")
+            raise UserError(f"split {key!r} unknown; expected one of {SPLIT_KEYS}")
         if (key, train) not in self._datasets:
             pool = self._require_pool()
             transform = build_transform(self.transform, train=train)
@@ -371,42 +396,47 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         """Labels of the items the model trains on (the ``fit`` split)."""
         return self.dataset("fit").labels
 
-    def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
-        generator = None
-        if train:
-            if self._generator is None:
-                seed = 0 if self.shuffle_seed is None else self.shuffle_seed
-                self._generator = torch.Generator().manual_seed(seed)
-            generator = self._generator
+    def _loader_options(self, dataset: Dataset) -> dict[str, Any]:
+        """DataLoader options shared by every loader of this DataModule."""
+        return {
+            "collate_fn": keep_batch if isinstance(dataset, BatchedSplit) else None,
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.num_workers > 0,
+        }
+
+    def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
+        """An evaluation loader: the split in its order."""
         dataset = batched(dataset)
-        return DataLoader(
-            dataset,
-            collate_fn=keep_batch if isinstance(dataset, BatchedSplit) else None,
-            batch_size=batch_size,
-            shuffle=train,
-            drop_last=train and self.drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            generator=generator,
-        )
+        return DataLoader(dataset, batch_size=batch_size, **self._loader_options(dataset))
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled (seeded) batches of the fit split (train minus validation queries)."""
-        return self._loader(self.dataset("fit", train=True), self.batch_size, train=True)
+        """Batches of the fit split (train minus validation queries) in the order of epoch e:
+        a permutation drawn from ``epoch_seed(order_seed, e)``, resumable mid-epoch."""
+        dataset = batched(self.dataset("fit", train=True))
+        return ResumableDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochShuffleSampler(dataset, self.order_seed),
+            drop_last=self.drop_last,
+            # its own generator: creating an iterator draws the workers' base seed from it,
+            # which must not consume the global RNG (carried through checkpoints by RNGState)
+            generator=torch.Generator().manual_seed(self.order_seed),
+            **self._loader_options(dataset),
+        )
 
     def val_dataloader(self) -> list[DataLoader]:
         """[validation queries, validation database (= the fit split)]."""
         return [
-            self._loader(self.dataset("val_query"), self.eval_batch_size, train=False),
-            self._loader(self.dataset("fit"), self.eval_batch_size, train=False),
+            self._loader(self.dataset("val_query"), self.eval_batch_size),
+            self._loader(self.dataset("fit"), self.eval_batch_size),
         ]
 
     def test_dataloader(self) -> list[DataLoader]:
         """[protocol queries, protocol database]."""
         return [
-            self._loader(self.dataset("query"), self.eval_batch_size, train=False),
-            self._loader(self.dataset("database"), self.eval_batch_size, train=False),
+            self._loader(self.dataset("query"), self.eval_batch_size),
+            self._loader(self.dataset("database"), self.eval_batch_size),
         ]
 
     def predict_dataloader(self) -> list[DataLoader]:
@@ -423,7 +453,7 @@ def resolve_shape(protocol: str, aliases: Mapping[str, str], allowed: Sequence[s
     shape = aliases.get(protocol, protocol)
     if shape not in allowed:
         names = sorted({name for name, s in aliases.items() if s in allowed} | set(allowed))
-        raise ValueError(f"protocol {protocol!r} is not available here; expected one of {names}")
+        raise UserError(f"protocol {protocol!r} is not available here; expected one of {names}")
     return shape
 
 

@@ -23,6 +23,7 @@ are transposed back.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import torch
 
 from hashing.data.base import Pool, RetrievalDataModule, build_protocol
 from hashing.data.splits import Protocol
+from hashing.runs.errors import MissingFileError, UserError
 
 ROLES = {
     "train": ("train", "tr", "training"),
@@ -71,7 +73,7 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         return {k: v for k, v in data.items() if not k.startswith("__")}
     if suffix in (".h5", ".hdf5"):
         return _read_h5(path)
-    raise ValueError(f"features file {path} has suffix {suffix!r}; expected .npz, .mat, .h5")
+    raise UserError(f"features file {path} has suffix {suffix!r}; expected .npz, .mat, .h5")
 
 
 def _read_h5(path: Path) -> dict[str, np.ndarray]:
@@ -94,12 +96,12 @@ def find_array(
     """The array for (role, kind): the explicit name if given, else the unique alias match."""
     if explicit is not None:
         if explicit not in arrays:
-            raise ValueError(f"{path} has no array {explicit!r}; it has {sorted(arrays)}")
+            raise UserError(f"{path} has no array {explicit!r}; it has {sorted(arrays)}")
         return arrays[explicit]
     names = set(aliases(role, kind))
     found = [k for k in arrays if k.lower() in names]
     if len(found) > 1:
-        raise ValueError(
+        raise UserError(
             f"{path}: arrays {sorted(found)} all look like {role} {kind}; name one in "
             f"arrays.{role}_{kind}"
         )
@@ -114,7 +116,7 @@ def normalise_labels(parts: list[np.ndarray], path: Path) -> tuple[list[np.ndarr
         classes = np.unique(np.concatenate(shaped))
         return [np.searchsorted(classes, p).astype(np.int64) for p in shaped], len(classes), False
     if ndims != {2} or len({p.shape[1] for p in shaped}) != 1:
-        raise ValueError(
+        raise UserError(
             f"{path}: label arrays must all be (N,) indices or (N, C) multi-hot with one C; "
             f"got shapes {[p.shape for p in parts]}"
         )
@@ -159,7 +161,7 @@ class FeaturesDataModule(RetrievalDataModule):
         )
         unknown = sorted(set(arrays or {}) - set(ARRAY_KEYS))
         if unknown:
-            raise ValueError(f"arrays keys {unknown} unknown; expected some of {ARRAY_KEYS}")
+            raise UserError(f"arrays keys {unknown} unknown; expected some of {ARRAY_KEYS}")
         self.arrays = dict(arrays or {})
         self._proto = build_protocol(protocol, self.name, query_per_class, train_per_class, top_k)
 
@@ -168,8 +170,17 @@ class FeaturesDataModule(RetrievalDataModule):
 
     def _load_pool(self) -> Pool:
         if not self.path.is_file():
-            raise FileNotFoundError(f"features file {self.path} does not exist")
-        stored = read_arrays(self.path)
+            raise MissingFileError(f"features file {self.path} does not exist")
+        try:
+            stored = read_arrays(self.path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            if isinstance(error, UserError):
+                raise
+            raise UserError(
+                f"features file {self.path} is unreadable ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}): it is truncated or not "
+                "a .npz/.mat/.h5 file; write it again (python -m hashing.features)"
+            ) from error
         found: dict[str, np.ndarray | None] = {
             key: find_array(stored, *key.split("_"), self.arrays.get(key), self.path)
             for key in ARRAY_KEYS
@@ -179,7 +190,7 @@ class FeaturesDataModule(RetrievalDataModule):
             missing.append("database_y" if found["database_y"] is None else "database_x")
         if missing:
             shapes = {k: tuple(v.shape) for k, v in stored.items()}
-            raise ValueError(
+            raise UserError(
                 f"features file {self.path} lacks {missing}; it has {shapes}. Name them in "
                 f"`arrays` (e.g. arrays.train_x: <name>) or see hashing/data/features.py"
             )
@@ -188,14 +199,14 @@ class FeaturesDataModule(RetrievalDataModule):
         dims = {f.shape[1:] for f in feats}
         if len(dims) != 1 or any(f.ndim != 2 for f in feats):
             shapes_found = [f.shape for f in feats]
-            raise ValueError(
+            raise UserError(
                 f"{self.path}: feature arrays must be (N, D) with one D; got {shapes_found}"
             )
         raw_labels = [np.asarray(found[f"{r}_y"]) for r in roles]
         labels, num_classes, _ = normalise_labels(raw_labels, self.path)
         for role, f, y in zip(roles, feats, labels, strict=True):
             if len(f) != len(y):
-                raise ValueError(
+                raise UserError(
                     f"{self.path}: {role} has {len(f)} feature rows but {len(y)} labels"
                 )
         offsets = np.cumsum([0] + [len(f) for f in feats])

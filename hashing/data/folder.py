@@ -20,7 +20,7 @@ import torch
 from hashing.data.base import Pool, RetrievalDataModule, build_protocol
 from hashing.data.images import IMAGE_EXTENSIONS, ImageFileSource, image_source
 from hashing.data.splits import Protocol, check_class_sizes
-from hashing.runs.errors import UserError
+from hashing.runs.errors import MissingFileError, UserError
 
 LAYOUTS = ("auto", "tree", "split")
 
@@ -46,15 +46,15 @@ def scan_class_tree(
     with no items: it would break per-class protocols in confusing ways later.
     """
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
+        raise MissingFileError(f"image folder {root} does not exist")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise ValueError(f"{root} has no class sub-folders; expected {root}/<class>/<image>")
+        raise UserError(f"{root} has no class sub-folders; expected {root}/<class>/<image>")
     tree: dict[str, list[str]] = {}
     for name in classes:
         files = sorted(_image_files(str(root / name), extensions))
         if not files:
-            raise ValueError(
+            raise UserError(
                 f"class folder {root / name} is empty (no {', '.join(extensions)} files)"
             )
         tree[name] = files
@@ -88,9 +88,9 @@ class FolderDataModule(RetrievalDataModule):
             **base_options,
         )
         if layout not in LAYOUTS:
-            raise ValueError(f"layout {layout!r} unknown; expected one of {LAYOUTS}")
+            raise UserError(f"layout {layout!r} unknown; expected one of {LAYOUTS}")
         if image_size is not None and int(image_size) < 1:
-            raise ValueError(f"image_size must be a positive integer or null, got {image_size}")
+            raise UserError(f"image_size must be a positive integer or null, got {image_size}")
         self.layout = layout
         self.image_size = None if image_size is None else int(image_size)
         self.in_memory = bool(in_memory)
@@ -107,7 +107,7 @@ class FolderDataModule(RetrievalDataModule):
 
     def _resolved_layout(self) -> str:
         if not self.root.is_dir():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"folder dataset root {self.root} does not exist; expected {self.root}/<class>/"
                 f"<image> or {self.root}/train/<class>/... and {self.root}/test/<class>/..."
             )
@@ -124,7 +124,7 @@ class FolderDataModule(RetrievalDataModule):
             test = scan_class_tree(self.root / "test")
             unknown = sorted(set(test) - set(train))
             if unknown:
-                raise ValueError(
+                raise UserError(
                     f"{self.root / 'test'} has classes missing from {self.root / 'train'}: "
                     f"{unknown[:5]}"
                 )
@@ -132,7 +132,7 @@ class FolderDataModule(RetrievalDataModule):
             trees = {"train": train, "test": test}
         else:
             if self._proto.shape == "official":
-                raise ValueError(
+                raise UserError(
                     f"protocol 'official' needs {self.root}/train and {self.root}/test trees; "
                     f"{self.root} is a single class tree (use a per-class protocol)"
                 )
@@ -165,7 +165,8 @@ class FolderDataModule(RetrievalDataModule):
                 f"({', '.join(sizes)}): retrieval by class needs at least 2, one sub-folder "
                 "of images per class"
             )
-        check_class_sizes(sizes, self._proto.per_class_counts, where=f" under {self.root}")
+        if not self.pool_only:  # encoding every image draws nothing per class
+            check_class_sizes(sizes, self._proto.per_class_counts, where=f" under {self.root}")
 
     def prepare_data(self) -> None:
         """Decode the images into the cache once (Lightning runs this on one process only,

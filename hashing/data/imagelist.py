@@ -22,6 +22,7 @@ import torch
 from hashing.data.base import Pool, RetrievalDataModule
 from hashing.data.images import check_files_exist, image_source
 from hashing.data.splits import Protocol
+from hashing.runs.errors import MissingFileError, UserError
 
 LIST_FILES = {"train": "train.txt", "test": "test.txt", "database": "database.txt"}
 
@@ -29,33 +30,36 @@ LIST_FILES = {"train": "train.txt", "test": "test.txt", "database": "database.tx
 def parse_list_file(path: Path, width: int | None = None) -> tuple[list[str], np.ndarray]:
     """Paths and (N, C) uint8 label rows of one list file; errors name the file and line."""
     if not path.is_file():
-        raise FileNotFoundError(f"list file {path} does not exist")
+        raise MissingFileError(f"list file {path} does not exist")
     names: list[str] = []
     rows: list[list[int]] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 2:
-                raise ValueError(f"{path}:{number}: no label vector after {parts[0]!r}")
-            try:
-                row = [int(v) for v in parts[1:]]
-            except ValueError as err:
-                raise ValueError(f"{path}:{number}: labels must be 0/1 integers ({err})") from err
-            if width is None:
-                width = len(row)
-            if len(row) != width:
-                raise ValueError(
-                    f"{path}:{number}: label vector has {len(row)} entries, expected {width} "
-                    f"(the length of the first label vector read)"
-                )
-            if any(v not in (0, 1) for v in row):
-                raise ValueError(f"{path}:{number}: labels must be 0/1, got {parts[1:]}")
-            names.append(parts[0])
-            rows.append(row)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise UserError(f"list file {path} is not UTF-8 text ({error.reason})") from error
+    for number, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise UserError(f"{path}:{number}: no label vector after {parts[0]!r}")
+        try:
+            row = [int(v) for v in parts[1:]]
+        except ValueError as err:
+            raise UserError(f"{path}:{number}: labels must be 0/1 integers ({err})") from err
+        if width is None:
+            width = len(row)
+        if len(row) != width:
+            raise UserError(
+                f"{path}:{number}: label vector has {len(row)} entries, expected {width} "
+                f"(the length of the first label vector read)"
+            )
+        if any(v not in (0, 1) for v in row):
+            raise UserError(f"{path}:{number}: labels must be 0/1, got {parts[1:]}")
+        names.append(parts[0])
+        rows.append(row)
     if not names:
-        raise ValueError(f"list file {path} has no entries")
+        raise UserError(f"list file {path} has no entries")
     return names, np.asarray(rows, dtype=np.uint8)
 
 
@@ -86,13 +90,13 @@ class ImageListDataModule(RetrievalDataModule):
             **base_options,
         )
         if top_k is not None and int(top_k) < 1:
-            raise ValueError(f"top_k must be a positive integer or null (ALL), got {top_k}")
+            raise UserError(f"top_k must be a positive integer or null (ALL), got {top_k}")
         if in_memory and image_size is None:
-            raise ValueError("in_memory: true needs image_size (images are decoded to one size)")
+            raise UserError("in_memory: true needs image_size (images are decoded to one size)")
         files = {**LIST_FILES, **(list_files or {})}
         unknown = sorted(set(files) - set(LIST_FILES))
         if unknown:
-            raise ValueError(f"list_files keys {unknown} unknown; expected {sorted(LIST_FILES)}")
+            raise UserError(f"list_files keys {unknown} unknown; expected {sorted(LIST_FILES)}")
         self.list_files = files
         self.image_root = Path(image_root) if image_root is not None else self.root
         self.strip_prefix = strip_prefix
@@ -114,7 +118,7 @@ class ImageListDataModule(RetrievalDataModule):
 
     def _load_pool(self) -> Pool:
         if not self.root.is_dir():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{self.name} root {self.root} does not exist; it must hold "
                 f"{', '.join(self.list_files.values())}"
             )
@@ -132,7 +136,7 @@ class ImageListDataModule(RetrievalDataModule):
                     index[name] = len(rows)
                     rows.append(row)
                 elif not np.array_equal(rows[index[name]], row):
-                    raise ValueError(
+                    raise UserError(
                         f"{list_path}:{number}: {name} is listed with a different label vector "
                         f"in another list file"
                     )
@@ -141,7 +145,7 @@ class ImageListDataModule(RetrievalDataModule):
         shared = np.intersect1d(groups["train"], groups["test"])
         if shared.size:
             names_by_index = list(index)
-            raise ValueError(
+            raise UserError(
                 f"{shared.size} images are in both {self.list_files['train']} and "
                 f"{self.list_files['test']} (e.g. {names_by_index[shared[0]]}); queries must "
                 f"never be trained on"
@@ -152,7 +156,7 @@ class ImageListDataModule(RetrievalDataModule):
         matrix = torch.from_numpy(np.stack(rows))
         single = bool((matrix.sum(1) == 1).all()) and self.force_multi_label is not True
         if self.force_multi_label is False and not single:
-            raise ValueError(f"multi_label: false but some {self.name} items have 0 or 2+ labels")
+            raise UserError(f"multi_label: false but some {self.name} items have 0 or 2+ labels")
         labels_t = matrix.argmax(1).long() if single else matrix.float()
         source = image_source(
             paths, self.in_memory, self.image_size, self.cache_dir, "RGB", self.decode_workers

@@ -10,6 +10,7 @@ COCO, NUS-WIDE) stay on disk and are read per item in the loader's workers.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -22,7 +23,9 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2.functional import resize
 
 from hashing.runs.atomic import atomic_path
-from hashing.runs.errors import UserError
+from hashing.runs.errors import MissingFileError, UserError
+
+log = logging.getLogger(__name__)
 
 DECODER = "torchvision-decode_image-v1"  # part of the cache key: a new decoder, a new cache
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -33,7 +36,7 @@ def check_files_exist(paths: Sequence[Path], what: str, show: int = 5) -> None:
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         first = "\n  ".join(str(p) for p in missing[:show])
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{len(missing)} of {len(paths)} image files listed by {what} do not exist; "
             f"first {min(show, len(missing))}:\n  {first}"
         )
@@ -70,7 +73,7 @@ def _read_chunk(paths: list[str], image_size: int | None, mode: str) -> np.ndarr
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         first = next(p for p, a in zip(paths, arrays, strict=True) if a.shape != arrays[0].shape)
-        raise ValueError(
+        raise UserError(
             f"images differ in size ({sorted(shapes)}; e.g. {first}); set image_size to "
             f"decode them all to one square size"
         )
@@ -97,7 +100,7 @@ def decode_images(
             )
     shapes = {p.shape[1:] for p in parts}
     if len(shapes) > 1:
-        raise ValueError(
+        raise UserError(
             f"images differ in size ({sorted(shapes)}); set image_size to decode them all to "
             f"one square size"
         )
@@ -136,6 +139,7 @@ def cached_decode(
                 return torch.from_numpy(array)
         except (OSError, ValueError):
             pass  # unreadable cache: decode again and overwrite it below
+    log.info("decoding %s images once into %s (later runs read it)", f"{len(paths):,}", target)
     array = decode_images(paths, image_size, mode, workers)
     with atomic_path(target) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)

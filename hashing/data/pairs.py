@@ -28,6 +28,7 @@ import torch
 from hashing.data.base import Pool, RetrievalDataModule
 from hashing.data.splits import Protocol
 from hashing.runs.atomic import atomic_write
+from hashing.runs.errors import UserError
 
 #: transform presets that mirror an item horizontally (and so swap a pair's sides)
 MIRRORING = ("crop_flip", "imagenet")
@@ -60,7 +61,7 @@ def draw_pairs(
     by_class = [members[labels[members] == k] for k in range(num_inner)]
     empty = [k for k, m in enumerate(by_class) if m.size == 0]
     if empty:
-        raise ValueError(f"inner classes {empty} have no items to build pairs from")
+        raise UserError(f"inner classes {empty} have no items to build pairs from")
     rows = []
     for a in range(num_inner):
         for b in range(num_inner):
@@ -103,9 +104,9 @@ class PairsDataModule(RetrievalDataModule):
         }
         for key, value in counts.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{key}={value!r} is invalid: use a positive integer")
+                raise UserError(f"{key}={value!r} is invalid: use a positive integer")
         if train_per_class > database_per_class:
-            raise ValueError(
+            raise UserError(
                 f"train_per_class={train_per_class} exceeds database_per_class="
                 f"{database_per_class}: the training pairs are drawn from the database"
             )
@@ -113,7 +114,7 @@ class PairsDataModule(RetrievalDataModule):
         suffix = "_pairs_ml" if self.multi_label_ else "_pairs"
         super().__init__(name=name or f"{inner.name}{suffix}", **base_options)
         if self.transform in MIRRORING:
-            raise ValueError(
+            raise UserError(
                 f"transform={self.transform!r} is invalid for pairs: it flips an item left-right, "
                 "swapping the pair's sides (another class) and, for imagenet, crops a square "
                 "out of the wide pair; use scale or crop (e.g. backbone=mlp or cnn)"
@@ -141,10 +142,10 @@ class PairsDataModule(RetrievalDataModule):
         inner = self.inner._load_pool()
         labels = inner.labels.numpy()
         if labels.ndim != 1:
-            raise ValueError(f"{self.inner.name} is multi-label; pairs need single-label items")
+            raise UserError(f"{self.inner.name} is multi-label; pairs need single-label items")
         missing = [g for g in ("train", "test") if g not in inner.groups]
         if missing:
-            raise ValueError(f"{self.inner.name} lacks its own {missing} partition(s)")
+            raise UserError(f"{self.inner.name} lacks its own {missing} partition(s)")
         k = int(inner.num_classes)
         c = self.counts
         seed = self.split_seed
@@ -174,7 +175,7 @@ class PairsDataModule(RetrievalDataModule):
             with np.load(path, allow_pickle=False) as saved:
                 stored = saved["pairs"]
             if not np.array_equal(stored, pairs):
-                raise ValueError(
+                raise UserError(
                     f"pair file {path} differs from the pairs drawn now (inner data changed?); "
                     "delete it and the split file beside it to redraw"
                 )

@@ -46,12 +46,12 @@ class Protocol:
 
     def __post_init__(self) -> None:
         if self.shape not in SHAPES:
-            raise ValueError(f"protocol shape {self.shape!r} unknown; expected one of {SHAPES}")
+            raise UserError(f"protocol shape {self.shape!r} unknown; expected one of {SHAPES}")
         if self.shape != "official":
             for key in ("query_per_class", "train_per_class"):
                 value = getattr(self, key)
                 if value is None or int(value) < 1:
-                    raise ValueError(f"{key} must be a positive integer for {self.shape!r}")
+                    raise UserError(f"{key} must be a positive integer for {self.shape!r}")
 
     @property
     def key(self) -> str:
@@ -112,7 +112,7 @@ def draw_per_class(
     """
     labels = np.asarray(labels)
     if labels.ndim != 1:
-        raise ValueError(f"per-class drawing needs class indices (N,), got shape {labels.shape}")
+        raise UserError(f"per-class drawing needs class indices (N,), got shape {labels.shape}")
     if candidates is None:
         candidates = np.arange(len(labels))
     candidates = np.asarray(candidates, dtype=np.int64)
@@ -142,7 +142,7 @@ def carve_fraction(
     uniform draw of ``max(1, round(fraction * n))`` items.
     """
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
+        raise UserError(f"val_fraction must be in (0, 1), got {fraction}")
     labels = np.asarray(labels)
     indices = np.asarray(indices, dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -181,7 +181,7 @@ def make_split(
         groups = dict(groups or {})
         missing = [g for g in ("train", "test") if g not in groups]
         if missing:
-            raise ValueError(
+            raise UserError(
                 f"the 'official' protocol needs the dataset's own train/test partitions; "
                 f"this dataset has {sorted(groups)} (missing {missing})"
             )
@@ -215,7 +215,7 @@ def order_split(split: Mapping[str, np.ndarray], order: str, seed: int) -> dict[
     same under both orders and only positions (the tie-break of the ranking) differ.
     """
     if order not in ORDERS:
-        raise ValueError(f"split order {order!r} unknown; expected one of {ORDERS}")
+        raise UserError(f"split order {order!r} unknown; expected one of {ORDERS}")
     if order == "file":
         return {key: np.asarray(value, np.int64) for key, value in split.items()}
     rng = np.random.default_rng(seed + 3)

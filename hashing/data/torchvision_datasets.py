@@ -18,8 +18,11 @@ offline, ``root`` must already hold torchvision's layout (``<root>/MNIST/raw/...
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.error import URLError
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -27,6 +30,7 @@ from torchvision import datasets
 
 from hashing.data.base import Pool, RetrievalDataModule, build_protocol
 from hashing.data.splits import Protocol
+from hashing.runs.errors import MissingFileError, UserError
 
 
 class TorchvisionDataModule(RetrievalDataModule):
@@ -62,14 +66,37 @@ class TorchvisionDataModule(RetrievalDataModule):
         return self._proto
 
     def prepare_data(self) -> None:
-        """Download both official splits when ``download`` is true (rank 0 only)."""
-        if self.download:
+        """Download both official splits when ``download`` is true (rank 0 only); a machine
+        that cannot reach the host gets a :class:`UserError` saying where to put the files."""
+        if not self.download:
+            return
+        try:
             for train in (True, False):
                 self.dataset_class(root=str(self.root), train=train, download=True)
+        except (URLError, OSError, RuntimeError) as error:
+            offline = isinstance(error, URLError | ConnectionError | TimeoutError) or (
+                isinstance(error, RuntimeError) and str(error).startswith("Error downloading")
+            )
+            if not offline:
+                raise
+            raise UserError(self.offline_message(error)) from error
+
+    def offline_message(self, error: BaseException) -> str:
+        """What to do when the download host is out of reach (no network, a proxy, a firewall)."""
+        url = getattr(self.dataset_class, "url", None) or self.dataset_class.mirrors[0]
+        host = urlsplit(url).netloc
+        reason = getattr(error, "reason", None) or str(error).strip().splitlines()[-1]
+        reason = re.sub(r"^<urlopen error (.*)>$", r"\1", str(reason))  # MNIST's list of tries
+        return (
+            f"data.download=true, but this machine could not reach {host} to download "
+            f"{self.name} ({reason}). Download it where there is network access (from {url}), "
+            f"put the files under data.root={self.root} laid out as {self.layout_hint}, then "
+            f"run with data.download=false"
+        )
 
     def _open(self, train: bool) -> object:
         if not self.root.is_dir():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{self.name} root {self.root} does not exist; set download: true (online) or "
                 f"point root at a copy laid out as {self.layout_hint}"
             )
@@ -77,7 +104,7 @@ class TorchvisionDataModule(RetrievalDataModule):
             return self.dataset_class(root=str(self.root), train=train, download=False)
         except RuntimeError as err:
             hint = " (call prepare_data() first)" if self.download else " (download is false)"
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{self.name} files not found under {self.root}{hint}; expected "
                 f"{self.layout_hint} ({err})"
             ) from err

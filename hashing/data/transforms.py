@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms import v2
 
+from hashing.runs.errors import UserError
+
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 PRESETS = ("scale", "crop_flip", "crop", "imagenet")
@@ -78,4 +80,4 @@ def build_transform(preset: str, train: bool) -> Transform:
             steps.append(v2.RandomHorizontalFlip())
         steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
         return v2.Compose(steps)
-    raise ValueError(f"transform preset {preset!r} unknown; expected one of {PRESETS}")
+    raise UserError(f"transform preset {preset!r} unknown; expected one of {PRESETS}")

@@ -75,9 +75,20 @@ def _folder(folder: Path) -> ImageList:
 
 
 def _list_file(path: Path, root: Path) -> ImageList:
-    fields = [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
-    fields = [parts for parts in fields if parts]
+    not_a_list = f"{path} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a list of images"
+    advice = "give an image, a folder of images or a text file with one image path a line"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise UserError(f"{not_a_list} (it is not text): {advice}") from error
+    fields = [parts for parts in (line.split() for line in lines) if parts]
     labels: np.ndarray | None = None
+    for number, parts in enumerate(fields, start=1):
+        if not is_image_file(parts[0]):
+            raise UserError(
+                f"{not_a_list}: its line {number} starts with {parts[0]!r}, not an image file "
+                f"name; {advice}"
+            )
     if all(len(parts) == 1 for parts in fields):
         names = [parts[0] for parts in fields]
     else:

@@ -14,13 +14,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from hashing.runs.atomic import current_umask
+from hashing.runs.atomic import current_umask, fsync_file, naming_target
 
 
 @contextlib.contextmanager
 def staged_folder(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty staging folder; on success it replaces ``target`` (which must not exist
-    unless ``overwrite``); on failure it is removed and ``target`` is left untouched."""
+    """Yield an empty staging folder; on success its files are fsynced and it replaces
+    ``target`` (which must not exist unless ``overwrite``); on failure it is removed and
+    ``target`` is left untouched."""
     target = Path(target)
     if target.exists() and not overwrite:
         raise FileExistsError(
@@ -32,8 +33,12 @@ def staged_folder(target: str | os.PathLike[str], overwrite: bool = False) -> It
     )
     os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
     try:
-        yield staging
-        replace_folder(staging, target)
+        with naming_target(target):  # a full disk's OSError then names the folder
+            yield staging
+            for path in staging.rglob("*"):
+                if path.is_file():
+                    fsync_file(path)
+            replace_folder(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging)

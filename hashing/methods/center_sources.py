@@ -22,6 +22,9 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 
 from hashing.centers import (
+    CSQ_RULE,
+    DISTANCE_BOUND_RULE,
+    BitsRule,
     center_statistics,
     csq_centers,
     mds_centers,
@@ -29,7 +32,7 @@ from hashing.centers import (
     validate_bits,
 )
 from hashing.centers.csq import bernoulli_accepted, uses_hadamard
-from hashing.runs.atomic import write_json_atomic
+from hashing.runs.atomic import atomic_write, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ def save_centers(centers: Tensor, output_dir: Path, extra: dict[str, Any] | None
     if not is_rank_zero():
         return
     output_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(centers.clone(), output_dir / "centers.pt")
+    atomic_write(output_dir / "centers.pt", lambda handle: torch.save(centers.clone(), handle))
     num_classes, bits = centers.shape
     stats: dict[str, Any] = dict(center_statistics(centers))
     if num_classes >= 2:
@@ -57,7 +60,23 @@ def save_centers(centers: Tensor, output_dir: Path, extra: dict[str, Any] | None
     write_json_atomic(output_dir / "center_stats.json", stats)
 
 
-class CSQCenters:
+class RuleCheckedSource:
+    """A center source whose (classes, bits) check is a :class:`~hashing.centers.BitsRule`.
+
+    A subclass sets ``method`` (its name in messages and ``center_stats.json``) and
+    ``bits_rule``, and implements ``__call__`` (see :class:`~hashing.methods.center_hashing.
+    CenterSource`).
+    """
+
+    method: str
+    bits_rule: BitsRule
+
+    def validate(self, num_classes: int, bits: int) -> None:
+        """Raise ValueError naming ``bits`` when the rule rules (classes, bits) out."""
+        validate_bits(bits, num_classes, self.bits_rule, self.method)
+
+
+class CSQCenters(RuleCheckedSource):
     """CSQ: Hadamard rows when they suffice, else balanced Bernoulli draws (SPEC §3).
 
     Args:
@@ -69,14 +88,11 @@ class CSQCenters:
     """
 
     method = "csq"
+    bits_rule = CSQ_RULE
 
     def __init__(self, seed: int = 0, strict: bool = False) -> None:
         self.seed = seed
         self.strict = bool(strict)
-
-    def validate(self, num_classes: int, bits: int) -> None:
-        """Raise ValueError naming ``bits`` when CSQ cannot serve (classes, bits)."""
-        validate_bits(bits, num_classes, self.method)
 
     def __call__(
         self, num_classes: int, bits: int, datamodule: pl.LightningDataModule, output_dir: Path
@@ -101,7 +117,7 @@ class CSQCenters:
         return centers
 
 
-class MDSCenters:
+class MDSCenters(RuleCheckedSource):
     """MDS: CSQ centers moved apart until every pairwise distance is ``>= d`` (SPEC §3).
 
     Args:
@@ -112,6 +128,7 @@ class MDSCenters:
     """
 
     method = "mds"
+    bits_rule = DISTANCE_BOUND_RULE
 
     def __init__(
         self, seed: int = 0, max_sweeps: int = 50, refine_feasible_start: bool = False
@@ -121,10 +138,6 @@ class MDSCenters:
         self.seed = seed
         self.max_sweeps = int(max_sweeps)
         self.refine_feasible_start = bool(refine_feasible_start)
-
-    def validate(self, num_classes: int, bits: int) -> None:
-        """Raise ValueError naming ``bits`` when the distance bound cannot be met."""
-        validate_bits(bits, num_classes, self.method)
 
     def __call__(
         self, num_classes: int, bits: int, datamodule: pl.LightningDataModule, output_dir: Path

@@ -29,8 +29,11 @@ of per-sample squared error, the earlier meaning, which depends on the input).
 
 Diagnostics (see :mod:`hashing.tbh.diagnostics`): on the first batch of every epoch the norms of
 the reconstruction's, the adversarial terms' and the classifier's gradients at the codes ``b``
-are logged (``train/grad_b_*``) with the ratio ``train/grad_b_adv_over_recon``; a warning is
-raised when every code of an epoch's training batches, or of the evaluated database, is the same.
+are logged (``train/grad_b_*``) with the ratio ``train/grad_b_adv_over_recon``, and a warning is
+raised when every code of an epoch's training batches is the same. The evaluated database's bit
+balance and dead bits are every method's (:mod:`hashing.callbacks.code_balance`); the NaN/inf
+guard, the checkpointed generator and the measured scale have their own modules in
+:mod:`hashing.methods`.
 
 Counting: Lightning counts every optimiser step in ``global_step``, so one batch advances it by
 2; ``trainer.max_steps`` is in those units (the released 100,000 iterations are
@@ -49,6 +52,9 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from hashing.methods.base import HashingModule, OptimizerFactory
+from hashing.methods.checkpointed_generator import CheckpointedGenerator
+from hashing.methods.finite_update import NonFiniteLossError, check_finite_update
+from hashing.methods.measured_scale import MeasuredScale
 from hashing.tbh import (
     Decoder,
     TBHLosses,
@@ -59,17 +65,13 @@ from hashing.tbh import (
     reconstruction_loss,
     tbh_losses,
 )
-from hashing.tbh.diagnostics import code_gradient_norms, codes_all_equal, gradient_ratio
+from hashing.tbh.diagnostics import code_gradient_norms, gradient_ratio
 
 RECONSTRUCTION_TARGETS = ("features", "input")
 REDUCTIONS = ("sum", "mean")
 CLASS_WEIGHTINGS = ("pos_neg_ratio", "none")
 LAMBDA_CLS_REFERENCES = ("reconstruction", "absolute")
 GENERATOR_STATE_KEY = "tbh_generator_state"
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A TBH training step produced a NaN/inf loss or gradient; nothing was updated."""
 
 
 class TBH(HashingModule):
@@ -104,6 +106,8 @@ class TBH(HashingModule):
     """
 
     non_hyperparameters = (*HashingModule.non_hyperparameters, "critic_optimizer")
+    #: what the code-balance callback's collapse warning advises
+    collapse_advice = "For TBH: lower method.lambda_adv, or use labels (method=tbh_supervised)."
 
     def __init__(
         self,
@@ -155,16 +159,10 @@ class TBH(HashingModule):
                 "them easy to reconstruct; prefer reconstruction_target=input for end to end."
             )
         self.register_buffer("pos_weight", torch.empty(0))
-        # reconstruction / classification at the start of training; NaN = not measured yet
-        self.register_buffer("cls_scale", torch.tensor(float("nan")))
-        # its value as a Python float, so steps read it without a device sync; kept equal to the
-        # buffer where the buffer is filled and after every load_state_dict (checkpoints)
-        self._cls_scale_value = float("nan")
-        self.register_load_state_dict_post_hook(_copy_cls_scale_to_host)
-        self._generator: torch.Generator | None = None
-        self._pending_generator_state: Tensor | None = None
-        self._balance_sum: Tensor | None = None
-        self._balance_count = 0
+        # reconstruction / classification at the start of training (buffer ``cls_scale``);
+        # checkpoints from before it were trained with the absolute weight, i.e. a scale of 1
+        self.cls_scale_value = MeasuredScale(self, "cls_scale", legacy_value=1.0)
+        self.priors_generator = CheckpointedGenerator(GENERATOR_STATE_KEY)
         self._measured_scale: float | None = None
 
     # --- the network ----------------------------------------------------------------------
@@ -268,21 +266,7 @@ class TBH(HashingModule):
     # --- randomness of the priors -----------------------------------------------------------
     def generator(self, device: torch.device) -> torch.Generator:
         """The priors' generator on ``device``, seeded ``seed + rank`` or restored from a ckpt."""
-        if self._generator is None or self._generator.device != device:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(self.seed + self.global_rank)
-            if self._pending_generator_state is not None:
-                try:
-                    generator.set_state(self._pending_generator_state)
-                except RuntimeError:
-                    rank_zero_warn(
-                        "the checkpoint's prior generator state does not fit this device; "
-                        "the priors are reseeded, so this resume is not draw-for-draw exact"
-                    )
-                    generator.manual_seed(self.seed + self.global_rank + self.global_step)
-                self._pending_generator_state = None
-            self._generator = generator
-        return self._generator
+        return self.priors_generator.get(device, self.seed + self.global_rank, self.global_step)
 
     # --- losses -------------------------------------------------------------------------------
     def reconstruction_target_of(self, x: Tensor, features: Tensor) -> Tensor:
@@ -299,7 +283,7 @@ class TBH(HashingModule):
         """
         if self.lambda_cls == 0 or self.lambda_cls_reference == "absolute":
             return self.lambda_cls
-        return self.lambda_cls * (self._cls_scale_value if scale is None else scale)
+        return self.lambda_cls * (self.cls_scale_value.value if scale is None else scale)
 
     @torch.no_grad()
     def measure_classification_scale(
@@ -341,7 +325,7 @@ class TBH(HashingModule):
         if (
             supervised
             and self.lambda_cls_reference != "absolute"
-            and math.isnan(self._cls_scale_value)
+            and not self.cls_scale_value.measured
         ):
             self._measured_scale = self.measure_classification_scale(output, target, labels)
         losses = tbh_losses(
@@ -423,12 +407,14 @@ class TBH(HashingModule):
         critic_opt.zero_grad(set_to_none=True)
         self.manual_backward(step.actor, inputs=actor_params, retain_graph=True)
         self.manual_backward(step.critic, inputs=critic_params)
-        self._stop_unless_finite(step, [*actor_params, *critic_params], batch_idx)
+        check_finite_update(
+            {"actor": step.actor, "critic": step.critic},
+            [*actor_params, *critic_params],
+            f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})",
+            "TBH",
+        )
         if self._measured_scale is not None:
-            self.cls_scale.fill_(self._measured_scale)
-            # rounded on the host to the buffer's precision, the value a resumed run loads
-            stored = torch.tensor(self._measured_scale, dtype=self.cls_scale.dtype)
-            self._cls_scale_value = float(stored)
+            self.cls_scale_value.store(self, self._measured_scale)
         actor_opt.step()
         critic_opt.step()
         if self.scheduler_factory is not None and self.scheduler_interval == "step":
@@ -445,30 +431,6 @@ class TBH(HashingModule):
         if self.scheduler_factory is not None and self.scheduler_interval == "epoch":
             for scheduler in self.lr_schedulers():
                 scheduler.step()
-
-    def _stop_unless_finite(
-        self, step: TBHLosses, params: list[nn.Parameter], batch_idx: int
-    ) -> None:
-        """Raise :class:`NonFiniteLossError` before any update if a loss or gradient is NaN/inf.
-
-        One device sync per step (see :func:`all_finite`); the exact per-tensor check runs only
-        when that says no.
-        """
-        losses = {"actor": step.actor, "critic": step.critic}
-        grads = [p.grad for p in params if p.grad is not None]
-        if all_finite([*losses.values(), *grads]):
-            return
-        flags = torch.stack([torch.isfinite(t).all() for t in (*losses.values(), *grads)])
-        if bool(flags.all()):  # finite entries whose float32 sum overflowed
-            return
-        what = "loss" if not bool(flags[: len(losses)].all()) else "gradient"
-        values = ", ".join(f"{name}={value.item():.4g}" for name, value in losses.items())
-        raise NonFiniteLossError(
-            f"TBH: non-finite {what} at global step {self.global_step} (epoch "
-            f"{self.current_epoch}, batch {batch_idx}; {values}). The run stops before this "
-            "update, so the weights and the last saved checkpoint are the last good ones. "
-            "Check the inputs for NaN/inf, or lower the learning rate."
-        )
 
     def _accumulate_step(self, output: TBHOutput, step: TBHLosses, labels: Tensor) -> None:
         """Add the batch's losses, discriminator outputs and bit mean to the epoch's sums.
@@ -516,125 +478,19 @@ class TBH(HashingModule):
                 "method.lambda_adv, or add labels (method=tbh_supervised). See README, TBH."
             )
 
-    # --- evaluation: bit balance over the database ------------------------------------------
-    def validation_step(
-        self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0
-    ) -> dict[str, Tensor]:
-        """Codes for the retrieval callback; database codes also feed the bit balance."""
-        result = super().validation_step(batch, batch_idx, dataloader_idx)
-        self._accumulate_balance(result["codes"], dataloader_idx)
-        return result
-
-    def test_step(
-        self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0
-    ) -> dict[str, Tensor]:
-        """Codes for the retrieval callback; database codes also feed the bit balance."""
-        result = super().test_step(batch, batch_idx, dataloader_idx)
-        self._accumulate_balance(result["codes"], dataloader_idx)
-        return result
-
-    def _accumulate_balance(self, codes: Tensor, dataloader_idx: int) -> None:
-        if dataloader_idx != 1:
-            return
-        ones = (codes > 0).sum(dim=0).to(torch.float64)
-        self._balance_sum = ones if self._balance_sum is None else self._balance_sum + ones
-        self._balance_count += codes.shape[0]
-
-    def _reset_balance(self) -> None:
-        self._balance_sum, self._balance_count = None, 0
-
-    def on_validation_epoch_start(self) -> None:
-        """Start a fresh bit-balance count."""
-        self._reset_balance()
-
-    def on_test_epoch_start(self) -> None:
-        """Start a fresh bit-balance count."""
-        self._reset_balance()
-
-    def on_validation_epoch_end(self) -> None:
-        """Log ``val/bit_balance_{min,max,mean}`` and ``val/dead_bits``."""
-        self._log_balance("val")
-
-    def on_test_epoch_end(self) -> None:
-        """Log ``test/bit_balance_{min,max,mean}`` and ``test/dead_bits``."""
-        self._log_balance("test")
-
-    def bit_balance(self) -> Tensor | None:
-        """Per-bit fraction of +1 over the database codes seen in this evaluation (all ranks).
-
-        Under DDP the DistributedSampler's padding duplicates up to world_size - 1 items, a
-        negligible bias for a diagnostic.
-        """
-        if self._balance_sum is None:
-            return None
-        total = self.trainer.strategy.reduce(self._balance_sum, reduce_op="sum")
-        count = self.trainer.strategy.reduce(
-            torch.tensor(float(self._balance_count), device=self._balance_sum.device),
-            reduce_op="sum",
-        )
-        return total / count
-
-    def _log_balance(self, stage: str) -> None:
-        """Min/max/mean of the per-bit means; a bit is dead when it is constant up to 1%."""
-        balance = self.bit_balance()
-        if balance is None:
-            return
-        dead = ((balance < 0.01) | (balance > 0.99)).sum()
-        collapsed = codes_all_equal(balance)
-        for name, value in (
-            ("bit_balance_min", balance.min()),
-            ("bit_balance_max", balance.max()),
-            ("bit_balance_mean", balance.mean()),
-            ("dead_bits", dead),
-            ("all_codes_equal", torch.tensor(float(collapsed))),
-        ):
-            self.log(f"{stage}/{name}", value.float())
-        if collapsed:
-            rank_zero_warn(
-                f"TBH: every {stage} database code is the same code (all {self.bits} bits "
-                "constant), so retrieval ranks by database order alone. The codes collapsed; "
-                "lower method.lambda_adv or use labels (method=tbh_supervised). See README, TBH."
-            )
-        self._reset_balance()
-
     # --- checkpoints -------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the priors' generator state so a resumed run continues its draws."""
-        if self._generator is not None:
-            checkpoint[GENERATOR_STATE_KEY] = self._generator.get_state()
+        self.priors_generator.save(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Size ``pos_weight`` to the stored one; restore the generator at first use."""
         state_dict = checkpoint.get("state_dict", {})
-        if "cls_scale" not in state_dict and state_dict:
-            # a checkpoint from before the relative weight: it was trained with the absolute one
-            state_dict["cls_scale"] = torch.tensor(1.0)
+        self.cls_scale_value.upgrade(state_dict)
         stored = state_dict.get("pos_weight")
         if stored is not None:
             self.pos_weight = torch.empty_like(stored, device=self.pos_weight.device)
-        state = checkpoint.get(GENERATOR_STATE_KEY)
-        if state is not None:
-            self._pending_generator_state = state.cpu()
-            self._generator = None
-
-
-def all_finite(tensors: list[Tensor]) -> bool:
-    """Whether every entry of every tensor is finite, in one read pass and one device sync.
-
-    A tensor's float32 sum is NaN or inf if any entry is, so finite sums prove finiteness
-    (``isfinite(t).all()`` per tensor costs about 20x more: it writes a bool tensor of the same
-    size, about 10 ms a step for TBH on 4096-d features). A non-finite sum can also come from
-    finite entries that overflow it, so ``False`` is only a "maybe": confirm with ``isfinite``.
-    """
-    if not tensors:
-        return True
-    sums = torch.stack([t.sum(dtype=torch.float32) for t in tensors])
-    return bool(torch.isfinite(sums).all())
-
-
-def _copy_cls_scale_to_host(module: TBH, incompatible_keys: Any) -> None:
-    """Load-state-dict post-hook: mirror the loaded ``cls_scale`` buffer as a Python float."""
-    module._cls_scale_value = float(module.cls_scale)
+        self.priors_generator.load(checkpoint)
 
 
 def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:

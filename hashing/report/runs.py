@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from hashing.runs.resume import override_key, override_value
+from hashing.runs.overrides import override_key, override_value
 from hashing.runs.status import FAILED, INTERRUPTED, METRICS, RESOLVED_CONFIG
 
 HYDRA_DIR = ".hydra"

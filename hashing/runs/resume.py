@@ -4,28 +4,39 @@ The command line is rewritten before Hydra composes (:func:`expand_command_line`
 own overrides (``<run dir>/.hydra/overrides.yaml``, what Hydra saved when the run started, for a
 sweep's job its share of the sweep) come first, then whatever else was given, then
 ``hydra.run.dir=<run dir>``, so the config is composed exactly as the first time and every path
-(checkpoints, logs, wandb) points into the same folder. The pipeline then fits from
+(checkpoints, logs, wandb) points into the same folder. An override that would make it another
+run (a key outside :data:`RESUMABLE_CHANGES` set to another value than the run's) is refused
+there, before Hydra writes anything into the folder. The pipeline then fits from
 ``<run dir>/checkpoints/last.ckpt`` (:func:`resume_checkpoint`): Lightning restores weights,
 optimiser, scheduler, loop counters, the train loader's position
-(:mod:`hashing.runs.resumable_loader`), callbacks' states (ModelCheckpoint's best-k tracking,
+(:mod:`hashing.data.resumable`), callbacks' states (ModelCheckpoint's best-k tracking,
 :class:`hashing.callbacks.rng_state.RNGState`), and the wandb logger reuses the run id kept in
-the folder.
+the folder. ``ckpt_path=`` (a new run from a checkpoint) is refused when the checkpoint already
+holds ``trainer.max_epochs`` epochs. Users read docs/resume.md.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 if TYPE_CHECKING:  # Lightning is imported where it is used: the command line expands without it
+    from hydra.core.override_parser.types import Override
     from pytorch_lightning.loggers import Logger
 
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.errors import UserError
+from hashing.runs.overrides import (
+    override_key,
+    override_value,
+    parse_overrides,
+    split_command_line,
+)
 from hashing.runs.quiet import quiet_kept_logs
 from hashing.runs.status import FAILED, INTERRUPTED, METRICS, RESOLVED_CONFIG
 
@@ -33,8 +44,33 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
+HYDRA_CONFIG = Path(".hydra") / "hydra.yaml"
 #: keys that legitimately differ between the first attempt and a resume
 VOLATILE_KEYS = ("resume", "ckpt_path")
+#: what a resume may change (a key, or everything under it): how long the run trains, where
+#: files and caches live, what is logged and shown, how evaluation batches are loaded. Every
+#: other key (model, method, bits, data and its split, seed, optimiser, callbacks) would make
+#: the resumed run another run than the one its folder holds: refused (docs/resume.md).
+RESUMABLE_CHANGES = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.max_time",
+    "trainer.enable_progress_bar",
+    "trainer.log_every_n_steps",
+    "callbacks.progress_bar",
+    "logger",
+    "paths",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.eval_batch_size",
+    "test",
+    "test_ckpt",
+    "tags",
+    "fail_fast",
+    "hydra",
+)
+#: the value of a key that the run's saved config does not have
+NOT_SET = "(not set)"
 
 
 def check_run_dir(run_dir: Path) -> None:
@@ -48,18 +84,11 @@ def check_run_dir(run_dir: Path) -> None:
         )
 
 
-def override_key(override: str) -> str:
-    """``+a.b=1`` -> ``a.b``; the key an override sets."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def override_value(overrides: Iterable[str], key: str) -> str | None:
-    """The value a ``key=value`` override sets (last one wins; None when none sets it)."""
-    value = None
-    for item in overrides:
-        if "=" in item and override_key(item) == key:
-            value = item.split("=", 1)[1]
-    return value
+def may_change_on_resume(key: str) -> bool:
+    """True when a resume may set ``key`` (or config group ``key``) to another value."""
+    return key in VOLATILE_KEYS or any(
+        key == safe or key.startswith((f"{safe}.", f"{safe}/")) for safe in RESUMABLE_CHANGES
+    )
 
 
 def run_overrides(run_dir: Path) -> list[str]:
@@ -84,14 +113,12 @@ def quoted(value: str) -> str:
     return f"'{value}'"
 
 
-def resume_arguments(args: Sequence[str]) -> list[str]:
-    """The ``resume=<run dir>`` arguments of a command line."""
-    return [arg for arg in args if arg.startswith(("resume=", "+resume="))]
-
-
-def resume_dir(given: Sequence[str]) -> Path:
-    """The run folder the last ``resume=`` argument names, checked to be one."""
-    run_dir = Path(given[-1].split("=", 1)[1].strip("'\""))
+def resume_dir(overrides: Sequence[str]) -> Path | None:
+    """The run folder the last ``resume=`` override names (checked to be one), or None."""
+    value = override_value(overrides, "resume")
+    if value is None:
+        return None
+    run_dir = Path(str(value))
     check_run_dir(run_dir)
     return run_dir
 
@@ -99,22 +126,69 @@ def resume_dir(given: Sequence[str]) -> Path:
 def expand_command_line(args: Sequence[str]) -> list[str]:
     """Expand ``resume=<run dir>`` into the run's overrides plus ``hydra.run.dir=<run dir>``.
 
-    Other arguments are kept and win over the stored overrides of the same key. Without
-    ``resume=`` the arguments come back unchanged.
+    Other overrides are kept and win over the stored overrides of the same key; one that would
+    change the run (:func:`check_resume_overrides`) is refused before anything is written.
+    Without ``resume=`` the arguments come back unchanged.
     """
-    given = resume_arguments(args)
-    if not given:
+    multirun, overrides = split_command_line(args)
+    run_dir = resume_dir(overrides)
+    if run_dir is None:
         return list(args)
-    if any(arg in ("-m", "--multirun") for arg in args):
+    if multirun:
         raise UserError("resume= continues one run: resume a sweep's jobs one at a time")
-    run_dir = resume_dir(given)
-    extra = [arg for arg in args if arg not in given]
-    extra_keys = {override_key(arg) for arg in extra if "=" in arg and not arg.startswith("-")}
-    stored = [item for item in run_overrides(run_dir) if override_key(item) not in extra_keys]
-    expanded = [*stored, *extra, f"resume={quoted(str(run_dir))}"]
+    extra = [
+        override
+        for override in parse_overrides(overrides)
+        if override.key_or_group not in VOLATILE_KEYS
+    ]
+    stored = run_overrides(run_dir)
+    check_resume_overrides(run_dir, stored, extra)
+    extra_keys = {override.key_or_group for override in extra}
+    kept = [item for item in stored if override_key(item) not in extra_keys]
+    given = [arg for arg in args if override_key(arg) != "resume"]
+    expanded = [*kept, *given, f"resume={quoted(str(run_dir))}"]
     if "hydra.run.dir" not in extra_keys:
         expanded.append(f"hydra.run.dir={quoted(str(run_dir))}")
     return expanded
+
+
+def saved_value(run_dir: Path, stored: Sequence[str], key: str) -> Any:
+    """What the run had for ``key``: its own override, else its config group choice (Hydra's
+    ``.hydra/hydra.yaml``), else the value in its ``config_resolved.yaml`` (:data:`NOT_SET`
+    where it has none)."""
+    if any(override_key(item) == key for item in stored):
+        return override_value(stored, key)
+    hydra_file = run_dir / HYDRA_CONFIG
+    if hydra_file.is_file():
+        choices = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices")
+        if choices is not None and key in choices:
+            return choices[key]
+    saved = OmegaConf.load(run_dir / RESOLVED_CONFIG)
+    value = OmegaConf.select(saved, key, default=NOT_SET)
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def refusal(run_dir: Path, key: str, before: Any, now: Any) -> UserError:
+    """The message that refuses changing ``key`` from ``before`` to ``now`` on a resume."""
+    return UserError(
+        f"resume={run_dir} would change {key} from {before!r} to {now!r}: a resume continues "
+        f"the same training in the same folder, so it may change only "
+        f"{', '.join(RESUMABLE_CHANGES)} (docs/resume.md). Nothing was written. To train with "
+        f"{key}={now}, start a new run without resume= (it gets its own folder)."
+    )
+
+
+def check_resume_overrides(run_dir: Path, stored: Sequence[str], extra: Sequence[Override]) -> None:
+    """UserError for the first override in ``extra`` that changes a key a resume may not
+    change (:data:`RESUMABLE_CHANGES`); one that repeats the run's own value is accepted."""
+    for override in extra:
+        key = override.key_or_group
+        if may_change_on_resume(key):
+            continue
+        now = NOT_SET if override.is_delete() else override.value()
+        before = saved_value(run_dir, stored, key)
+        if before != now:
+            raise refusal(run_dir, key, before, now)
 
 
 def resume_checkpoint(cfg: DictConfig) -> tuple[str | None, int | None]:
@@ -126,6 +200,8 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[str | None, int | None]:
     """
     resume = cfg.get("resume")
     if resume is None:
+        if cfg.get("ckpt_path") is not None and cfg.get("train", True):
+            check_epochs_left(str(cfg.ckpt_path), cfg.trainer.get("max_epochs"))
         return cfg.get("ckpt_path"), None
     if cfg.get("ckpt_path") is not None:
         raise UserError(
@@ -149,9 +225,48 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[str | None, int | None]:
         )
     # a truncated one fails here, before any data is built
     done = epochs_trained(read_checkpoint(checkpoint, "resume", mmap=True))
-    for key, (before, now) in config_changes(cfg, run_dir).items():
-        log.warning("resume: %s was %r, is now %r", key, before, now)
+    check_config_changes(cfg, run_dir)
     return str(checkpoint), done
+
+
+def check_config_changes(cfg: DictConfig, run_dir: Path) -> None:
+    """UserError when the composed config changes a value of the run's saved config that a
+    resume may not change, counting only changes that do not follow from changed
+    :data:`RESUMABLE_CHANGES` keys (a cosine schedule's ``T_max: ${trainer.max_epochs}`` follows
+    a larger ``trainer.max_epochs``); the command line was checked already, this covers runs
+    composed in-process. Accepted changes are logged."""
+    changes = config_changes(cfg, run_dir)
+    probe = copy.deepcopy(cfg)
+    with open_dict(probe):
+        for key, (before, _) in changes.items():
+            if may_change_on_resume(key) and key != "paths.output_dir":
+                OmegaConf.update(probe, key, before)
+    for key, (before, now) in config_changes(probe, run_dir).items():
+        if before is not None and now is not None and not may_change_on_resume(key):
+            raise refusal(run_dir, key, before, now)
+    for key, (before, now) in changes.items():
+        log.warning("resume: %s was %r, is now %r", key, before, now)
+
+
+def check_epochs_left(ckpt_path: str, max_epochs: int | None) -> None:
+    """UserError when a ``ckpt_path`` checkpoint already holds ``trainer.max_epochs`` epochs:
+    Lightning would train none and the run would only test that checkpoint."""
+    if max_epochs is None or int(max_epochs) < 0:
+        return
+    done = epochs_trained(read_checkpoint(ckpt_path, "ckpt_path", mmap=True))
+    if done < int(max_epochs):
+        return
+    path = Path(ckpt_path)
+    run_dir = path.parent.parent if path.parent.name == CHECKPOINT.parent.name else None
+    resume_hint = f"resume={run_dir}" if run_dir is not None else "resume=<its run folder>"
+    raise UserError(
+        f"ckpt_path={ckpt_path} already holds {done} trained epoch{'' if done == 1 else 's'} "
+        f"and trainer.max_epochs="
+        f"{max_epochs}: this run would train 0 epochs and only test that checkpoint. To train "
+        f"on from it, raise trainer.max_epochs (epochs count on from the checkpoint's, e.g. "
+        f"trainer.max_epochs={done + 10}); to continue that run in its own folder, use "
+        f"{resume_hint}; to only evaluate it, use python -m hashing.eval ckpt_path={ckpt_path}"
+    )
 
 
 def epochs_trained(checkpoint: Mapping[str, Any]) -> int:
@@ -186,35 +301,32 @@ def finished_run(run_dir: Path, max_epochs: int | None, done: int | None = None)
     )
 
 
-def resumed_max_epochs(run_dir: Path, args: Sequence[str]) -> int | None:
-    """``trainer.max_epochs`` a resume would run with: the last one in ``args``, else the run's.
+def resumed_max_epochs(run_dir: Path, overrides: Sequence[str]) -> int | None:
+    """``trainer.max_epochs`` a resume would run with: the last one in ``overrides``, else the
+    run's.
 
-    Only a literal ``trainer.max_epochs=`` override is seen: one that changes it another way (a
-    config group such as ``trainer=...`` or ``experiment=...``) is not, and the run's saved value
-    is used.
+    Only a ``trainer.max_epochs=`` override is seen: one that changes it another way (a config
+    group such as ``trainer=...`` or ``experiment=...``) is not, and the run's saved value is used.
     """
-    value = override_value(args, "trainer.max_epochs")
+    value = override_value(overrides, "trainer.max_epochs")
     if value is None:
         saved = OmegaConf.load(run_dir / RESOLVED_CONFIG)
         value = OmegaConf.select(saved, "trainer.max_epochs", default=None)
-    try:
-        return None if value is None or str(value) == "null" else int(value)
-    except ValueError as error:
-        raise UserError(
-            f"trainer.max_epochs={value!r} is invalid: use a positive integer"
-        ) from error
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"trainer.max_epochs={value!r} is invalid: use a positive integer")
+    return value
 
 
 def finished_run_from_command_line(args: Sequence[str]) -> str | None:
     """:func:`finished_run` for ``resume=<run dir>`` on the command line, before Hydra writes
     anything into the folder; None without ``resume=`` or when the run is to be continued."""
-    given = resume_arguments(args)
-    if not given:
+    _, overrides = split_command_line(args)
+    run_dir = resume_dir(overrides)
+    if run_dir is None or not (run_dir / CHECKPOINT).is_file():
         return None
-    run_dir = resume_dir(given)
-    if not (run_dir / CHECKPOINT).is_file():
-        return None
-    return finished_run(run_dir, resumed_max_epochs(run_dir, args))
+    return finished_run(run_dir, resumed_max_epochs(run_dir, overrides))
 
 
 def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

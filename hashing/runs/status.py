@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from hashing.runs.atomic import write_json_atomic
-from hashing.runs.errors import UserError, find_user_error
+from hashing.runs.errors import StorageError, UserError, find_user_error
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +83,36 @@ def fail_fast(cfg: DictConfig) -> bool:
     return value
 
 
+def try_write_failure(output_dir: Path, error: BaseException) -> str:
+    """:func:`write_failure` where the folder still takes it; says where it went, or why not
+    (a full or read-only disk must not turn one error into two)."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        return str(write_failure(output_dir, error))
+    except OSError as marker_error:
+        return f"no {FAILED}: {marker_error.strerror or marker_error}"
+
+
 def record_failures(job: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
     """Run ``job(cfg)``; on an exception write ``failed.json`` in the run folder, then re-raise
     it when fail-fast, else log it and return None so that the sweep's other jobs still run.
 
-    Only ``Exception`` is caught: an interrupt (SystemExit, KeyboardInterrupt) stops the sweep.
+    A storage error (full, read-only or forbidden folder) is re-raised as the
+    :class:`UserError` that names the folder. Only ``Exception`` is caught: an interrupt
+    (SystemExit, KeyboardInterrupt) stops the sweep.
     """
     try:
         return job(cfg)
     except Exception as error:
         output_dir = Path(cfg.paths.output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        marker = write_failure(output_dir, error)
+        marker = try_write_failure(output_dir, error)
+        user_error = find_user_error(error, output_dir)
         if fail_fast(cfg):
+            if isinstance(user_error, StorageError):  # made here, naming the run folder
+                raise user_error from error
             raise
-        if find_user_error(error) is not None:
-            log.error("job failed (recorded in %s): %s; the sweep goes on", marker, error)
+        if user_error is not None:
+            log.error("job failed (recorded in %s): %s; the sweep goes on", marker, user_error)
         else:
             log.exception("job failed (recorded in %s); the sweep goes on", marker)
         return None

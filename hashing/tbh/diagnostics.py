@@ -9,7 +9,7 @@ Two failure modes make TBH's codes useless without any loss going wrong (README,
   ``b_i = b_j``. All codes equal is an absorbing state. :func:`code_gradient_norms` measures the
   size of each term's gradient at ``b`` so the balance is visible in the logs.
 - the reconstruction alone can collapse the codes (CIFAR-10 raw pixels, even at
-  ``lambda_adv = 0``). :func:`codes_all_equal` detects the end state either way.
+  ``lambda_adv = 0``). :mod:`hashing.callbacks.code_balance` detects the end state either way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-__all__ = ["code_gradient_norms", "codes_all_equal", "gradient_ratio"]
+__all__ = ["code_gradient_norms", "gradient_ratio"]
 
 
 def code_gradient_norms(codes: Tensor, terms: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -41,12 +41,3 @@ def gradient_ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
     if float(denominator) == 0.0:
         return torch.tensor(0.0 if float(numerator) == 0.0 else float("inf"))
     return numerator / denominator
-
-
-def codes_all_equal(bit_fractions: Tensor) -> bool:
-    """Whether every code is the same, from the per-bit fraction of +1 over a set of codes.
-
-    All codes are equal exactly when every bit is constant, i.e. each fraction is 0 or 1; this
-    needs only the per-bit counts, so it is exact under DDP after summing them over ranks.
-    """
-    return bool(((bit_fractions == 0) | (bit_fractions == 1)).all())

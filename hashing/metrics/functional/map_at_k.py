@@ -14,7 +14,7 @@ from torch import Tensor
 
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.ranked_block import RankedBlock
-from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
+from hashing.metrics.functional.ranked_scan import Backend, query_rows
 from hashing.metrics.functional.validation import check_retrieval_inputs, check_top_k
 
 
@@ -64,21 +64,17 @@ def average_precision(
     top_ks = check_top_ks(top_ks)
     check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
     num_database = database_codes.shape[0]
-    parts = list(
-        ranked_blocks(
-            lambda block: block_average_precision(block, num_database, top_ks),
-            query_codes,
-            database_codes,
-            query_labels,
-            database_labels,
-            chunk_size=chunk_size,
-            memory_budget=memory_budget,
-            backend=backend,
-        )
+    return query_rows(
+        lambda block: block_average_precision(block, num_database, top_ks),
+        len(top_ks),
+        query_codes,
+        database_codes,
+        query_labels,
+        database_labels,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        backend=backend,
     )
-    if not parts:
-        return torch.zeros(0, len(top_ks), dtype=torch.float64)
-    return torch.cat(parts)
 
 
 def mean_average_precisions(

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.ranked_block import RankedBlock
-from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
+from hashing.metrics.functional.ranked_scan import Backend, query_means
 from hashing.metrics.functional.validation import check_retrieval_inputs, check_top_k
 
 
@@ -58,24 +58,16 @@ def precision_at_k(
     ks = check_ks(ks)
     check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
     num_database = database_codes.shape[0]
-    totals = torch.zeros(len(ks), dtype=torch.float64)
-    num_queries = 0
-
-    def kernel(block: RankedBlock) -> tuple[Tensor, int]:
-        return block_precision_at_k(block, num_database, ks).sum(0).cpu(), block.num_rows
-
-    for block_sum, block_rows in ranked_blocks(
-        kernel,
+    means, _ = query_means(
+        lambda block: {"p": block_precision_at_k(block, num_database, ks).sum(0).cpu()},
+        {"p": torch.zeros(len(ks), dtype=torch.float64)},
         query_codes,
         database_codes,
         query_labels,
         database_labels,
+        what="P@k",
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         backend=backend,
-    ):
-        totals += block_sum
-        num_queries += block_rows
-    if num_queries == 0:
-        raise ValueError("query_codes is empty; P@k needs at least one query")
-    return {k: float(totals[j] / num_queries) for j, k in enumerate(ks)}
+    )
+    return {k: float(means["p"][j]) for j, k in enumerate(ks)}

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.ranked_block import RankedBlock
-from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
+from hashing.metrics.functional.ranked_scan import Backend, query_means
 from hashing.metrics.functional.validation import check_retrieval_inputs
 
 
@@ -55,31 +55,27 @@ def precision_recall_by_radius(
     """Mean precision and recall over queries when retrieving within radius r = 0..bits."""
     check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
     bits = query_codes.shape[1]
-    sums = torch.zeros(3, bits + 1, dtype=torch.float64)
-    num_queries = 0
 
-    def kernel(block: RankedBlock) -> tuple[Tensor, int]:
+    def kernel(block: RankedBlock) -> dict[str, Tensor]:
         stats = radius_statistics(block.counts.total, block.counts.relevant)
-        return torch.stack([s.sum(0) for s in stats]).cpu(), block.num_rows
+        return {"radius": torch.stack([s.sum(0) for s in stats]).cpu()}
 
-    for block_sums, block_rows in ranked_blocks(
+    means, _ = query_means(
         kernel,
+        {"radius": torch.zeros(3, bits + 1, dtype=torch.float64)},
         query_codes,
         database_codes,
         query_labels,
         database_labels,
+        what="the PR curve",
         positions=False,
         counts=True,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         backend=backend,
-    ):
-        sums += block_sums
-        num_queries += block_rows
-    if num_queries == 0:
-        raise ValueError("query_codes is empty; the PR curve needs at least one query")
-    means = sums / num_queries
-    return RadiusCurve(torch.arange(bits + 1), means[0], means[1], means[2])
+    )
+    radius = means["radius"]
+    return RadiusCurve(torch.arange(bits + 1), radius[0], radius[1], radius[2])
 
 
 def precision_within_radius(

@@ -8,8 +8,8 @@ CPU tensors and torch otherwise. Both give identical results (tests check both).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from typing import Literal, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor
@@ -94,3 +94,56 @@ def ranked_blocks(
             rows, located, ranks = relevant_positions(chunk.distances, chunk.relevant)
         histograms = bucket_counts(chunk.distances, chunk.relevant, bits) if counts else None
         yield kernel(RankedBlock(chunk.rows, num_rows, rows, located, ranks, histograms))
+
+
+def query_rows(
+    kernel: Callable[[RankedBlock], Tensor],
+    width: int,
+    query_codes: Tensor,
+    database_codes: Tensor,
+    query_labels: Tensor,
+    database_labels: Tensor,
+    **scan: Any,
+) -> Tensor:
+    """``kernel``'s per-query rows of every block, concatenated in query order: (Q, width).
+
+    ``scan`` takes :func:`ranked_blocks`' keyword options.
+    """
+    parts = list(
+        ranked_blocks(kernel, query_codes, database_codes, query_labels, database_labels, **scan)
+    )
+    return torch.cat(parts) if parts else torch.zeros(0, width, dtype=torch.float64)
+
+
+def query_means(
+    kernel: Callable[[RankedBlock], Mapping[str, Tensor]],
+    totals: Mapping[str, Tensor],
+    query_codes: Tensor,
+    database_codes: Tensor,
+    query_labels: Tensor,
+    database_labels: Tensor,
+    *,
+    what: str,
+    **scan: Any,
+) -> tuple[dict[str, Tensor], int]:
+    """Means over queries of the per-block sums ``kernel`` returns, and the number of queries.
+
+    ``totals`` gives each sum's zero (its shape); a block may leave a key out. ``what`` names
+    the metric in the error for an empty query set; ``scan`` takes :func:`ranked_blocks`'
+    keyword options.
+    """
+    sums = {key: value.clone() for key, value in totals.items()}
+
+    def counted(block: RankedBlock) -> tuple[Mapping[str, Tensor], int]:
+        return kernel(block), block.num_rows
+
+    num_queries = 0
+    for part, rows in ranked_blocks(
+        counted, query_codes, database_codes, query_labels, database_labels, **scan
+    ):
+        for key, value in part.items():
+            sums[key] += value
+        num_queries += rows
+    if num_queries == 0:
+        raise ValueError(f"query_codes is empty; {what} needs at least one query")
+    return {key: value / num_queries for key, value in sums.items()}, num_queries

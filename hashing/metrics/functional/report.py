@@ -18,7 +18,7 @@ from hashing.metrics.functional.map_at_k import block_average_precision
 from hashing.metrics.functional.precision_at_k import block_precision_at_k, check_ks
 from hashing.metrics.functional.radius import RadiusCurve, radius_statistics
 from hashing.metrics.functional.ranked_block import RankedBlock
-from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
+from hashing.metrics.functional.ranked_scan import Backend, query_means
 from hashing.metrics.functional.tie_aware import tie_aware_average_precision_chunk
 from hashing.metrics.functional.validation import check_retrieval_inputs, check_top_k
 
@@ -59,11 +59,11 @@ def evaluate_retrieval(
     top_ks, tie_aware_ks = list(top_ks), list(tie_aware_ks)
     for k in [*top_ks, *tie_aware_ks]:
         check_top_k(k, "top_ks entry")
-    precision_ks = check_ks(precision_ks, "precision_ks")
+    precision_ks = check_ks(precision_ks, "precision_ks") if len(precision_ks) else []
     check_retrieval_inputs(query_codes, database_codes, query_labels, database_labels)
     bits = query_codes.shape[1]
     num_database = database_codes.shape[0]
-    sums = {
+    zeros = {
         "ap": torch.zeros(len(top_ks), dtype=torch.float64),
         "tie": torch.zeros(len(tie_aware_ks), dtype=torch.float64),
         "p": torch.zeros(len(precision_ks), dtype=torch.float64),
@@ -71,12 +71,15 @@ def evaluate_retrieval(
     }
     harmonic = harmonic_table(num_database)
 
-    def kernel(block: RankedBlock) -> dict[str, Tensor | int]:
+    def kernel(block: RankedBlock) -> dict[str, Tensor]:
         counts = block.counts
-        out: dict[str, Tensor | int] = {
+        out: dict[str, Tensor] = {
             "ap": block_average_precision(block, num_database, top_ks).sum(0).cpu(),
-            "p": block_precision_at_k(block, num_database, precision_ks).sum(0).cpu(),
-            "rows": block.num_rows,
+            "p": (
+                block_precision_at_k(block, num_database, precision_ks).sum(0).cpu()
+                if precision_ks
+                else torch.zeros(0, dtype=torch.float64)
+            ),
         }
         if tie_aware_ks:
             table = harmonic.to(counts.total.device)
@@ -91,32 +94,25 @@ def evaluate_retrieval(
         out["radius"] = torch.stack([s.sum(0) for s in stats]).cpu()
         return out
 
-    num_queries = 0
-    for part in ranked_blocks(
+    means, num_queries = query_means(
         kernel,
+        zeros,
         query_codes,
         database_codes,
         query_labels,
         database_labels,
+        what="evaluation",
         positions=True,
         counts=True,
         chunk_size=chunk_size,
         memory_budget=memory_budget,
         backend=backend,
-    ):
-        for key in ("ap", "p", "tie", "radius"):
-            if key in part:
-                sums[key] += part[key]
-        num_queries += part["rows"]
-    if num_queries == 0:
-        raise ValueError("query_codes is empty; evaluation needs at least one query")
-    radius = sums["radius"] / num_queries
+    )
+    radius = means["radius"]
     return RetrievalReport(
-        map_at_k={k: float(sums["ap"][j] / num_queries) for j, k in enumerate(top_ks)},
-        tie_aware_map_at_k={
-            k: float(sums["tie"][j] / num_queries) for j, k in enumerate(tie_aware_ks)
-        },
-        precision_at_k={k: float(sums["p"][j] / num_queries) for j, k in enumerate(precision_ks)},
+        map_at_k={k: float(means["ap"][j]) for j, k in enumerate(top_ks)},
+        tie_aware_map_at_k={k: float(means["tie"][j]) for j, k in enumerate(tie_aware_ks)},
+        precision_at_k={k: float(means["p"][j]) for j, k in enumerate(precision_ks)},
         radius_curve=RadiusCurve(torch.arange(bits + 1), radius[0], radius[1], radius[2]),
         num_queries=num_queries,
         num_database=num_database,

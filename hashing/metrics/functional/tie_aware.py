@@ -26,7 +26,7 @@ from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.harmonic import harmonic_table
 from hashing.metrics.functional.map_at_k import check_top_ks
 from hashing.metrics.functional.ranked_block import RankedBlock
-from hashing.metrics.functional.ranked_scan import Backend, ranked_blocks
+from hashing.metrics.functional.ranked_scan import Backend, query_rows
 from hashing.metrics.functional.validation import check_retrieval_inputs, check_top_k
 
 
@@ -139,23 +139,19 @@ def tie_aware_average_precision(
         table = harmonic.to(counts.total.device)
         return tie_aware_average_precision_chunk(counts.total, counts.relevant, top_ks, table)
 
-    parts = list(
-        ranked_blocks(
-            kernel,
-            query_codes,
-            database_codes,
-            query_labels,
-            database_labels,
-            positions=False,
-            counts=True,
-            chunk_size=chunk_size,
-            memory_budget=memory_budget,
-            backend=backend,
-        )
+    return query_rows(
+        kernel,
+        len(top_ks),
+        query_codes,
+        database_codes,
+        query_labels,
+        database_labels,
+        positions=False,
+        counts=True,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        backend=backend,
     )
-    if not parts:
-        return torch.zeros(0, len(top_ks), dtype=torch.float64)
-    return torch.cat(parts)
 
 
 def tie_aware_mean_average_precision(

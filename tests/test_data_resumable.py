@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, TensorDataset
 
-from hashing.runs.resumable_loader import (
-    EpochSequentialSampler,
-    EpochShuffleSampler,
-    ResumableDataLoader,
-)
+from hashing.data.resumable import EpochShuffleSampler, ResumableDataLoader
 
 ITEMS = 50
 BATCH = 8  # 7 batches, the last one of 2 items
 
 
-def make(shuffle: bool = True, seed: int = 3) -> DataLoader:
+def make(seed: int = 3) -> DataLoader:
     dataset = TensorDataset(torch.arange(ITEMS))
-    return ResumableDataLoader.from_loader(
-        DataLoader(dataset, batch_size=BATCH, shuffle=shuffle), seed
+    return ResumableDataLoader(
+        dataset, batch_size=BATCH, sampler=EpochShuffleSampler(dataset, seed)
     )
 
 
@@ -65,20 +61,3 @@ def test_a_state_of_another_epoch_skips_nothing() -> None:
     resumed = make()
     resumed.load_state_dict({"epoch": 1, "batches": 5})
     assert epoch(resumed, 2) == epoch(make(), 2)
-
-
-def test_sequential_loader_keeps_its_order_and_resumes() -> None:
-    loader = make(shuffle=False)
-    assert isinstance(loader.sampler, EpochSequentialSampler)
-    full = epoch(loader, 0)
-    assert [i for batch in full for i in batch] == list(range(ITEMS))
-    loader.load_state_dict({"epoch": 0, "batches": 6})
-    assert epoch(loader, 0) == full[6:]
-
-
-def test_unsupported_sampler_is_left_alone() -> None:
-    dataset = TensorDataset(torch.arange(ITEMS))
-    weighted = DataLoader(
-        dataset, batch_size=BATCH, sampler=WeightedRandomSampler([1.0] * ITEMS, ITEMS)
-    )
-    assert ResumableDataLoader.from_loader(weighted, 0) is weighted

@@ -1,4 +1,7 @@
-"""A training DataLoader that resumes mid-epoch on the exact batch where a run stopped.
+"""The training DataLoader: an order set by (seed, epoch), resumed mid-epoch on the exact batch.
+
+:meth:`hashing.data.base.RetrievalDataModule.train_dataloader` builds it from the run's seed
+(``data.shuffle_seed`` where given); docs/resume.md describes the order for users.
 
 Why: Lightning 2.6 restores the fit loop's batch counters from a mid-epoch checkpoint, but unless
 the train loader is *stateful* it iterates that loader again from its first batch (and warns that
@@ -22,24 +25,13 @@ whose state :class:`hashing.callbacks.rng_state.RNGState` carries through the ch
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Sized
 from itertools import islice
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    IterableDataset,
-    RandomSampler,
-    Sampler,
-    SequentialSampler,
-)
-
-log = logging.getLogger(__name__)
+from torch.utils.data import DataLoader, RandomSampler
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -65,18 +57,6 @@ class EpochShuffleSampler(RandomSampler):
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         yield from torch.randperm(len(self.data_source), generator=generator).tolist()
-
-
-class EpochSequentialSampler(SequentialSampler):
-    """In-order indices that also know their epoch (so a resume can tell which epoch it is in)."""
-
-    def __init__(self, data_source: Sized) -> None:
-        super().__init__(data_source)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Record the epoch (the order does not depend on it)."""
-        self.epoch = int(epoch)
 
 
 class SkippableIndexSampler:
@@ -148,66 +128,3 @@ class ResumableDataLoader(DataLoader):
             # worker processes draw indices as soon as the iterator exists, which Lightning
             # creates before its own set_epoch call of the resumed epoch
             set_epoch(epoch)
-
-    @classmethod
-    def from_loader(cls, loader: DataLoader, seed: int) -> DataLoader:
-        """The same loader made resumable, or ``loader`` itself when it cannot be (warns)."""
-        sampler = loader.sampler
-        if (
-            isinstance(loader.dataset, IterableDataset)
-            or type(loader.batch_sampler) is not BatchSampler
-            or type(sampler) not in (RandomSampler, SequentialSampler)
-            or (isinstance(sampler, RandomSampler) and sampler.replacement)
-        ):
-            log.warning(
-                "train loader (%s with %s) is not made resumable: a mid-epoch resume restarts "
-                "the epoch's order",
-                type(loader).__name__,
-                type(sampler).__name__,
-            )
-            return loader
-        if isinstance(sampler, RandomSampler):
-            new_sampler: Sampler = EpochShuffleSampler(loader.dataset, seed)
-        else:
-            new_sampler = EpochSequentialSampler(loader.dataset)
-        options: dict[str, Any] = {
-            "batch_size": loader.batch_size,
-            "sampler": new_sampler,
-            "num_workers": loader.num_workers,
-            "collate_fn": loader.collate_fn,
-            "pin_memory": loader.pin_memory,
-            "drop_last": loader.drop_last,
-            "timeout": loader.timeout,
-            "worker_init_fn": loader.worker_init_fn,
-            # its own generator: creating an iterator draws a worker base seed from it, which
-            # must not consume the global RNG (carried through checkpoints by RNGState)
-            "generator": torch.Generator().manual_seed(int(seed)),
-            "persistent_workers": loader.persistent_workers,
-        }
-        if loader.num_workers > 0:
-            options["prefetch_factor"] = loader.prefetch_factor
-            options["multiprocessing_context"] = loader.multiprocessing_context
-        return cls(loader.dataset, **options)
-
-
-def training_order_seed(datamodule: pl.LightningDataModule, seed: int) -> int:
-    """The seed of the training order: an explicit ``data.shuffle_seed``, else the run's seed.
-
-    Epoch ``e`` of a run visits the fit split in the order
-    ``torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(order_seed, e)))``.
-    """
-    shuffle_seed = getattr(datamodule, "shuffle_seed", None)
-    return int(seed) if shuffle_seed is None else int(shuffle_seed)
-
-
-def make_training_resumable(datamodule: pl.LightningDataModule, seed: int) -> None:
-    """Wrap ``datamodule.train_dataloader`` so that it returns a :class:`ResumableDataLoader`
-    shuffled by :func:`training_order_seed`."""
-    build = datamodule.train_dataloader
-    shuffle_seed = training_order_seed(datamodule, seed)
-
-    def train_dataloader() -> DataLoader:
-        return ResumableDataLoader.from_loader(build(), shuffle_seed)
-
-    train_dataloader.__doc__ = build.__doc__
-    datamodule.train_dataloader = train_dataloader  # type: ignore[method-assign]
