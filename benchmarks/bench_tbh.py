@@ -449,8 +449,9 @@ def markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def report(args: argparse.Namespace) -> None:
-    """Rebuild ``--out`` and print the tables from every protocol's runs file."""
+def report(args: argparse.Namespace, provenance: Provenance | None = None) -> None:
+    """Rebuild ``--out`` and print the tables from every protocol's runs file; ``provenance``
+    started with the benchmark (else the wall time is the report's alone)."""
     key = settings_key(args)
     unique: dict[tuple[Any, ...], dict[str, Any]] = {}
     for path in sorted(args.runs_dir.glob("*.jsonl")):
@@ -474,7 +475,7 @@ def report(args: argparse.Namespace) -> None:
         "evaluation": "final weights; stable-order (database in a seeded order) and tie-aware",
     }
     payload = {"protocol": protocol, "summary": rows, "tests": tests, "runs": runs}
-    provenance = Provenance(args.out, "benchmarks/bench_tbh.py", args, args.seeds)
+    provenance = provenance or Provenance(args.out, "benchmarks/bench_tbh.py", args, args.seeds)
     print(f"wrote {provenance.write({'main': {'markdown': table}}, **payload)}")
 
 
@@ -563,6 +564,7 @@ def sweep(args: argparse.Namespace, datasets: dict[str, Data]) -> None:
 
 def main() -> None:
     args = parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_tbh.py", args, args.seeds)
     if args.report:
         report(args)
         return
@@ -605,7 +607,7 @@ def main() -> None:
             # re-read before every job: another process may be filling the same file
             if run_id(run) not in {run_id(r) for r in read_runs(path)}:
                 record(path, run, compute)
-    report(args)
+    report(args, provenance)
 
 
 if __name__ == "__main__":
