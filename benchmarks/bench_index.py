@@ -25,7 +25,6 @@ so a shared machine's load falls on both alike; the exact searches must return i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -36,11 +35,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
-
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.results_io import Provenance  # noqa: E402
 from hashing.index import faiss_backend  # noqa: E402
 from hashing.index.faiss_backend import FaissSpec  # noqa: E402
 from hashing.index.packing import POPCOUNT_TABLE  # noqa: E402
@@ -135,6 +134,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "index.json")
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_index.py", args, [args.seed])
+    provenance.capture_printed_tables()
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -272,7 +273,7 @@ def main() -> None:
         "torch": torch.__version__,
         "rows": rows,
     }
-    args.out.write_text(json.dumps(payload, indent=2))
+    provenance.write(None, **payload)
     print(f"written {args.out}")
 
 

@@ -157,6 +157,18 @@ REFERENCE_KEYS = (
 #: (case regex, dotted-key regex, why): the differences the restructuring may make
 ACCEPTED: list[tuple[str, str, str]] = [
     (
+        r"method=tbh|experiment=tbh_fc7$",
+        r"method\.critic_probability_clip",
+        "TBH's critic BCE can be the released Keras one (probabilities clipped at 1e-7); null "
+        "keeps the BCE from logits it had (docs/tbh_reproduction.md)",
+    ),
+    (
+        r"experiment=tbh_fc7",
+        r"data\.drop_last",
+        "tbh_fc7 trains on full batches of 400 only, as the released input pipeline (repeat "
+        "before batch) does (docs/tbh_reproduction.md)",
+    ),
+    (
         r"experiment=(cifar10_effnet|tbh_fc7)",
         r"(method\.center_source\.)?backbone\..+",
         "backbone=identity replaces backbone=mlp hidden_dims=[]: the same computation (a "
