@@ -32,7 +32,7 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*$", re.MULTILINE)
 EXPLICIT_ID = re.compile(r"\{[^}]*#([\w-]+)[^}]*\}\s*$")
 CITATION = re.compile(r"docs/([\w./-]+\.md)(?:#([\w-]+))?")
-PLACEHOLDER = re.compile(r"<[^>]*>|\.\.\.|…")
+PLACEHOLDER = re.compile(r"[<>]|\.\.\.|…")  # in a value: <run dir>, <m>, ...
 FILE_NAMES = {"faiss.index"}  # an index folder's file, not the export config's faiss.* keys
 INLINE_CODE = re.compile(r"`([^`\n]+)`")
 CONFIG_KEY = re.compile(
@@ -92,17 +92,18 @@ def test_the_docs_show_commands_of_every_hydra_entry_point():
     ids=[where for where, _, _, _ in COMMANDS],
 )
 def test_a_shown_command_composes(module: str, arguments: str, created: frozenset[str]):
-    """Options the page has the reader create (and the search path to them) are left out."""
+    """Options the page has the reader create (and the search path to them) and placeholder
+    options (``method=<m>``) are left out."""
     config = CONF / f"{module}.yaml"
     if not config.exists():
         pytest.skip(f"hashing.{module} is not a Hydra command")
-    tokens = shlex.split(PLACEHOLDER.sub("x", arguments), comments=True)
+    tokens = [t for t in shlex.split(arguments, comments=True) if "=" in t and t[0] != "-"]
     overrides = [
         as_single_override(t)
         for t in tokens
-        if "=" in t
-        and not t.startswith(("-", "hydra.searchpath="))
+        if not t.startswith("hydra.searchpath=")
         and "/".join(t.split("=", 1)) not in created
+        and not (PLACEHOLDER.search(t) and (CONF / t.split("=")[0]).is_dir())
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         compose(config_name=module, overrides=overrides, return_hydra_config=True)
