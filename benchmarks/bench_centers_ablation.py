@@ -1,4 +1,5 @@
-"""The center ablation: CSQ vs MDS vs SHC centers, same network and loss (SPEC §3).
+"""The center ablation: CSQ vs MDS vs SHC centers, same network and loss
+(docs/methods.md#center-methods).
 
 Runs the real pipeline (``python -m hashing.train -m ...``, one Hydra multirun per dataset and
 method) and reads each job's ``metrics.json``: mAP@100 / @1000 / @ALL at 16, 32 and 64 bits,
@@ -119,7 +120,7 @@ def method_overrides(method: str, epochs: int) -> list[str]:
         raise ValueError(f"method {method!r} unknown; expected one of {METHODS}")
     overrides = [
         "method=shc",
-        "method.center_source.optimisation.solver=reference",
+        "method/solver=reference",
         f"method.center_source.classifier.max_epochs={epochs}",
         "method.center_source.figures=false",
     ]

@@ -109,7 +109,7 @@ def method_overrides(method: str, epochs: int) -> list[str]:
         raise ValueError(f"method {method!r} unknown; expected one of {METHODS}")
     return [
         "method=shc",
-        f"method.center_source.optimisation.solver={solver}",
+        f"method/solver={solver}",
         f"method.center_source.classifier.max_epochs={epochs}",
         "method.center_source.figures=false",
     ]

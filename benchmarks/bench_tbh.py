@@ -4,10 +4,10 @@ What runs (``--help`` lists every knob; the defaults are the full size the issue
 
 - Features: ``../shared/data/cifar10_efficientnet_lite0_128.npz`` (ImageNet-pretrained
   EfficientNet-Lite0, 1280-d, all 60,000 CIFAR-10 images) read through the project's
-  ``data=features`` DataModule; the frozen backbone is the identity (``mlp`` with no hidden
-  layer), so TBH reconstructs the features, as it reconstructs fc7 in the paper.
-- Protocols: ``tbh`` = TBH's own shape (SPEC ``cifar10-2``): the 10,000 test images are the
-  queries, the 50,000 training images are training set and database; ``cifar10`` (SPEC): per
+  ``data=features`` DataModule; the frozen backbone is the identity (``backbone=identity``), so
+  TBH reconstructs the features, as it reconstructs fc7 in the paper.
+- Protocols: ``tbh`` = TBH's own shape (``cifar10-2``, docs/metrics.md#protocols): the 10,000 test
+  images are the queries, the 50,000 training images are training set and database; ``cifar10``: per
   class 100 queries and 500 training images, the database is the other 54,000. Both hold out
   10% of the training set a class as validation queries (so TBH fits 45,000 / 4,500 items);
   split seed 0. The database is put in a seeded random order (seed 0): the file is sorted by
@@ -33,7 +33,7 @@ What runs (``--help`` lists every knob; the defaults are the full size the issue
   t-test (``ttest_rel``, assumes normal differences) and the exact Wilcoxon signed-rank test
   (no normality; with 5 seeds its smallest two-sided p-value is 2/32 = 0.0625, so it cannot
   reach 0.05 however large the effect: read it together with the t-test).
-- ``--max-queries N``: a seeded subset of the test queries (default: all). The README's table
+- ``--max-queries N``: a seeded subset of the test queries (default: all). The published table
   used 2,000 of the ``tbh`` shape's 10,000, for the CPU budget; ``cifar10`` has 1,000.
 - ``--sweep-lambda-cls V ...``: instead of the table, supervised TBH at each relative
   ``lambda_cls`` (``--sweep-absolute V ...``: the same with ``lambda_cls_reference=absolute``),
@@ -77,7 +77,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.floor_rows import floor_codes
 from benchmarks.results_io import Provenance
-from hashing.backbones.mlp import MLP
+from hashing.backbones.identity import Identity
 from hashing.baselines import float_average_precision
 from hashing.data.splits import Protocol, make_split
 from hashing.methods.base import HashingModule
@@ -228,7 +228,7 @@ def build(method: str, bits: int, seed: int, width: int, overrides: list[str]) -
         )
     node = OmegaConf.to_container(cfg.method, resolve=True)
     pl.seed_everything(seed, verbose=False)
-    backbone = MLP(input_shape=(width,), hidden_dims=[])
+    backbone = Identity(input_shape=(width,))
     return instantiate(node, backbone=backbone, bits=bits, num_classes=10)
 
 
@@ -449,8 +449,9 @@ def markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def report(args: argparse.Namespace) -> None:
-    """Rebuild ``--out`` and print the tables from every protocol's runs file."""
+def report(args: argparse.Namespace, provenance: Provenance | None = None) -> None:
+    """Rebuild ``--out`` and print the tables from every protocol's runs file; ``provenance``
+    started with the benchmark (else the wall time is the report's alone)."""
     key = settings_key(args)
     unique: dict[tuple[Any, ...], dict[str, Any]] = {}
     for path in sorted(args.runs_dir.glob("*.jsonl")):
@@ -474,7 +475,7 @@ def report(args: argparse.Namespace) -> None:
         "evaluation": "final weights; stable-order (database in a seeded order) and tie-aware",
     }
     payload = {"protocol": protocol, "summary": rows, "tests": tests, "runs": runs}
-    provenance = Provenance(args.out, "benchmarks/bench_tbh.py", args, args.seeds)
+    provenance = provenance or Provenance(args.out, "benchmarks/bench_tbh.py", args, args.seeds)
     print(f"wrote {provenance.write({'main': {'markdown': table}}, **payload)}")
 
 
@@ -563,6 +564,7 @@ def sweep(args: argparse.Namespace, datasets: dict[str, Data]) -> None:
 
 def main() -> None:
     args = parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_tbh.py", args, args.seeds)
     if args.report:
         report(args)
         return
@@ -605,7 +607,7 @@ def main() -> None:
             # re-read before every job: another process may be filling the same file
             if run_id(run) not in {run_id(r) for r in read_runs(path)}:
                 record(path, run, compute)
-    report(args)
+    report(args, provenance)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ CASES: dict[str, dict[str, Any]] = {
             "data=features",
             f"data.path={FEATURES}",
             "data.batch_size=128",
-            "backbone.hidden_dims=[]",
+            "backbone=identity",
         ],
         "epochs": 20,
     },

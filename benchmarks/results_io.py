@@ -44,6 +44,17 @@ def git(*args: str) -> str:
     return done.stdout.strip()
 
 
+def command_line(script: str, argv: Sequence[str]) -> str:
+    """How this process was started: ``python -m <module> ...`` when run as a module (as
+    ``python -m benchmarks.bench_tbh`` is), else ``python <script> ...``."""
+    import __main__
+
+    spec = getattr(__main__, "__spec__", None)
+    as_module = spec is not None and spec.name.startswith("benchmarks.")
+    start = ["-m", spec.name] if as_module else [script]
+    return "python " + shlex.join([*start, *argv[1:]])
+
+
 def benchmarked_paths(script: str) -> list[str]:
     """The paths whose change makes a table of ``script`` stale (repository-relative)."""
     return [*BENCHMARKED_PATHS, script]
@@ -146,7 +157,7 @@ class Provenance:
             "commit": git("rev-parse", "HEAD"),
             "uncommitted_changes": bool(dirty),
             "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python " + shlex.join([script, *argv[1:]]),
+            "command": command_line(script, argv),
             "config_digest": config_digest(settings),
             "seeds": list(seeds),
             "settings": settings,

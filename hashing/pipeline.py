@@ -196,7 +196,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics["val/mAP_best"] = float(best_score)
     if cfg.get("test", True):
         ckpt_path = select_test_checkpoint(trainer, cfg.get("test_ckpt", "best"))
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+        with stop_on_signal("testing", output_dir) as stage:
+            if cfg.get("train", True):  # trained: a resume only tests
+                stage.resume = f"python -m hashing.train resume={output_dir}"
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
         metrics.update(test_metrics(trainer))
         if trainer.is_global_zero:
             footer = f"trained in {train_seconds:.1f} s · tested {ckpt_path or 'last weights'}"

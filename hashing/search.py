@@ -1,4 +1,5 @@
-"""`python -m hashing.search index=<dir> query=<image|folder|list> [k=10]`: JSON lines of top-k."""
+"""`python -m hashing.search index=<dir> query=<image|folder|list> | codes=[...] | ids=[...]`: top-k
+of each query as JSON lines."""
 
 from __future__ import annotations
 

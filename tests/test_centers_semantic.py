@@ -1,5 +1,7 @@
 """SHC stage 2: semantic centers keep the distance bound and follow a planted similarity."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,7 @@ from hashing.centers import (
     CenterGenerationError,
     class_similarity,
     csq_centers,
+    local_search,
     mds_centers,
     pairwise_hamming,
     required_min_distance,
@@ -205,13 +208,45 @@ def test_local_search_beats_the_reference_on_planted_groups_and_ranks_them_first
         assert quality["spearman"] > 0.25  # a two-valued S caps the rank correlation
 
 
-def test_local_search_stops_at_its_time_budget() -> None:
-    sim, _ = _planted(100, 20)
-    start = mds_centers(100, 32).double().numpy()
-    _, info = local_search_centers(sim.numpy(), start, 10, kicks=10**6, time_budget=0.3)
-    assert info["stopped_by"] == "time_budget" and info["kicks"] < 10**6
-    _, info = local_search_centers(sim.numpy(), start, 10, kicks=2, time_budget=None)
-    assert info["stopped_by"] == "kicks" and info["kicks"] == 2
+class FakeClock:
+    """``time.perf_counter`` of a machine where every reading is ``step`` seconds later."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_local_search_result_does_not_depend_on_the_clock(monkeypatch) -> None:
+    """Same seed, same centers: with no limit, or a limit a slow or a fast machine never hits."""
+    sim, _ = _planted(40, 8)
+    start = mds_centers(40, 32).double().numpy()
+    reference, info = local_search_centers(sim.numpy(), start, 10, seed=3, kicks=6)
+    assert info["stopped_by"] == "kicks" and info["kicks"] == 6
+    for step in (0.0, 1.0):  # a reading costs nothing, or a second
+        monkeypatch.setattr(local_search.time, "perf_counter", FakeClock(step))
+        centers, timed = local_search_centers(
+            sim.numpy(), start, 10, seed=3, kicks=6, max_seconds=1e9
+        )
+        np.testing.assert_array_equal(centers, reference)
+        assert timed == info
+    _, other_seed = local_search_centers(sim.numpy(), start, 10, seed=4, kicks=6)
+    assert other_seed["fit_history"] != info["fit_history"]  # the seed does reach the kicks
+
+
+def test_local_search_reports_hitting_its_safety_stop(monkeypatch, caplog) -> None:
+    sim, _ = _planted(40, 8)
+    start = mds_centers(40, 32).double().numpy()
+    monkeypatch.setattr(local_search.time, "perf_counter", FakeClock(1.0))
+    with caplog.at_level(logging.WARNING, logger="hashing.centers.local_search"):
+        centers, info = local_search_centers(sim.numpy(), start, 10, kicks=100, max_seconds=50)
+    assert info["stopped_by"] == "max_seconds" and info["kicks"] < 100
+    assert "max_seconds=50" in caplog.text and "depend on the machine's speed" in caplog.text
+    assert min(brute_distances(torch.from_numpy(centers))) >= 10  # still feasible
+    _, whole = local_search_centers(sim.numpy(), start, 10, kicks=2, max_seconds=None)
+    assert whole["stopped_by"] == "kicks" and whole["kicks"] == 2
 
 
 def test_pair_auc_and_spearman_against_loops() -> None:
@@ -294,8 +329,8 @@ def test_bad_input() -> None:
         semantic_centers(_random_similarity(3, 0), 16, solver="adam")
     with pytest.raises(ValueError, match="similarity_axis='diagonal'"):
         semantic_centers(_random_similarity(3, 0), 16, similarity_axis="diagonal")
-    with pytest.raises(ValueError, match="time_budget"):
-        semantic_centers(_random_similarity(3, 0), 16, time_budget=0)
+    with pytest.raises(ValueError, match="max_seconds"):
+        semantic_centers(_random_similarity(3, 0), 16, max_seconds=0)
 
 
 @pytest.mark.slow

@@ -146,16 +146,10 @@ def test_bad_values_fail_early() -> None:
 
 def test_digits_config_instantiates(tmp_path: Path) -> None:
     import hydra
-    from omegaconf import OmegaConf
 
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    cfg = OmegaConf.create(
-        {
-            "paths": {"cache_dir": str(tmp_path)},
-            "backbone": OmegaConf.load(conf / "backbone" / "mlp.yaml"),
-            "data": OmegaConf.load(conf / "data" / "digits.yaml"),
-        }
-    )
+    from tests.runs import compose_run
+
+    cfg = compose_run("train", tmp_path / "run", tmp_path, ["data=digits"])
     dm = hydra.utils.instantiate(cfg.data)
     assert isinstance(dm, DigitsDataModule) and dm.transform == "scale"
     dm.setup()

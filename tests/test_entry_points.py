@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("entry", ["train", "eval", "export", "search", "features.__main__"])
+@pytest.mark.parametrize(
+    "entry", ["train", "eval", "export", "search", "serve", "features.__main__"]
+)
 def test_entry_points_import_neither_torch_nor_lightning(entry: str) -> None:
     # --help and --cfg answer before main() runs: whatever the entry module imports at its top
     # is what they cost (torch alone is ~2 s); the work is imported inside main()

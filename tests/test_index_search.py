@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
-from hashing.index import FaissSpec, HashIndex, faiss_backend, pack_codes
+from hashing.index import FaissSpec, HashIndex, Query, faiss_backend, jobs, pack_codes
+from hashing.runs.errors import UserError
+from tests.runs import CONF
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
@@ -21,12 +27,14 @@ def brute_force_top_k(query: np.ndarray, database: np.ndarray, k: int) -> list[t
     return sorted(zip(distances.tolist(), range(len(database)), strict=True))[:k]
 
 
-@pytest.fixture(params=["counting", "heap"])
+@pytest.fixture(params=["counting", "heap", "heap-mode"])
 def flat_search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both exact flat searches: faiss' counting search, and (no memory for its buckets) the
-    heap search with range searches at a tied cut."""
+    """Every exact flat search: faiss' counting search; (no memory for its buckets) the heap
+    search with range searches at a tied cut; and (a large index) the heap search sorted."""
     if request.param == "heap":
         monkeypatch.setattr(faiss_backend, "COUNTING_BYTES", 0)
+    if request.param == "heap-mode":
+        monkeypatch.setattr(faiss_backend, "HEAP_FROM", 1)
     return request.param
 
 
@@ -59,7 +67,11 @@ def test_approximate_indexes_return_sorted_true_distances() -> None:
     rng = np.random.default_rng(4)
     database, queries = random_codes(rng, 2000, 32), random_codes(rng, 30, 32)
     flat = HashIndex.from_codes(database).search(queries, k=20)
-    for spec in (FaissSpec(type="hnsw", m=16), FaissSpec(type="ivf", nlist=8, nprobe=8)):
+    for spec in (
+        FaissSpec(type="hnsw", m=16),
+        FaissSpec(type="ivf", nlist=8, nprobe=8),
+        FaissSpec(type="mih", nhash=4, nflip=2),
+    ):
         result = HashIndex.from_codes(database, spec=spec).search(queries, k=20)
         found = 0
         for q, query in enumerate(queries):
@@ -70,6 +82,12 @@ def test_approximate_indexes_return_sorted_true_distances() -> None:
             found += len({i for i, _ in row} & {i for i, _ in flat.row(q)})
         if spec.type == "ivf":  # every cell probed: the distances are the exact ones
             np.testing.assert_array_equal(result.distances, flat.distances)
+        if spec.type == "mih":
+            # pigeonhole: an item within nhash * (nflip + 1) - 1 bits matches some substring
+            # within nflip flips, so a query whose k-th distance is that close is answered exactly
+            sure = flat.distances[:, -1] <= spec.nhash * (spec.nflip + 1) - 1
+            assert sure.sum() >= 10
+            np.testing.assert_array_equal(result.distances[sure], flat.distances[sure])
         assert found / flat.ids.size > 0.5
 
 
@@ -107,3 +125,60 @@ def test_search_accepts_packed_codes_and_rejects_bad_input() -> None:
         FaissSpec.from_mapping({"type": "flat", "nprob": 3})
     with pytest.raises(ValueError, match="needs at least"):
         HashIndex.from_codes(codes, spec=FaissSpec(type="ivf", nlist=1024))
+
+
+def test_explicit_query_kinds_search_alike() -> None:
+    rng = np.random.default_rng(7)
+    codes = random_codes(rng, 300, 12)
+    index = HashIndex.from_codes(codes)
+    packed = pack_codes(codes[:4])
+    hex_codes = [bytes(row).hex() for row in packed]
+    assert hex_codes[0] == "".join(f"{b:02x}" for b in np.packbits(codes[0] > 0))
+    expected = index.search(Query.codes(codes[:4]), k=9)
+    for query in (
+        Query.packed(packed),
+        Query.hex(hex_codes, bits=12),
+        Query.ids([0, 1, 2, 3]),
+        Query.codes(codes[:4].tolist()),
+    ):
+        result = index.search(query, k=9)
+        np.testing.assert_array_equal(result.ids, expected.ids)
+        np.testing.assert_array_equal(result.distances, expected.distances)
+    with pytest.raises(ValueError, match="has 1 bytes; 12-bit codes take 2"):
+        Query.hex(["ab"], bits=12)
+    with pytest.raises(ValueError, match="not a hex string"):
+        Query.hex(["zz00"], bits=12)
+    with pytest.raises(ValueError, match="padding"):
+        Query.hex(["ffff"], bits=12)  # the last 4 bits of a 12-bit code must be 0
+    with pytest.raises(ValueError, match="only -1 and \\+1"):
+        Query.codes([[0, 1]])
+    with pytest.raises(ValueError, match="codes have 8 bits; this index holds 12"):
+        index.search(Query.codes(codes[:2, :8]), k=3)
+    with pytest.raises(ValueError, match=r"outside 0\.\.299"):
+        index.search(Query.ids([300]), k=3)
+
+
+def test_cli_search_by_codes_and_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(8)
+    codes = random_codes(rng, 200, 16)
+    index = HashIndex.from_codes(codes, labels=np.arange(200) % 3)
+    index.save(tmp_path / "index")
+    expected = index.records(index.search(Query.codes(codes[:2]), k=4))
+    hex_codes = [bytes(row).hex() for row in pack_codes(codes[:2])]
+    as_lists = "[" + ",".join("[" + ",".join(map(str, row)) + "]" for row in codes[:2]) + "]"
+    for overrides, names in (
+        ([f"codes={as_lists}"], codes[:2].tolist()),
+        ([f"codes=['{hex_codes[0]}','{hex_codes[1]}']"], hex_codes),
+        (["ids=[0,1]"], [{"id": 0}, {"id": 1}]),
+    ):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("search", [f"index={tmp_path / 'index'}", "k=4", *overrides])
+        lines = jobs.search(cfg)
+        assert [line["results"] for line in lines] == expected
+        assert [line["query"] for line in lines] == names
+        printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert printed == lines
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("search", [f"index={tmp_path / 'index'}", "ids=[1]", "codes=['00ff']"])
+    with pytest.raises(UserError, match="exactly one of"):
+        jobs.search(cfg)

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hashing import pipeline
 from hashing.centers import cache_key, mds_centers
+from hashing.methods.shc_centers import SemanticCenters
 from tests.brute_centers import brute_distances, brute_required_distance
 from tests.runs import CONF, compose_run
 
@@ -77,7 +78,8 @@ def stages(out: Path) -> dict[str, str]:
 def brute_similarity(
     logits: torch.Tensor, labels: torch.Tensor, num_classes: int, rule: str = "all"
 ) -> torch.Tensor:
-    """SPEC §3 stage 1 by loops: masked softmax sums, symmetrise, row-normalise, diagonal 1."""
+    """Stage 1 by loops: masked softmax sums, symmetrise, row-normalise, diagonal 1
+    (docs/methods.md#shc-stage-1)."""
     sums = [[0.0] * num_classes for _ in range(num_classes)]
     for row, label in zip(logits.tolist(), labels.tolist(), strict=True):
         if isinstance(label, list):
@@ -145,7 +147,8 @@ def test_run_folder_keeps_similarity_centers_statistics_and_figures(first) -> No
     stats = json.loads((out / "center_stats.json").read_text())
     distances = brute_distances(centers)
     required = brute_required_distance(16, 10)
-    assert stats["required_min_distance"] == required == 6  # SPEC §3 table
+    # the bound's table in docs/methods.md#required-minimum-distance
+    assert stats["required_min_distance"] == required == 6
     assert min(distances) >= required
     assert stats["min"] == min(distances)
     assert stats["mean"] == pytest.approx(sum(distances) / len(distances))
@@ -232,12 +235,16 @@ STAGE1_INPUTS: dict[str, dict[str, Any]] = {
     "classifier_batch": {"data.batch_size": 32},
     "seed": {"seed": 3},
 }
+OPTIMISATION = "method.center_source.optimisation"
+#: stage 2's settings under method/solver=reference (the MDS start's sweeps, then the solver's)
+REFERENCE = {
+    "mds_max_sweeps": 50,
+    **OmegaConf.to_container(OmegaConf.load(CONF / "method" / "solver" / "reference.yaml")),
+}
 STAGE2_ONLY_INPUTS: dict[str, dict[str, Any]] = {
     "bits": {"bits": 32},
-    "eta": {"method.center_source.optimisation.eta": 0.25},
-    "solver": {"method.center_source.optimisation.solver": "reference"},
-    "axis": {"method.center_source.optimisation.similarity_axis": "row"},
-    "kicks": {"method.center_source.optimisation.kicks": 3},
+    "solver": {OPTIMISATION: REFERENCE},
+    "kicks": {f"{OPTIMISATION}.kicks": 3},
     "rule": {"method.center_source.multi_label": "first"},
 }
 NEITHER: dict[str, dict[str, Any]] = {
@@ -245,6 +252,8 @@ NEITHER: dict[str, dict[str, Any]] = {
     "hashing_lr": {"method.optimizer.lr": 0.01},
     "lambda_q": {"method.lambda_q": 0.5},
     "figures": {"method.center_source.figures": False},
+    # the safety stop is no input of the result (a result it cut short is never stored)
+    "max_seconds": {f"{OPTIMISATION}.max_seconds": 5.0},
 }
 
 
@@ -273,9 +282,62 @@ def test_stage2_inputs_change_only_the_stage2_key(base_config, base_keys, change
     assert key2 != base_keys[1]
 
 
+@pytest.mark.parametrize(("key", "value"), [("eta", 0.25), ("similarity_axis", "row")])
+def test_reference_solver_settings_change_only_the_stage2_key(base_config, key, value) -> None:
+    reference = stage_keys(base_config, {OPTIMISATION: REFERENCE})
+    key1, key2 = stage_keys(base_config, {OPTIMISATION: {**REFERENCE, key: value}})
+    assert key1 == reference[0]
+    assert key2 != reference[1]
+
+
 @pytest.mark.parametrize("change", list(NEITHER.values()), ids=list(NEITHER))
 def test_hashing_settings_do_not_touch_the_stage_keys(base_config, base_keys, change) -> None:
     assert stage_keys(base_config, change) == base_keys
+
+
+def test_stage2_key_holds_the_work_budget_even_when_left_at_its_default(base_config) -> None:
+    cfg = copy.deepcopy(base_config)
+    OmegaConf.update(cfg, OPTIMISATION, {"solver": "local_search"}, merge=False)
+    source = instantiate(cfg.method.center_source)
+    inputs = source.stage2_inputs({"stage": "1"}, torch.eye(3), 16)
+    assert inputs["optimisation"] == {
+        "solver": "local_search",
+        "mds_max_sweeps": 50,
+        "kicks": 200,
+        "kick_flips": None,
+    }
+
+
+def test_hitting_the_safety_stop_is_recorded_and_not_cached(first, caplog) -> None:
+    out, _, _ = first
+    assert json.loads((out / "center_stats.json").read_text())["stopped_by"] == "kicks"
+    # a limit no search can meet: stage 2 stops before its first descent (a work budget no
+    # other test uses, so no complete result of this key is cached)
+    change = [*TINY, f"{OPTIMISATION}.kicks=7", f"{OPTIMISATION}.max_seconds=1.0e-9"]
+    change += PREPARE_ONLY
+    for name in ("cut", "cut_again"):
+        with caplog.at_level(logging.WARNING, logger="hashing.centers.local_search"):
+            cut, _, _ = run(out.parent, name, change)
+        assert stages(cut) == {"stage1": "hit", "stage2": "miss"}, "a cut result was cached"
+        stats = json.loads((cut / "center_stats.json").read_text())
+        assert stats["stopped_by"] == "max_seconds" and stats["equals_start"] is True
+        solver_info = json.loads((cut / "shc_stages.json").read_text())["stage2"]["solver_info"]
+        assert solver_info["stopped_by"] == "max_seconds"
+        assert "safety stop max_seconds" in caplog.text
+        caplog.clear()
+
+
+def test_the_other_solvers_settings_are_ignored_with_a_warning(caplog) -> None:
+    backbone = OmegaConf.to_container(OmegaConf.load(CONF / "backbone" / "mlp.yaml"))
+    classifier = {"max_epochs": 1, "batch_size": 8, "optimizer": {"_target_": "torch.optim.SGD"}}
+    old_config = {"solver": "reference", "eta": 0.25, "kicks": 3, "time_budget": 30.0}
+    with caplog.at_level(logging.WARNING, logger="hashing.methods.shc_centers"):
+        source = SemanticCenters(backbone, classifier, old_config)
+    assert "['kicks', 'time_budget']" in caplog.text
+    assert source.optimisation["eta"] == 0.25 and source.optimisation["rho"] == 0.2
+    assert "kicks" not in source.optimisation and "time_budget" not in source.optimisation
+    with pytest.raises(ValueError, match="unknown SHC optimisation setting"):
+        SemanticCenters(backbone, classifier, {"step": 1})
 
 
 def test_bad_bits_fail_before_any_training(tmp_path: Path) -> None:
@@ -345,8 +407,8 @@ def test_stage2_starts_from_mds_and_warns_when_it_cannot_move(first, caplog) -> 
     # the reference solver with a flip threshold no gradient entry clears: no update, and the
     # start must win "best fit" (an unchanged epoch is no improvement), so best_epoch is -1
     change = [
-        "method.center_source.optimisation.solver=reference",
-        "method.center_source.optimisation.eta=1.0e6",
+        "method/solver=reference",
+        f"{OPTIMISATION}.eta=1.0e6",
         *PREPARE_ONLY,
     ]
     with caplog.at_level(logging.WARNING, logger="hashing.methods.shc_centers"):

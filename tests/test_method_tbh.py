@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
+from hashing.backbones.identity import Identity
 from hashing.backbones.mlp import MLP
 from hashing.callbacks import RetrievalEvaluation
 from hashing.callbacks.code_balance import CodeBalance
@@ -362,6 +364,7 @@ def test_training_logs_epoch_means_of_losses_and_discriminator_outputs(tmp_path:
         ("gamma", 0.0, "gamma must be > 0"),
         ("decoder_activation", "tanh", "output_activation must be one of"),
         ("discriminator_depth", "deep", "depth must be one of"),
+        ("critic_probability_clip", 0.5, "method.critic_probability_clip must be"),
     ],
 )
 def test_bad_values_are_rejected_early(key: str, value: Any, fragment: str) -> None:
@@ -369,13 +372,19 @@ def test_bad_values_are_rejected_early(key: str, value: Any, fragment: str) -> N
         make_tbh(**{key: value})
 
 
+def composed_method(name: str) -> dict[str, Any]:
+    """``method=<name>`` as Hydra composes it (unresolved)."""
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"method={name}"])
+    return OmegaConf.to_container(cfg.method)
+
+
 def test_method_configs_cover_every_argument_and_differ_only_in_lambda_cls() -> None:
-    supervised = OmegaConf.load(CONF / "tbh_supervised.yaml")
-    unsupervised = OmegaConf.load(CONF / "tbh.yaml")
-    assert supervised.lambda_cls == 1.0 and unsupervised.lambda_cls == 0.0
-    assert (supervised.name, unsupervised.name) == ("tbh_supervised", "tbh")
-    plain_s = OmegaConf.to_container(supervised)
-    plain_u = OmegaConf.to_container(unsupervised)
+    # tbh_supervised is tbh plus its own two keys, by composition rather than a copy
+    assert set(OmegaConf.load(CONF / "tbh_supervised.yaml")) == {"defaults", "name", "lambda_cls"}
+    plain_s, plain_u = composed_method("tbh_supervised"), composed_method("tbh")
+    assert plain_s["lambda_cls"] == 1.0 and plain_u["lambda_cls"] == 0.0
+    assert (plain_s["name"], plain_u["name"]) == ("tbh_supervised", "tbh")
     differing = {k for k in plain_s if plain_s[k] != plain_u.get(k)}
     assert differing == {"name", "lambda_cls"} and plain_s.keys() == plain_u.keys()
     passed_by_pipeline = {"backbone", "bits", "num_classes", "multi_label", "kwargs", "self"}
@@ -430,7 +439,7 @@ def _features_model(width: int, **kwargs: Any) -> TBH:
     """TBH on (width,)-d features through an identity backbone (TBH's fixed-feature protocol)."""
     torch.manual_seed(0)
     return TBH(
-        backbone=MLP((width,), hidden_dims=[]),
+        backbone=Identity((width,)),
         bits=6,
         num_classes=3,
         optimizer=partial(torch.optim.SGD, lr=0.0),
@@ -498,6 +507,50 @@ def test_tbh_fc7_preset_trains_the_released_100000_iterations(tmp_path: Path) ->
     assert steps_per_iteration == 2  # actor and critic each count a step
     assert cfg.trainer.max_steps / steps_per_iteration == 100_000
     assert cfg.data.batch_size == 400 and cfg.method.optimizer.lr == 1e-4
+
+
+def test_critic_probability_clip_reaches_the_losses() -> None:
+    """The step's critic loss is Keras' clipped BCE when set: flat once a logit saturates."""
+    model = make_tbh(lambda_cls=0.0, critic_probability_clip=1e-7)
+    with torch.no_grad():  # a code critic so sure that every logit is beyond the clip
+        model.twin_bottleneck.code_discriminator.net.bias.fill_(-40.0)
+    x, y, _ = batches(16)[:]
+    state = model.generator(torch.device("cpu")).get_state()
+    _, step = model.step_losses(x, y)
+    replay = torch.Generator().manual_seed(0)
+    replay.set_state(state)
+    features = model.backbone(x)
+    output = model.twin_bottleneck(features, replay)
+    clipped = tbh_losses(
+        model.twin_bottleneck, features, output, lambda_cls=0.0, generator=replay,
+        probability_clip=1e-7,
+    )  # fmt: skip
+    assert step.critic_code.item() == pytest.approx(clipped.critic_code.item(), rel=1e-6)
+    # prior logits all -40: BCE(., 1) is 40 from logits, -log(2e-7) = 15.4 clipped
+    assert step.critic_code.item() == pytest.approx(-math.log(2e-7), rel=1e-3)
+
+
+def test_tbh_fc7_preset_trains_on_full_batches_only(tmp_path: Path) -> None:
+    """The released pipeline (repeat, shuffle, batch) never yields a short batch; nor may ours."""
+    import numpy as np
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    gen = np.random.default_rng(0)
+    train_x = gen.random((1000, 6), dtype=np.float32)
+    arrays = {"train_y": np.arange(1000) % 10, "test_x": train_x[:20], "test_y": np.arange(20) % 10}
+    np.savez(tmp_path / "fc7.npz", train_x=train_x, **arrays)
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=tbh_fc7"])
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=False)
+    assert isinstance(data_cfg, dict)
+    data_cfg.update(path=str(tmp_path / "fc7.npz"), split_dir=str(tmp_path), transform=None)
+    datamodule = instantiate(data_cfg)
+    datamodule.setup("fit")
+    fit_size = len(datamodule.dataset("fit"))
+    sizes = [len(batch[0]) for batch in datamodule.train_dataloader()]
+    assert fit_size % 400 != 0  # a short last batch exists to be dropped
+    assert sizes == [400] * (fit_size // 400)
 
 
 def _collapse(model: TBH) -> TBH:

@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from hashing.report.__main__ import main
+from hashing.report.plots import map_vs_bits_figure
 from hashing.report.runs import collect_runs
+from hashing.report.table import aggregate
 from hashing.runs.status import FAILED, INTERRUPTED
 
 METRICS = ("test/mAP@100", "test/mAP@1000", "test/mAP@ALL")
@@ -115,8 +117,14 @@ def test_cells_hold_mean_and_sample_std_over_seeds(sweep: Path, tmp_path: Path) 
             values = [metric_values(seed, bits, method)[metric] for seed in seeds]
             assert float(row[f"{metric}_mean"]) == pytest.approx(statistics.mean(values))
             assert float(row[f"{metric}_std"]) == pytest.approx(statistics.stdev(values))
+    # runs without metrics stay out of the cells unless asked
+    assert rows["csq", 16]["runs"] == "3" and rows["csq", 16]["finished"] == "3"
+    assert rows["shc", 32]["runs"] == "2" and rows["shc", 32]["finished"] == "2"
+    main([str(sweep), "--out", str(out), "--include-failed"])
+    rows = {(r["method"], int(r["bits"])): r for r in read_csv(out / "cells.csv") if r["bits"]}
     assert rows["csq", 16]["runs"] == "4" and rows["csq", 16]["finished"] == "3"
     assert rows["shc", 32]["runs"] == "3" and rows["shc", 32]["finished"] == "2"
+    assert "0,2 (2/3 ok)" in (out / "report.md").read_text()
 
 
 def test_runs_without_metrics_are_listed_not_dropped(sweep: Path, tmp_path: Path) -> None:
@@ -132,7 +140,8 @@ def test_runs_without_metrics_are_listed_not_dropped(sweep: Path, tmp_path: Path
     assert "## Runs without metrics" in report
     assert "ValueError: bits too small" in report
     assert f"resume={sweep / '12'}" in report
-    assert "0,2 (2/3 ok)" in report
+    assert "| 0,2 |" in report and "(2/3 ok)" not in report
+    assert "3 run(s) without metrics are left out of the table and listed apart" in report
     best = max(
         (metric_values(s, b, m)["val/mAP_best"], m, b) for m in ("csq", "shc") for b in (16, 32)
         for s in (0, 1, 2) if (m, b, s) != ("shc", 32, 1)
@@ -181,6 +190,63 @@ def test_no_runs_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 1
     assert "no run folders" in capsys.readouterr().out
+
+
+def test_a_failed_typo_run_makes_no_row(tmp_path: Path) -> None:
+    make_run(tmp_path / "s" / "0", "csq", 16, 0, metric_values(0, 16, "csq"))
+    failure = {"type": "UserError", "message": "unknown key trainer.max_epochz"}
+    make_run(tmp_path / "s" / "1", "csqq", 16, 0, None, marker=(FAILED, failure))
+    out = tmp_path / "out"
+    main([str(tmp_path / "s"), "--out", str(out), "--no-plots"])
+    assert [row["method"] for row in read_csv(out / "cells.csv")] == ["csq"]
+    report = (out / "report.md").read_text()
+    assert "| csqq |" not in report.split("## Runs without metrics")[0]
+    assert "unknown key trainer.max_epochz" in report.split("## Runs without metrics")[1]
+
+
+def test_repeats_of_one_seed_are_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for job in range(3):
+        make_run(tmp_path / "s" / str(job), "csq", 16, 0, metric_values(job, 16, "csq"))
+    make_run(tmp_path / "s" / "3", "csq", 32, 0, metric_values(0, 32, "csq"))
+    make_run(tmp_path / "s" / "4", "csq", 32, 1, metric_values(1, 32, "csq"))
+    make_run(tmp_path / "s" / "5", "csq", 32, 1, metric_values(2, 32, "csq"))
+    out = tmp_path / "out"
+    main([str(tmp_path / "s"), "--out", str(out), "--no-plots"])
+    report = (out / "report.md").read_text()
+    assert "| 0 ×3, repeats of one seed |" in report
+    assert "| 0,1 ×2 |" in report
+    assert "0 ×3, repeats of one seed" in capsys.readouterr().out
+
+
+def test_console_shows_whole_names_and_the_best_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    method = "tbh_supervised_with_a_long_name"
+    setting = "data.batch_size=128 method.lambda_adv=0.5 method.optimizer.lr=0.0001"
+    for seed in (0, 1):
+        make_run(tmp_path / "a" / str(seed), method, 16, seed, metric_values(seed, 16, "csq"))
+        make_run(
+            tmp_path / "b" / str(seed),
+            method,
+            16,
+            seed,
+            metric_values(seed, 16, "csq"),
+            extra=tuple(setting.split()),
+        )
+    main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "o"), "--no-plots"])
+    console = capsys.readouterr().out
+    assert method in console and setting in console and "…" not in console
+    best = metric_values(1, 16, "csq")["val/mAP_best"]
+    assert f"Best run by val/mAP_best: {tmp_path / 'a' / '1'} ({best:.4f};" in console
+
+
+def test_map_vs_bits_axis_starts_at_zero(tmp_path: Path) -> None:
+    close = {"test/mAP@100": 0.9188, "test/mAP@1000": 0.9188, "test/mAP@ALL": 0.9188}
+    make_run(tmp_path / "s" / "0", "csq", 16, 0, close)
+    make_run(tmp_path / "s" / "1", "csq", 32, 0, {key: 0.9173 for key in close})
+    cells = aggregate(collect_runs([tmp_path / "s"]))
+    figure = map_vs_bits_figure("digits", cells)
+    assert [ax.get_ylim() for ax in figure.axes] == [(0.0, 1.02)] * 3
 
 
 def test_taxonomy_metrics_join_the_table_when_runs_have_them(tmp_path: Path) -> None:

@@ -106,3 +106,25 @@ def test_wandb_without_login_names_offline_mode(
     assert "anonymous" not in logger._wandb_init
     with pytest.raises(UserError, match="WANDB_MODE=offline"):
         logger.experiment  # noqa: B018
+
+
+def test_summary_table_shows_dead_bits_as_a_count_and_keeps_balance_details_out() -> None:
+    from rich.console import Console
+
+    from hashing.runs.summary import summary_table
+
+    metrics = {
+        "test/mAP@ALL": 0.5,
+        "test/dead_bits": 2.0,
+        "test/bit_balance_min": 0.0,
+        "test/all_codes_equal": 0.0,
+        "val/mAP_best": 0.6,
+    }
+    console = Console(width=100, record=True)
+    console.print(summary_table(metrics))
+    rows = [line.split("│")[1:3] for line in console.export_text().splitlines() if "│" in line]
+    assert [(name.strip(), value.strip()) for name, value in rows] == [
+        ("mAP@ALL", "0.5000"),
+        ("dead_bits", "2"),
+        ("val/mAP_best", "0.6000"),
+    ]

@@ -52,3 +52,27 @@ def test_a_keyboard_interrupt_becomes_a_clean_stop(tmp_path: Path) -> None:
         raise KeyboardInterrupt
     assert stop.value.code == 130 and stop.value.__suppress_context__
     assert json.loads((tmp_path / INTERRUPTED).read_text())["stage"] == "extracting features"
+
+
+def test_ctrl_c_while_testing_stops_with_130_and_a_resume_that_only_tests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hashing.methods.base import HashingModule
+
+    original = HashingModule.test_step
+
+    def interrupted_test_step(self: HashingModule, *args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(HashingModule, "test_step", interrupted_test_step)
+    run = tmp_path / "run"
+    cfg = compose_run("train", run, tmp_path / "cache", ["bits=16", "debug=fast"])
+    with pytest.raises(SystemExit) as stop:
+        record_failures(pipeline.train, cfg)
+    assert isinstance(stop.value, Stopped) and stop.value.code == 130
+    marker = json.loads((run / INTERRUPTED).read_text())
+    assert marker["stage"] == "testing"
+    assert marker["resume"] == f"python -m hashing.train resume={run}"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert not (run / FAILED).exists() and not (run / METRICS).exists()

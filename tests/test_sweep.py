@@ -30,8 +30,13 @@ def test_parallel_sweep_records_failures_and_reports(tmp_path: Path) -> None:
             "debug=fast",
         ],
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    # a failed job fails the sweep: its end names the failed jobs, the folder and the report
+    assert result.returncode == 1, result.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
+    assert f"sweep: 2 of 4 jobs finished, in {sweep}" in result.stdout
+    assert f"  {sweep / '0'} [bits=2 seed=0] failed: UserError: bits=2" in result.stdout
+    assert f"  {sweep / '1'} [bits=2 seed=1] failed: UserError: bits=2" in result.stdout
+    assert f"compare the jobs: python -m hashing.report {sweep}" in result.stdout
     jobs = {int(p.name): p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()}
     assert sorted(jobs) == [0, 1, 2, 3]
     failed = {n for n, job in jobs.items() if (job / "failed.json").is_file()}

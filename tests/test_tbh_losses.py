@@ -60,6 +60,42 @@ def test_critic_loss_is_two_batch_mean_bces() -> None:
     assert critic_loss(real, fake).item() == pytest.approx(expected, rel=1e-10)
 
 
+def _keras_bce_pair(real: list[float], fake: list[float], clip: float) -> float:
+    """Keras' binary_crossentropy on sigmoid outputs (clip to [c, 1 - c], log(p + c)), by hand."""
+
+    def prob(logit: float) -> float:
+        return min(max(1.0 / (1.0 + math.exp(-logit)), clip), 1.0 - clip)
+
+    real_part = -sum(math.log(prob(v) + clip) for v in real) / len(real)
+    return real_part - sum(math.log(1.0 - prob(v) + clip) for v in fake) / len(fake)
+
+
+def test_clipped_critic_loss_is_the_released_keras_bce() -> None:
+    real = torch.tensor([-25.0, -3.0, 0.0, 2.5, 17.0], dtype=torch.float64, requires_grad=True)
+    fake = torch.tensor([-17.0, -1.0, 4.0, 16.5, 30.0], dtype=torch.float64, requires_grad=True)
+    loss = critic_loss(real, fake, probability_clip=1e-7)
+    expected = _keras_bce_pair(real.tolist(), fake.tolist(), 1e-7)
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    loss.backward()
+    assert real.grad is not None and fake.grad is not None
+    # beyond the clip (|logit| > 16.12 for 1e-7) the loss is flat in that logit
+    saturated = torch.tensor([True, False, False, False, True])
+    assert (real.grad[saturated] == 0).all() and (real.grad[~saturated] != 0).all()
+    assert (fake.grad[[0, 3, 4]] == 0).all() and (fake.grad[[1, 2]] != 0).all()
+    # inside it, the same gradient as BCE with logits up to the 1e-7 in the log
+    plain_real = real.detach().clone().requires_grad_(True)
+    plain_fake = fake.detach().clone().requires_grad_(True)
+    critic_loss(plain_real, plain_fake).backward()
+    assert plain_real.grad is not None and plain_fake.grad is not None
+    torch.testing.assert_close(real.grad[1:4], plain_real.grad[1:4], rtol=1e-5, atol=0)
+    torch.testing.assert_close(fake.grad[1:3], plain_fake.grad[1:3], rtol=1e-5, atol=0)
+    # the unclipped loss keeps growing where the clipped one stops: the saturated samples
+    assert critic_loss(real, fake).item() > loss.item() + 4
+    for bad in (0.0, 0.5, -1e-7):
+        with pytest.raises(ValueError, match="probability_clip must lie in"):
+            critic_loss(real, fake, probability_clip=bad)
+
+
 def test_actor_loss_combines_terms_and_ignores_classification_at_zero_weight() -> None:
     recon, c1, c2, cls = (torch.tensor(v) for v in (10.0, 1.5, 0.25, 2.0))
     assert actor_loss(recon, [c1, c2], cls, 2.0, 0.5).item() == pytest.approx(10 - 3.5 + 1.0)

@@ -1,4 +1,5 @@
-"""Hash-center generation for center-based deep hashing (CSQ, MDS, SHC; SPEC §3).
+"""Hash-center generation for center-based deep hashing (CSQ, MDS, SHC;
+docs/methods.md#center-methods).
 
 Pure functions on tensors: no Lightning, no data loading. Centers are float ±1 tensors of shape
 ``(num_classes, bits)``, row ``y`` being the target code of class ``y``. Figures live in
@@ -13,9 +14,17 @@ from hashing.centers.mds import mds_centers
 from hashing.centers.semantic import semantic_centers, similarity_fit_loss
 from hashing.centers.similarity import class_similarity, masked_softmax_sums, normalise_similarity
 from hashing.centers.statistics import center_statistics, pairwise_hamming
-from hashing.centers.validation import validate_bits
+from hashing.centers.validation import (
+    CSQ_RULE,
+    DISTANCE_BOUND_RULE,
+    BitsRule,
+    validate_bits,
+)
 
 __all__ = [
+    "CSQ_RULE",
+    "DISTANCE_BOUND_RULE",
+    "BitsRule",
     "CenterGenerationError",
     "StageCache",
     "cache_key",

@@ -1,4 +1,4 @@
-"""CSQ hash centers (SPEC §3): Sylvester-Hadamard rows, or balanced Bernoulli vectors.
+"""CSQ hash centers (docs/methods.md#csq): Sylvester-Hadamard rows, or balanced Bernoulli vectors.
 
 Follows DeepHash-pytorch's CSQ ``get_hash_targets``: Hadamard rows when ``bits`` is a power of
 two and ``C <= bits``; rows of ``[H; -H]`` when ``C <= 2 * bits``; otherwise random vectors
@@ -16,7 +16,7 @@ import torch
 
 from hashing.centers.exceptions import CenterGenerationError
 from hashing.centers.statistics import pairwise_hamming
-from hashing.centers.validation import is_power_of_two, validate_bits
+from hashing.centers.validation import CSQ_RULE, is_power_of_two, validate_bits
 
 
 def hadamard_matrix(bits: int) -> torch.Tensor:
@@ -66,7 +66,7 @@ def csq_centers(
     ``strict``, :class:`CenterGenerationError` if ``max_tries`` Bernoulli draws all fail CSQ's
     test; with ``strict=False`` it warns and returns the best draw instead.
     """
-    validate_bits(bits, num_classes, "csq")
+    validate_bits(bits, num_classes, CSQ_RULE, "csq")
     if uses_hadamard(num_classes, bits):
         h = hadamard_matrix(bits)
         return torch.cat([h, -h], dim=0)[:num_classes].clone()

@@ -16,18 +16,23 @@ every move, by construction.
 
 Descent takes the allowed flip with the most negative ``delta`` until none improves. Then an
 iterated local search: a *kick* applies ``kick_flips`` random allowed flips (seeded) to the best
-centers so far, descent runs again, and the result replaces the best if it fits better. Kicks
-stop after ``kicks`` rounds or ``time_budget`` seconds (the only non-deterministic stop; the
-info dict says which one ended the search). ``R H`` and ``T H`` (``T`` = the pairs at distance
-``d``) are updated in ``O(C q)`` per flip, so a step never needs a ``C x C x q`` product.
+centers so far, descent runs again, and the result replaces the best if it fits better. The
+search stops after ``kicks`` rounds: its result depends on the start, ``S``, the seed and the
+settings, never on the machine's speed. ``max_seconds`` is a safety stop only: when it ends the
+search first, a warning is logged and the info dict says so (``stopped_by``), because that
+result does depend on the clock. ``R H`` and ``T H`` (``T`` = the pairs at distance ``d``) are
+updated in ``O(C q)`` per flip, so a step never needs a ``C x C x q`` product.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 _IMPROVE_TOL = 1e-9
 
@@ -89,17 +94,18 @@ class _FlipState:
         self.rh[i] = self.resid[i] @ self.h
         self.th[i] = self.tight_f[i] @ self.h
 
-    def descend(self, deadline: float) -> int:
-        """Best-improvement descent until no allowed flip lowers ``F``; returns flips made."""
+    def descend(self, deadline: float) -> tuple[int, bool]:
+        """Best-improvement descent until no allowed flip lowers ``F``: (flips made, whether it
+        finished; False when the ``deadline`` cut it short)."""
         steps = 0
         while time.perf_counter() < deadline:
             delta = np.where(self.allowed(), self.deltas(), np.inf)
             flat = int(np.argmin(delta))
             if not delta.flat[flat] < -_IMPROVE_TOL:
-                break
+                return steps, True
             self.flip(*divmod(flat, self.q))
             steps += 1
-        return steps
+        return steps, False
 
     def kick(self, flips: int, rng: np.random.Generator) -> None:
         """Apply ``flips`` random allowed flips, one at a time (each re-checked)."""
@@ -123,20 +129,21 @@ def local_search_centers(
     seed: int = 0,
     kicks: int = 200,
     kick_flips: int | None = None,
-    time_budget: float | None = 30.0,
+    max_seconds: float | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Best centers (C, q) float64 ±1 found from the feasible ``start``, and an info dict.
 
-    ``kick_flips`` defaults to ``max(2, C // 4)``. Info: ``accepted_updates`` (descent flips,
-    including those of rounds that were discarded), ``kicks`` (rounds run), ``improving_kicks``,
-    ``best_round`` (-1: nothing beat the start, 0: the first descent, r: kick r),
-    ``fit_history`` (mean fit loss after each round's descent) and ``stopped_by``
-    (``kicks`` or ``time_budget``).
+    ``kick_flips`` defaults to ``max(2, C // 4)``; ``max_seconds`` (None: none) is the safety
+    stop. Info: ``accepted_updates`` (descent flips, including those of rounds that were
+    discarded), ``kicks`` (rounds run), ``improving_kicks``, ``best_round`` (-1: nothing beat
+    the start, 0: the first descent, r: kick r), ``fit_history`` (mean fit loss after each
+    round's descent) and ``stopped_by`` (``kicks``: the work budget was spent; ``max_seconds``:
+    the safety stop ended it early, and the result depends on the machine's speed).
     """
     c = start.shape[0]
     flips = max(2, c // 4) if kick_flips is None else int(kick_flips)
     s_sym = (similarity + similarity.T) / 2
-    deadline = time.perf_counter() + (np.inf if time_budget is None else float(time_budget))
+    deadline = time.perf_counter() + (np.inf if max_seconds is None else float(max_seconds))
     rng = np.random.default_rng(seed)
     state = _FlipState(s_sym, start, min_distance)
     best_h, best_fit, best_round = start.copy(), total_fit(similarity, start), -1
@@ -145,12 +152,15 @@ def local_search_centers(
     stopped_by = "kicks"
     for round_ in range(kicks + 1):
         if time.perf_counter() >= deadline:
-            stopped_by = "time_budget"
+            stopped_by = "max_seconds"
             break
         if round_ > 0:
             state.kick(flips, rng)
             rounds += 1
-        accepted += state.descend(deadline)
+        steps, finished = state.descend(deadline)
+        accepted += steps
+        if not finished:
+            stopped_by = "max_seconds"
         fit = total_fit(similarity, state.h)
         history.append(fit / c**2)
         if fit < best_fit - _IMPROVE_TOL:
@@ -158,6 +168,16 @@ def local_search_centers(
             improving += round_ > 0
         elif round_ > 0:
             state = _FlipState(s_sym, best_h, min_distance)
+        if stopped_by == "max_seconds":
+            break
+    if stopped_by == "max_seconds":
+        log.warning(
+            "SHC local search hit its safety stop max_seconds=%s after %d of %d kicks: these "
+            "centers depend on the machine's speed; raise max_seconds or lower kicks",
+            max_seconds,
+            rounds,
+            kicks,
+        )
     info = {
         "accepted_updates": accepted,
         "kicks": rounds,

@@ -1,4 +1,4 @@
-"""SHC stage 2: semantic hash centers (SPEC §3).
+"""SHC stage 2: semantic hash centers (docs/methods.md#shc-stage-2).
 
 Solves ``min_H sum_ij (s_ij - h_i·h_j / q)^2`` subject to ``d_H(h_i, h_j) >= d`` for all
 ``i != j``, starting from the MDS centers, with one of two solvers:
@@ -63,9 +63,18 @@ from hashing.centers.exceptions import CenterGenerationError
 from hashing.centers.local_search import local_search_centers, total_fit
 from hashing.centers.mds import mds_centers
 from hashing.centers.statistics import center_statistics
-from hashing.centers.validation import validate_bits
+from hashing.centers.validation import DISTANCE_BOUND_RULE, validate_bits
 
 SOLVERS = ("local_search", "reference")
+#: each solver's own settings (keyword arguments of :func:`semantic_centers`); ``solver`` and
+#: ``mds_max_sweeps`` (the start) belong to both
+SOLVER_SETTINGS = {
+    "local_search": ("kicks", "kick_flips", "max_seconds"),
+    "reference": (
+        "similarity_axis", "rho", "mu", "eta", "lambda_init", "epochs", "inner_passes",
+        "repulsion_scale", "backtrack",
+    ),
+}  # fmt: skip
 SIMILARITY_AXES = ("column", "row")
 
 
@@ -184,14 +193,14 @@ def semantic_centers(
     similarity_axis: str = "column",
     kicks: int = 200,
     kick_flips: int | None = None,
-    time_budget: float | None = 30.0,
+    max_seconds: float | None = None,
     mds_max_sweeps: int = 50,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """SHC centers ``(C, bits)`` float ±1 for class similarity ``S`` (C x C), and an info dict.
 
-    ``solver`` is ``local_search`` (settings ``kicks``, ``kick_flips``, ``time_budget``, seeded
-    by ``seed``) or ``reference`` (settings ``rho`` ... ``similarity_axis``). ``init`` defaults
-    to :func:`mds_centers` (``seed``, ``mds_max_sweeps``); ``min_distance`` to
+    ``solver`` is ``local_search`` (settings ``kicks``, ``kick_flips``, seeded by ``seed``, and
+    the safety stop ``max_seconds``) or ``reference`` (settings ``rho`` ... ``similarity_axis``).
+    ``init`` defaults to :func:`mds_centers` (``seed``, ``mds_max_sweeps``); ``min_distance`` to
     :func:`required_min_distance`. The info dict holds ``solver``, ``fit_loss``,
     ``initial_fit_loss``, ``required_min_distance``, ``start`` (the start centers, given or
     built), ``statistics`` (min/mean/var/max of pairwise distances), ``best_epoch`` (the
@@ -203,7 +212,7 @@ def semantic_centers(
     """
     _check_similarity(similarity)
     num_classes = similarity.shape[0]
-    validate_bits(bits, num_classes, "shc")
+    validate_bits(bits, num_classes, DISTANCE_BOUND_RULE, "shc")
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is invalid: use one of {list(SOLVERS)}")
     if similarity_axis not in SIMILARITY_AXES:
@@ -217,8 +226,8 @@ def semantic_centers(
         raise ValueError(f"need epochs >= 0 and inner_passes >= 1, got {epochs}, {inner_passes}")
     if kicks < 0 or (kick_flips is not None and kick_flips < 1):
         raise ValueError(f"need kicks >= 0 and kick_flips >= 1, got {kicks}, {kick_flips}")
-    if time_budget is not None and not time_budget > 0:
-        raise ValueError(f"time_budget must be > 0 seconds or null, got {time_budget}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be > 0 seconds or null, got {max_seconds}")
     d = required_min_distance(bits, num_classes) if min_distance is None else min_distance
     if init is None:
         start = mds_centers(num_classes, bits, seed=seed, max_sweeps=mds_max_sweeps, min_distance=d)
@@ -241,7 +250,7 @@ def semantic_centers(
     if solver == "local_search":
         rows, extra = local_search_centers(
             s, h0.T.copy(), d, seed=seed, kicks=kicks, kick_flips=kick_flips,
-            time_budget=time_budget,
+            max_seconds=max_seconds,
         )  # fmt: skip
         best_h = rows.T
         accepted, history = extra.pop("accepted_updates"), extra.pop("fit_history")

@@ -1,11 +1,12 @@
-"""SHC stage 1: class-similarity matrix from a trained classifier's logits (SPEC §3).
+"""SHC stage 1: class-similarity matrix from a trained classifier's logits
+(docs/methods.md#shc-stage-1).
 
 For each training sample of class ``y``: set logit ``y`` to ``-inf``, softmax, add the result to
 row ``y`` of ``S``; then symmetrise, normalise each row to ``[-1, 1]`` around its mean and set
 the diagonal to 1. The diagonal of the raw sums is 0 by construction (a class's own logit is
 masked), so the row mean runs over all ``C`` entries including that 0, as in the reference.
 
-Multi-label samples (our choice; SPEC only defines single-label): a sample with positive set
+Multi-label samples (our choice; the method defines single-label only): a sample with positive set
 ``P`` masks *all* of ``P`` and adds the resulting softmax to every row in ``P``, so no positive
 label counts as "confusable" with another of the same sample. ``multi_label="first"`` instead
 follows the SHC code, which keeps only the first positive label (``argmax`` of the multi-hot

@@ -1,4 +1,5 @@
-"""Precomputed feature vectors (TBH's protocol: 4096-d VGG-16 fc7 of CIFAR-10; SPEC §2/§4).
+"""Precomputed feature vectors (TBH's protocol: 4096-d VGG-16 fc7 of CIFAR-10;
+docs/metrics.md#protocols, docs/methods.md#tbh).
 
 One file (``.npz``, ``.mat`` v5 through scipy, ``.mat`` v7.3 and ``.h5``/``.hdf5`` through h5py)
 holding features and labels for the training set and the queries, optionally the database
@@ -147,9 +148,10 @@ class FeaturesDataModule(RetrievalDataModule):
 
     ``protocol: official`` (default) uses the file's own split (queries = test, database =
     database or train). A per-class protocol (``cifar10`` = disjoint, ``cifar10-1`` = from the
-    database; SPEC §2) pools every array of the file (train, then test, then database) and
-    draws ``query_per_class`` queries and ``train_per_class`` training items a class from it,
-    as the image DataModules do: the features of an image folder then give the same protocol.
+    database; docs/metrics.md#protocols) pools every array of the file (train, then test, then
+    database) and draws ``query_per_class`` queries and ``train_per_class`` training items a class
+    from it, as the image DataModules do: the features of an image folder then give the same
+    protocol.
     """
 
     default_transform = "scale"

@@ -1,10 +1,10 @@
 """Seeded per-class split drawing for retrieval protocols (pure functions, no I/O).
 
 A protocol partitions a *pool* of items (indices ``0..N-1``) into query, train and database
-sets (SPEC §2). Model selection needs a validation split, which is carved per class from the
-training split: ``val_query`` are held-out training items and ``fit`` (the rest of the training
-split) is both what the model trains on and the validation database, so a validation query is
-never seen in training.
+sets (docs/metrics.md#protocols). Model selection needs a validation split, which is carved per
+class from the training split: ``val_query`` are held-out training items and ``fit`` (the rest of
+the training split) is both what the model trains on and the validation database, so a validation
+query is never seen in training.
 
 Every split's *order* is then a seeded permutation (:func:`order_split`): the evaluation breaks
 Hamming-distance ties by database position, so a database sorted by class (a folder read class
@@ -32,13 +32,13 @@ NAMED_PROTOCOLS = {"tinyimagenet200": ("official_subset", 1000)}
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a pool becomes query/train/database (SPEC §2).
+    """How a pool becomes query/train/database (docs/metrics.md#protocols).
 
-    ``disjoint`` (SPEC ``cifar10``): per class, ``query_per_class`` queries, then
+    ``disjoint`` (protocol ``cifar10``): per class, ``query_per_class`` queries, then
     ``train_per_class`` training items, the database is everything else (train ∩ database = ∅).
-    ``from_database`` (SPEC ``cifar10-1``): queries per class, database = everything else, the
+    ``from_database`` (protocol ``cifar10-1``): queries per class, database = everything else, the
     training items are drawn per class from the database.
-    ``official`` (SPEC ``cifar10-2`` and the list-file datasets): the dataset's own partitions,
+    ``official`` (protocol ``cifar10-2`` and the list-file datasets): the dataset's own partitions,
     query = ``test``, train = ``train``, database = ``database`` if given else ``train``.
     ``official_subset`` (``tinyimagenet200``): queries and database as ``official``, the
     training items ``train_per_class`` a class drawn from the database.
@@ -235,8 +235,9 @@ def order_split(split: Mapping[str, np.ndarray], order: str, seed: int) -> dict[
 
 
 def spec_aliases(dataset: str) -> dict[str, str]:
-    """User-facing protocol names -> shapes: SPEC's ``cifar10``/``cifar10-1``/``cifar10-2``
-    and the same pattern on the dataset's own name (``mnist``, ``mnist-1``, ``mnist-2``)."""
+    """User-facing protocol names -> shapes: ``cifar10``/``cifar10-1``/``cifar10-2``
+    (docs/metrics.md#protocols) and the same pattern on the dataset's own name (``mnist``,
+    ``mnist-1``, ``mnist-2``)."""
     aliases = {}
     for base in ("cifar10", dataset):
         aliases.update({base: "disjoint", f"{base}-1": "from_database", f"{base}-2": "official"})

@@ -1,8 +1,7 @@
 """`python -m hashing.features data=<images> backbone=<network>`: write (or find) a features file.
 
     python -m hashing.features data=cifar10_folder backbone=efficientnet_lite0
-    python -m hashing.train data=features data.path=<printed path> backbone=mlp \
-        backbone.hidden_dims=[]
+    python -m hashing.train data=features data.path=<printed path> backbone=identity
 
 Every image of the dataset is encoded once (``per_class=N`` takes the first N of each class);
 see ``docs/features.md`` for how long a full extraction takes. As with ``hashing.train``, a bad
@@ -27,10 +26,7 @@ log = logging.getLogger(__name__)
 
 def use_line(path: Path) -> str:
     """The training command that reads the features file at ``path``."""
-    return (
-        f"python -m hashing.train data=features data.path={path} backbone=mlp "
-        "backbone.hidden_dims=[]"
-    )
+    return f"python -m hashing.train data=features data.path={path} backbone=identity"
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -5,12 +5,23 @@ default (heap) search does not promise which of several items tied at the k-th d
 returns, nor their order; its counting search (``use_heap = False``, ``hammings_knn_mc``) scans
 the codes in id order and keeps, per distance, the first k ids it meets, so its top-k is the k
 smallest (distance, id) pairs in that order, in one scan and faster than the heap. That is
-SPEC §1's ranking (ties by database index ascending). The counting search holds (bits + 1) * k
-ids per query of a block; where that exceeds :data:`COUNTING_BYTES` even for one query (k in the
-hundreds of thousands), the heap search is re-sorted by (distance, id) and a query whose k-th
-and (k+1)-th distances tie gets all items up to that distance by a range search instead.
-``hnsw`` (``IndexBinaryHNSW``) and ``ivf`` (``IndexBinaryIVF``) are approximate indexes for
-large collections; their results are sorted by (distance, id) but which items tie in is theirs.
+the ranking of docs/metrics.md#tie-handling (ties by database index ascending). The counting search
+holds (bits + 1) * k ids per query of a block; where that exceeds :data:`COUNTING_BYTES` even for
+one query (k in the hundreds of thousands), the heap search is re-sorted by (distance, id) and a
+query whose k-th and (k+1)-th distances tie gets all items up to that distance by a range search
+instead. From :data:`HEAP_FROM` codes up, the counting search is slower than faiss' heap search
+(0.73-0.93x at 100k-1M codes, k=100), and a flat index uses the heap search instead: it, too,
+scans the codes in id order, and replaces its heap's top, the largest (distance, id) pair held,
+only by a strictly smaller distance, so it keeps exactly the k smallest (distance, id) pairs; only
+their order within one distance is unspecified, and :func:`sort_results` sets it. The tests
+check both modes against a brute force on codes full of ties.
+A flat index is searched by several threads at once (the service), so its search mode is set
+when it is built, read or grown (:func:`configure`) and never toggled around a search; the rare
+heap fallback takes :data:`MODE_LOCK` exclusively while it switches the mode.
+``mih`` (``IndexBinaryMultiHash``, multi-index hashing: the code cut into ``nhash`` substrings,
+each a hash table probed up to ``nflip`` bit flips away), ``hnsw`` (``IndexBinaryHNSW``) and
+``ivf`` (``IndexBinaryIVF``) are approximate indexes for large collections; their results are
+sorted by (distance, id) but which items tie in is theirs.
 """
 
 from __future__ import annotations
@@ -21,14 +32,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
-import numpy as np
+from hashing.index.rwlock import ReadWriteLock
+from hashing.runs.quiet import quiet_libraries
 
-INDEX_TYPES = ("flat", "hnsw", "ivf")
+quiet_libraries()  # before faiss loads: its loader logs which of its builds it tried
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+INDEX_TYPES = ("flat", "hnsw", "ivf", "mih")
 #: queries per faiss range search when resolving ties (bounds the memory of tied results)
 RANGE_CHUNK = 64
 #: memory budget of faiss' counting search (its per-query buckets of ids, for a query block)
 COUNTING_BYTES = 64 * 2**20
+#: queries per block of faiss' counting search: more queries share each pass over a block of the
+#: database (faiss' default of 32 ran at 0.74-0.81x of its heap search at 300k-1M codes, 256 at
+#: 0.91-1.03x; benchmarks/bench_index.py)
+QUERY_BATCH = 256
+#: a flat index of at least this many codes searches with faiss' heap search (see above)
+HEAP_FROM = 100_000
+#: counting searches hold it shared, the heap fallback (which switches use_heap) exclusively
+MODE_LOCK = ReadWriteLock()
 
 
 @dataclass(frozen=True)
@@ -42,6 +65,8 @@ class FaissSpec:
         ef_search: HNSW candidate list size while searching (raised to k when smaller).
         nlist: IVF cells (k-means on the codes; needs at least ``nlist`` codes).
         nprobe: IVF cells visited per query.
+        nhash: MIH substrings (hash tables) a code is cut into; each has bits // nhash bits.
+        nflip: MIH bit flips probed per substring (0: exact substring matches only).
     """
 
     type: str = "flat"
@@ -50,14 +75,17 @@ class FaissSpec:
     ef_search: int = 128
     nlist: int = 1024
     nprobe: int = 16
+    nhash: int = 4
+    nflip: int = 1
 
     def __post_init__(self) -> None:
         if self.type not in INDEX_TYPES:
             raise ValueError(f"faiss.type {self.type!r} unknown; expected one of {INDEX_TYPES}")
         for field in dataclasses.fields(self):
-            if field.name != "type" and int(getattr(self, field.name)) < 1:
+            least = 0 if field.name == "nflip" else 1
+            if field.name != "type" and int(getattr(self, field.name)) < least:
                 raise ValueError(
-                    f"faiss.{field.name} must be >= 1, got {getattr(self, field.name)}"
+                    f"faiss.{field.name} must be >= {least}, got {getattr(self, field.name)}"
                 )
 
     @classmethod
@@ -86,6 +114,11 @@ def build_index(packed: np.ndarray, spec: FaissSpec) -> faiss.IndexBinary:
         index = faiss.IndexBinaryHNSW(dimension, spec.m)
         index.hnsw.efConstruction = spec.ef_construction
         index.hnsw.efSearch = spec.ef_search
+    elif spec.type == "mih":
+        if not 1 <= spec.nhash <= dimension:
+            raise ValueError(f"faiss.nhash={spec.nhash} must be in 1..{dimension} (code bits)")
+        index = faiss.IndexBinaryMultiHash(dimension, spec.nhash, dimension // spec.nhash)
+        index.nflip = spec.nflip
     else:
         if len(packed) < spec.nlist:
             raise ValueError(
@@ -96,6 +129,16 @@ def build_index(packed: np.ndarray, spec: FaissSpec) -> faiss.IndexBinary:
         index.train(packed)
         index.nprobe = spec.nprobe
     index.add(packed)
+    return configure(index)
+
+
+def configure(index: faiss.IndexBinary) -> faiss.IndexBinary:
+    """Set a flat index to the search mode :func:`search` relies on for its size (counting below
+    :data:`HEAP_FROM` codes, heap from there), in blocks of :data:`QUERY_BATCH` queries; call it
+    again after adding codes."""
+    if isinstance(index, faiss.IndexBinaryFlat):
+        index.use_heap = bool(index.ntotal >= HEAP_FROM)
+        index.query_batch_size = QUERY_BATCH
     return index
 
 
@@ -107,7 +150,7 @@ def write_index(index: faiss.IndexBinary, path: Path) -> None:
 def read_index(path: Path) -> faiss.IndexBinary:
     """Read a binary index; an unreadable file is a ValueError naming it."""
     try:
-        return faiss.read_index_binary(str(path))
+        return configure(faiss.read_index_binary(str(path)))
     except RuntimeError as err:
         raise ValueError(f"faiss index {path} is unreadable (truncated or corrupt): {err}") from err
 
@@ -140,6 +183,8 @@ def search(
         return _search_flat_exact(index, queries, k)
     if spec.type == "hnsw":
         index.hnsw.efSearch = max(spec.ef_search, k)
+    elif spec.type == "mih":
+        index.nflip = spec.nflip
     else:
         index.nprobe = spec.nprobe
     distances, ids = sort_results(*index.search(queries, k))
@@ -152,19 +197,26 @@ def _search_flat_exact(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k in (distance, id) order from a flat index (ties at the k-th distance resolved).
 
-    By faiss' counting search where its buckets fit :data:`COUNTING_BYTES`, else by
-    :func:`_search_flat_heap`.
+    By faiss' heap search from :data:`HEAP_FROM` codes; else by its counting search, in calls of
+    at most as many queries as its buckets fit in :data:`COUNTING_BYTES` (faiss searches
+    ``query_batch_size`` queries at a time), else by :func:`_search_flat_heap`.
     """
     per_query = (8 * index.code_size + 1) * k * np.dtype(np.int64).itemsize
-    block = min(int(index.query_batch_size), COUNTING_BYTES // per_query)
+    block = COUNTING_BYTES // per_query
+    with MODE_LOCK.reading():
+        configure(index)
+        if index.use_heap:
+            return sort_results(*index.search(queries, k))
     if block < 1:
         return _search_flat_heap(index, queries, k)
-    use_heap, batch = index.use_heap, index.query_batch_size
-    index.use_heap, index.query_batch_size = False, block
-    try:
-        distances, ids = index.search(queries, k)
-    finally:
-        index.use_heap, index.query_batch_size = use_heap, batch
+    with MODE_LOCK.reading():
+        configure(index)
+        if block >= index.query_batch_size:
+            distances, ids = index.search(queries, k)
+        else:
+            parts = [index.search(queries[s : s + block], k) for s in range(0, len(queries), block)]
+            distances = np.concatenate([d for d, _ in parts])
+            ids = np.concatenate([i for _, i in parts])
     return distances.astype(np.int32), ids.astype(np.int64)
 
 
@@ -178,7 +230,12 @@ def _search_flat_heap(
     (a range search with radius k-th distance + 1, faiss' radius being strict).
     """
     probe = min(k + 1, int(index.ntotal))
-    distances, ids = sort_results(*index.search(queries, probe))
+    with MODE_LOCK.writing():
+        index.use_heap = True
+        try:
+            distances, ids = sort_results(*index.search(queries, probe))
+        finally:
+            configure(index)
     if probe == k:
         return distances, ids
     boundary = distances[:, k - 1]

@@ -1,6 +1,6 @@
 """HashIndex: bit-packed codes + item metadata + a faiss binary index, saved as one folder.
 
-Folder layout (format version 1):
+Folder layout (format version 2):
   manifest.json      format, version, bits, count, files with sizes and SHA-256, model identity,
                      input spec, faiss parameters, where the items came from (written last)
   codes.npy          uint8 (N, ceil(bits / 8)) packed codes (:mod:`hashing.index.packing`)
@@ -9,10 +9,13 @@ Folder layout (format version 1):
   dataset_index.npy  (N,) int64 index of each item in its dataset, when it came from a split
   config.yaml        the resolved run config of the model that made the codes
   faiss.index        the faiss binary index over codes.npy
+  segments/, commit.json   items added and ids deleted since (:mod:`hashing.index.segments`)
 
 An item's id is its row: 0..N-1 in export order (for a dataset split, the item's index within
-the split, as in the evaluation), new items get the next ids. Searches return ids ordered by
-(Hamming distance, id).
+the split, as in the evaluation), new items get the next ids, and a deleted id is never reused.
+Searches return ids ordered by (Hamming distance, id). Queries say what they are with
+:class:`~hashing.index.queries.Query`. An index may be searched from many threads while one
+adds or deletes: each search sees the index before or after a change, never part of one.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,16 +33,22 @@ import numpy as np
 import yaml
 from torch import Tensor
 
-from hashing.index import faiss_backend, manifest
+from hashing.index import faiss_backend, manifest, segments
 from hashing.index.encoder import CodeEncoder, InputSpec
 from hashing.index.faiss_backend import FaissSpec
-from hashing.index.image_files import ImageList, list_images
+from hashing.index.image_files import ImageList
 from hashing.index.packing import check_packed, pack_codes, packed_width, unpack_codes
+from hashing.index.queries import ImageSource, Query, as_query
+from hashing.index.rwlock import ReadWriteLock
+from hashing.index.segments import Commit
 from hashing.index.staging import staged_folder
 from hashing.runs.errors import UserError
 
-ImageSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
-Items = ImageSource | Tensor | np.ndarray
+Items = Query | ImageSource | Tensor | np.ndarray
+
+
+class ItemNotFound(UserError):
+    """An item id that the index does not hold (never added, or deleted)."""
 
 
 @dataclass
@@ -59,16 +69,6 @@ class SearchResult:
             for i, d in zip(self.ids[query], self.distances[query], strict=True)
             if i >= 0
         ]
-
-
-def _is_image_source(items: object) -> bool:
-    if isinstance(items, str | os.PathLike):
-        return True
-    return (
-        isinstance(items, Sequence)
-        and len(items) > 0
-        and all(isinstance(item, str | os.PathLike) for item in items)
-    )
 
 
 class HashIndex:
@@ -113,8 +113,12 @@ class HashIndex:
         self.input_spec = input_spec
         self.source = dict(source) if source is not None else {}
         self.directory = directory
+        self.deleted = np.zeros(0, np.int64)  # sorted tombstoned ids
+        self.commit = Commit(len(packed))  # what the folder on disk holds beyond its base
         self._encoder: CodeEncoder | None = None
         self._encoder_options: dict[str, Any] = {}
+        self._lock = ReadWriteLock()  # searches share it; a change in memory holds it alone
+        self._writer = threading.Lock()  # one add or delete at a time, disk write included
         self._check_consistent()
 
     # --- construction ----------------------------------------------------------------------
@@ -228,6 +232,18 @@ class HashIndex:
             source=meta.get("source"),
             directory=folder,
         )
+        commit = segments.read_commit(folder, count)
+        for entry in commit.segments:
+            arrays = segments.read_segment(folder, entry)
+            paths_array = arrays.get("paths")
+            index._append(
+                arrays["packed"],
+                arrays.get("labels"),
+                None if paths_array is None else paths_array.tolist(),
+                arrays.get("dataset_index"),
+            )
+        index.deleted = np.asarray(commit.deleted, np.int64)
+        index.commit = commit
         if config is not None:
             index.check_config(config)
         if ckpt_path is not None:
@@ -324,43 +340,69 @@ class HashIndex:
         """All codes as ±1 int8 (N, bits)."""
         return unpack_codes(self.packed, self.bits)
 
-    def encode(self, items: Items) -> np.ndarray:
-        """Packed codes of queries or new items.
+    @property
+    def live_count(self) -> int:
+        """Items that searches can return (deleted ones excluded)."""
+        return len(self) - len(self.deleted)
 
-        ``items`` is an image path, folder, list file or sequence of image paths; a 2-d ±1
-        array or tensor of width ``bits`` (codes); a 2-d uint8 numpy array of width
-        ``ceil(bits / 8)`` (packed codes); or a tensor of model inputs (N, *input shape).
-        """
-        if _is_image_source(items):
-            return pack_codes(self.encoder.encode_files(list_images(items).paths))  # type: ignore[arg-type]
-        if isinstance(items, np.ndarray) and items.dtype == np.uint8:
-            check_packed(items, self.bits)
-            return items
-        if isinstance(items, Tensor | np.ndarray):
-            array = items.detach().cpu().numpy() if isinstance(items, Tensor) else items
-            if array.ndim == 2 and array.shape[1] == self.bits and np.isin(array, (-1, 1)).all():
-                return pack_codes(array)
-            if isinstance(items, Tensor):
-                return pack_codes(self.encoder.encode_inputs(items))
-            raise ValueError(
-                f"array of shape {array.shape} is neither ±1 codes (N, {self.bits}) nor packed "
-                f"uint8 codes (N, {packed_width(self.bits)}); pass model inputs as a tensor"
-            )
-        raise ValueError(
-            f"cannot search or add {type(items).__name__}: give image paths, a folder, a list "
-            f"file, codes, or a tensor of model inputs"
-        )
+    def packed_codes(self, query: Query) -> np.ndarray:
+        """Packed codes of a query (or of new items), by its kind."""
+        if query.kind == "images":
+            return pack_codes(self.encoder.encode_files(query.value.paths))
+        if query.kind == "codes":
+            if query.value.shape[1] != self.bits:
+                raise UserError(
+                    f"codes have {query.value.shape[1]} bits; this index holds "
+                    f"{self.bits}-bit codes"
+                )
+            return pack_codes(query.value)
+        if query.kind == "packed":
+            check_packed(query.value, self.bits)
+            return query.value
+        if query.kind == "ids":
+            for item_id in query.value:
+                self.check_id(int(item_id))
+            return self.packed[query.value]
+        return pack_codes(self.encoder.encode_inputs(query.value))
+
+    def encode(self, items: Items) -> np.ndarray:
+        """Packed codes of queries or new items given as a :class:`Query` or a bare value
+        (:func:`~hashing.index.queries.as_query` says how a bare value is read)."""
+        return self.packed_codes(as_query(items, self.bits))
 
     def search(self, queries: Items, k: int = 10) -> SearchResult:
-        """Top-``k`` items of each query by Hamming distance, ties by id (exact for flat)."""
+        """Top-``k`` live items of each query by Hamming distance, ties by id (exact for flat).
+
+        Deleted items are skipped by asking faiss for ``k`` + (number deleted) and dropping
+        them, which keeps the (distance, id) order of the rest.
+        """
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
         packed = self.encode(queries)
-        distances, ids = faiss_backend.search(self.faiss_index, self.spec, packed, k)
+        with self._lock.reading():
+            deleted = self.deleted
+            wanted = min(int(k), len(self) - len(deleted))
+            distances, ids = faiss_backend.search(
+                self.faiss_index, self.spec, packed, int(k) + len(deleted)
+            )
+        if len(deleted):
+            order = np.argsort(np.isin(ids, deleted), axis=1, kind="stable")[:, :wanted]
+            distances = np.take_along_axis(distances, order, axis=1)
+            ids = np.take_along_axis(ids, order, axis=1)
         return SearchResult(ids=ids, distances=distances)
+
+    def check_id(self, item_id: int) -> None:
+        """Raise :class:`ItemNotFound` unless ``item_id`` is a live item of this index."""
+        if not 0 <= item_id < len(self):
+            raise ItemNotFound(f"item id {item_id} outside 0..{len(self) - 1}")
+        position = np.searchsorted(self.deleted, item_id)
+        if position < len(self.deleted) and self.deleted[position] == item_id:
+            raise ItemNotFound(f"item {item_id} was deleted")
 
     def item(self, item_id: int) -> dict[str, Any]:
         """What the index knows about one item: id, and path, label, dataset index if stored."""
         if not 0 <= item_id < len(self):
-            raise ValueError(f"item id {item_id} outside 0..{len(self) - 1}")
+            raise ItemNotFound(f"item id {item_id} outside 0..{len(self) - 1}")
         record: dict[str, Any] = {"id": int(item_id)}
         if self.paths is not None and self.paths[item_id]:
             record["path"] = self.paths[item_id]
@@ -396,38 +438,104 @@ class HashIndex:
         dataset_index: np.ndarray | None = None,
         persist: bool = True,
     ) -> np.ndarray:
-        """Append items (encoding only them) and return their ids; saves the folder if ``persist``.
+        """Append items (encoding only them) and return their ids.
 
-        Items are what :meth:`encode` takes. Image folders / list files bring their own paths
-        and labels. An index with labels needs labels for new items too.
+        Items are a :class:`Query` or what :meth:`encode` takes. Image folders / list files
+        bring their own paths and labels. An index with labels needs labels for new items too.
+        With ``persist`` and a folder, the items are written as one new segment and committed
+        before they become searchable (:mod:`hashing.index.segments`): when this returns they
+        are on disk, and if it fails the index, in memory and on disk, is as before.
         """
-        images: ImageList | None = list_images(items) if _is_image_source(items) else None  # type: ignore[arg-type]
-        if images is not None:
+        query = as_query(items, self.bits)
+        if query.kind == "images":
+            images: ImageList = query.value
             paths = images.paths if paths is None else paths
             if labels is None and images.labels is not None and self.labels is not None:
                 labels = self._map_classes(images)
-            self._merge_labels(_as_labels(labels), len(images.paths))  # refuse before encoding
-            packed = pack_codes(self.encoder.encode_files(images.paths))
-        else:
-            packed = self.encode(items)  # type: ignore[arg-type]
-        count, new = len(self), len(packed)
-        new_labels = self._merge_labels(_as_labels(labels), new)
+            self._check_new_labels(_as_labels(labels), len(images.paths))  # before encoding
+        packed = self.packed_codes(query)
+        new = len(packed)
+        new_labels = self._check_new_labels(_as_labels(labels), new)
         for name, values in (("paths", paths), ("dataset_index", dataset_index)):
             if values is not None and len(values) != new:
                 raise ValueError(f"{new} items to add but {len(values)} {name}")
+        if paths is not None and any("\n" in str(path) for path in paths):
+            raise ValueError("an item path contains a newline; it cannot be stored")
+        path_list = None if paths is None else [str(path) for path in paths]
+        extra = None if dataset_index is None else np.asarray(dataset_index, np.int64)
+        with self._writer:
+            count = len(self)
+            if persist and self.directory is not None:
+                arrays = {
+                    "packed": packed,
+                    "labels": new_labels,
+                    "paths": None if path_list is None else np.asarray(path_list, dtype=str),
+                    "dataset_index": extra,
+                }
+                with segments.locked(self.directory, self.commit.sequence):
+                    entry = segments.write_segment(self.directory, self.commit, arrays)
+                    commit = Commit(
+                        self.commit.base_count,
+                        self.commit.sequence + 1,
+                        [*self.commit.segments, entry],
+                        self.deleted.tolist(),
+                    )
+                    segments.write_commit(self.directory, commit)
+                self.commit = commit
+            self._append(packed, new_labels, path_list, extra)
+        return np.arange(count, count + new, dtype=np.int64)
+
+    def delete(self, ids: Sequence[int] | np.ndarray, *, persist: bool = True) -> None:
+        """Tombstone items: searches no longer return them; their ids are never reused.
+
+        Raises :class:`ItemNotFound` (deleting nothing) when an id is not a live item.
+        """
+        targets = np.unique(np.asarray(ids, np.int64))
+        with self._writer:
+            for item_id in targets:
+                self.check_id(int(item_id))
+            deleted = np.union1d(self.deleted, targets)
+            if persist and self.directory is not None:
+                with segments.locked(self.directory, self.commit.sequence):
+                    commit = Commit(
+                        self.commit.base_count,
+                        self.commit.sequence + 1,
+                        list(self.commit.segments),
+                        deleted.tolist(),
+                    )
+                    segments.write_commit(self.directory, commit)
+                self.commit = commit
+            with self._lock.writing():
+                self.deleted = deleted
+
+    def _append(
+        self,
+        packed: np.ndarray,
+        labels: np.ndarray | None,
+        paths: list[str] | None,
+        dataset_index: np.ndarray | None,
+    ) -> None:
+        """Add checked items to the in-memory index, all at once for concurrent searches."""
+        count, new = len(self), len(packed)
+        all_paths = self.paths
         if paths is not None or self.paths is not None:
-            self.paths = (self.paths or [""] * count) + (list(paths) if paths else [""] * new)
+            all_paths = (self.paths or [""] * count) + (paths if paths else [""] * new)
+        all_dataset_index = self.dataset_index
         if dataset_index is not None or self.dataset_index is not None:
             old = self.dataset_index if self.dataset_index is not None else np.full(count, -1)
-            extra = np.full(new, -1) if dataset_index is None else np.asarray(dataset_index)
-            self.dataset_index = np.concatenate([old, extra]).astype(np.int64)
-        self.faiss_index.add(packed)
-        self.packed = np.concatenate([self.packed, packed])
-        self.labels = new_labels
+            extra = np.full(new, -1) if dataset_index is None else dataset_index
+            all_dataset_index = np.concatenate([old, extra]).astype(np.int64)
+        all_labels = self.labels
+        if self.labels is not None:
+            if labels is None:
+                raise UserError("a segment of this labelled index holds no labels")
+            all_labels = np.concatenate([self.labels, labels.astype(self.labels.dtype)])
+        with self._lock.writing():
+            self.faiss_index.add(packed)
+            faiss_backend.configure(self.faiss_index)  # its search mode follows its size
+            self.packed = np.concatenate([self.packed, packed])
+            self.labels, self.paths, self.dataset_index = all_labels, all_paths, all_dataset_index
         self._check_consistent()
-        if persist and self.directory is not None:
-            self.save(self.directory, overwrite=True)
-        return np.arange(count, count + new, dtype=np.int64)
 
     def _map_classes(self, images: ImageList) -> np.ndarray:
         """Class-folder labels of new images, renumbered to this index's class names."""
@@ -447,7 +555,8 @@ class HashIndex:
         mapping = np.asarray([self.classes.index(name) for name in images.classes])
         return mapping[images.labels]
 
-    def _merge_labels(self, labels: np.ndarray | None, new: int) -> np.ndarray | None:
+    def _check_new_labels(self, labels: np.ndarray | None, new: int) -> np.ndarray | None:
+        """``labels`` of ``new`` items after checking they fit this index's labels."""
         if self.labels is None:
             if labels is not None:
                 raise ValueError("this index holds no labels; add items without labels")
@@ -466,7 +575,7 @@ class HashIndex:
             and (labels.min() < 0 or labels.max() >= self.num_classes)
         ):
             raise ValueError(f"labels must be class indices in 0..{self.num_classes - 1}")
-        return np.concatenate([self.labels, labels.astype(self.labels.dtype)])
+        return labels.astype(self.labels.dtype)
 
     def save(self, directory: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write the index folder atomically (staged, then renamed into place)."""
@@ -478,9 +587,12 @@ class HashIndex:
             and not (target / manifest.MANIFEST).is_file()
         ):
             raise ValueError(f"{target} is not an index folder; refusing to overwrite it")
-        with staged_folder(target, overwrite=overwrite) as stage:
+        with self._writer, staged_folder(target, overwrite=overwrite) as stage:
             self._write(stage)
-        self.directory = target
+            commit = Commit(len(self), 0, [], self.deleted.tolist())
+            if len(self.deleted):
+                segments.write_commit(stage, commit)
+        self.directory, self.commit = target, commit
         return target
 
     def _write(self, stage: Path) -> None:

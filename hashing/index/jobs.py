@@ -23,6 +23,7 @@ from hashing.index.encoder import CodeEncoder, InputSpec
 from hashing.index.faiss_backend import FaissSpec
 from hashing.index.hash_index import HashIndex
 from hashing.index.image_files import list_images
+from hashing.index.queries import Query
 from hashing.pipeline import build_datamodule, load_run_config
 from hashing.runs.errors import UserError
 
@@ -127,8 +128,54 @@ def query_source(query: Any) -> str | list[str]:
     return str(query)
 
 
+def code_query(codes: Sequence[Any], bits: int) -> Query:
+    """Codes written as ±1 lists or as packed hex strings (all one way) as a :class:`Query`."""
+    if all(isinstance(code, str) for code in codes):
+        try:
+            return Query.hex(codes, bits)
+        except ValueError as err:
+            raise UserError(str(err)) from err
+    if any(isinstance(code, str) for code in codes):
+        raise UserError("codes mix hex strings and ±1 lists; write them all one way")
+    try:
+        return Query.codes([list(code) for code in codes])
+    except (TypeError, ValueError) as err:
+        raise UserError(f"codes must be ±1 lists of {bits} values or hex strings: {err}") from err
+
+
+def search_query(cfg: DictConfig, bits: int) -> tuple[Query, list[Any]]:
+    """The one query of ``cfg`` (``query`` images, ``codes`` or ``ids``) and how each of its rows
+    is named in the output."""
+    given = [key for key in ("query", "codes", "ids") if cfg.get(key) is not None]
+    if len(given) != 1:
+        raise UserError(
+            f"give exactly one of query=<image | folder | list file>, codes=[...] or ids=[...] "
+            f"(got {given or 'none'})"
+        )
+    if given[0] == "query":
+        query = Query.images(query_source(cfg.query), root=cfg.get("query_root"))
+        return query, list(query.value.paths)
+    values = OmegaConf.to_container(cfg[given[0]], resolve=True)
+    if not isinstance(values, list):
+        values = [values]
+    if given[0] == "ids":
+        return Query.ids(values), [{"id": value} for value in values]
+    return code_query(values, bits), values
+
+
+def open_index(cfg: DictConfig) -> HashIndex:
+    """``cfg.index`` with the encoder settings of a search or serve config."""
+    return HashIndex.load(
+        cfg.index,
+        ckpt_path=cfg.get("ckpt_path"),
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        device=cfg.device,
+    )
+
+
 def search(cfg: DictConfig, stream: TextIO | None = None) -> list[dict[str, Any]]:
-    """Search ``cfg.index`` for each image of ``cfg.query``; print one JSON line per query."""
+    """Search ``cfg.index`` for each query of ``cfg``; print one JSON line per query."""
     stream = stream or sys.stdout
     k = cfg.k
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
@@ -136,18 +183,11 @@ def search(cfg: DictConfig, stream: TextIO | None = None) -> list[dict[str, Any]
             f"k={k!r} is invalid: k is how many results each query gets, a positive integer "
             "(e.g. k=10)"
         )
-    index = HashIndex.load(
-        cfg.index,
-        ckpt_path=cfg.get("ckpt_path"),
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
-        device=cfg.device,
-    )
-    images = list_images(query_source(cfg.query), root=cfg.get("query_root"))
-    result = index.search(images.paths, k=k)
+    index = open_index(cfg)
+    query, names = search_query(cfg, index.bits)
+    records = index.records(index.search(query, k=k))
     lines = [
-        {"query": path, "results": results}
-        for path, results in zip(images.paths, index.records(result), strict=True)
+        {"query": name, "results": results} for name, results in zip(names, records, strict=True)
     ]
     for line in lines:
         stream.write(json.dumps(line) + "\n")

@@ -18,7 +18,9 @@ from hashing.digests import file_sha256
 from hashing.runs.errors import UserError
 
 FORMAT = "hashing-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions this code reads: 1 is 2 without additions or deletions (no commit.json)
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 CODES = "codes.npy"
 LABELS = "labels.npy"
@@ -97,7 +99,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         ) from err
     if manifest.get("format") != FORMAT:
         raise UserError(f"{path} is not a {FORMAT} manifest (format={manifest.get('format')!r})")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise UserError(
             f"{folder} has index format version {manifest.get('format_version')!r}; this code "
             f"reads version {FORMAT_VERSION}: export the index again"

@@ -1,7 +1,8 @@
 """Hash-center hashing: CSQ, MDS and SHC share this module and differ only in their centers.
 
-Loss (SPEC §3): ``mean BCE((u + 1)/2, (c_y + 1)/2) + lambda_q * mean((|u| - 1)^2)`` with ``c_y``
-the center of the sample's class. A multi-label sample's target is the CSQ rule:
+Loss (docs/methods.md#center-loss):
+``mean BCE((u + 1)/2, (c_y + 1)/2) + lambda_q * mean((|u| - 1)^2)`` with ``c_y`` the center of the
+sample's class. A multi-label sample's target is the CSQ rule:
 ``sign(mean of its positive labels' centers)``, a zero entry replaced by a fixed random ±1.
 """
 
@@ -46,7 +47,8 @@ def center_targets(
 
 
 def center_loss(u: Tensor, targets: Tensor, lambda_q: float) -> Tensor:
-    """BCE between ``(u+1)/2`` and ``(target+1)/2`` plus the quantisation term (SPEC §3)."""
+    """BCE between ``(u+1)/2`` and ``(target+1)/2`` plus the quantisation term
+    (docs/methods.md#center-loss)."""
     bce = F.binary_cross_entropy((u + 1) / 2, (targets + 1) / 2)
     quantization = ((u.abs() - 1) ** 2).mean()
     return bce + lambda_q * quantization

@@ -22,6 +22,9 @@ from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 
 from hashing.centers import (
+    CSQ_RULE,
+    DISTANCE_BOUND_RULE,
+    BitsRule,
     center_statistics,
     csq_centers,
     mds_centers,
@@ -75,8 +78,24 @@ def save_centers(
     write_json_atomic(output_dir / "center_stats.json", stats)
 
 
-class CSQCenters:
-    """CSQ: Hadamard rows when they suffice, else balanced Bernoulli draws (SPEC §3).
+class RuleCheckedSource:
+    """A center source whose (classes, bits) check is a :class:`~hashing.centers.BitsRule`.
+
+    A subclass sets ``method`` (its name in messages and ``center_stats.json``) and
+    ``bits_rule``, and implements ``__call__`` (see :class:`~hashing.methods.center_hashing.
+    CenterSource`).
+    """
+
+    method: str
+    bits_rule: BitsRule
+
+    def validate(self, num_classes: int, bits: int) -> None:
+        """Raise ValueError naming ``bits`` when the rule rules (classes, bits) out."""
+        validate_bits(bits, num_classes, self.bits_rule, self.method)
+
+
+class CSQCenters(RuleCheckedSource):
+    """CSQ: Hadamard rows when they suffice, else balanced Bernoulli draws (docs/methods.md#csq).
 
     Args:
         seed: seed of the Bernoulli draws.
@@ -87,14 +106,11 @@ class CSQCenters:
     """
 
     method = "csq"
+    bits_rule = CSQ_RULE
 
     def __init__(self, seed: int = 0, strict: bool = False) -> None:
         self.seed = seed
         self.strict = bool(strict)
-
-    def validate(self, num_classes: int, bits: int) -> None:
-        """Raise ValueError naming ``bits`` when CSQ cannot serve (classes, bits)."""
-        validate_bits(bits, num_classes, self.method)
 
     def __call__(
         self, num_classes: int, bits: int, datamodule: pl.LightningDataModule, output_dir: Path
@@ -119,8 +135,8 @@ class CSQCenters:
         return centers
 
 
-class MDSCenters:
-    """MDS: CSQ centers moved apart until every pairwise distance is ``>= d`` (SPEC §3).
+class MDSCenters(RuleCheckedSource):
+    """MDS: CSQ centers moved apart until every pairwise distance is ``>= d`` (docs/methods.md#mds).
 
     Args:
         seed: seed of the CSQ start and of the perturbations.
@@ -130,6 +146,7 @@ class MDSCenters:
     """
 
     method = "mds"
+    bits_rule = DISTANCE_BOUND_RULE
 
     def __init__(
         self, seed: int = 0, max_sweeps: int = 50, refine_feasible_start: bool = False
@@ -139,10 +156,6 @@ class MDSCenters:
         self.seed = seed
         self.max_sweeps = int(max_sweeps)
         self.refine_feasible_start = bool(refine_feasible_start)
-
-    def validate(self, num_classes: int, bits: int) -> None:
-        """Raise ValueError naming ``bits`` when the distance bound cannot be met."""
-        validate_bits(bits, num_classes, self.method)
 
     def __call__(
         self, num_classes: int, bits: int, datamodule: pl.LightningDataModule, output_dir: Path

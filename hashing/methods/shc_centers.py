@@ -1,4 +1,4 @@
-"""SHC's centers (SPEC §3): a classifier's logits -> class similarity -> fitted centers.
+"""SHC's centers (docs/methods.md#shc): a classifier's logits -> class similarity -> fitted centers.
 
 Stage 1 trains a classifier (``ClassifierModule`` on a ``pl.Trainer``) on the fit split and keeps
 its training-set logits; the class similarity ``S`` follows from them; stage 2 optimises centers
@@ -25,17 +25,17 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from hashing.centers import (
+    DISTANCE_BOUND_RULE,
     StageCache,
     cache_key,
     class_similarity,
     semantic_centers,
-    validate_bits,
 )
 from hashing.centers.quality import center_quality
-from hashing.centers.semantic import asymmetry
+from hashing.centers.semantic import SOLVER_SETTINGS, asymmetry
 from hashing.centers.similarity import taxonomy_similarity
 from hashing.digests import tensor_digest
-from hashing.methods.center_sources import is_rank_zero, save_centers
+from hashing.methods.center_sources import RuleCheckedSource, is_rank_zero, save_centers
 from hashing.methods.classifier import ClassifierModule, fit_classifier, isolated_rng
 from hashing.runs.atomic import atomic_path, atomic_write, write_json_atomic
 from hashing.runs.errors import UserError
@@ -98,14 +98,18 @@ OPTIMISATION_DEFAULTS = {
 OPTIMISATION_KEYS = tuple(OPTIMISATION_DEFAULTS)
 MULTI_LABEL_RULES = ("all", "first")
 SIMILARITIES = ("classifier", "taxonomy")
+#: what ends stage 2 early, outside the work budget: not part of the result's cache key
+SAFETY_SETTINGS = ("max_seconds",)
+#: settings of configs written before the local search stopped by work alone: ignored
+RETIRED_SETTINGS = ("time_budget",)
 #: bump when a stage's computation changes, so old cache entries stop matching
 STAGE1_VERSION = 1
-STAGE2_VERSION = 2
+STAGE2_VERSION = 3
 TAXONOMY_STAGE1_VERSION = 1
 
 
-class SemanticCenters:
-    """SHC (SPEC §3): classifier -> class similarity -> similarity-fitting centers.
+class SemanticCenters(RuleCheckedSource):
+    """SHC (docs/methods.md#shc): classifier -> class similarity -> similarity-fitting centers.
 
     Args:
         backbone: the backbone *config* (``_target_`` + arguments, as in ``conf/backbone``);
@@ -114,9 +118,10 @@ class SemanticCenters:
             (a ``_partial_`` optimiser config), ``scheduler`` (a ``_partial_`` scheduler
             config or None) and ``trainer`` (further ``pl.Trainer`` arguments).
         optimisation: keyword arguments of :func:`hashing.centers.semantic_centers`:
-            ``solver`` (local_search or reference), the local search's kicks, kick_flips and
-            time_budget, the reference's rho, mu, eta, lambda_init, epochs, inner_passes,
-            repulsion_scale, backtrack and similarity_axis, and mds_max_sweeps.
+            ``solver`` (local_search or reference), ``mds_max_sweeps``, and the solver's own
+            settings (``SOLVER_SETTINGS``: the local search's kicks, kick_flips and safety stop
+            max_seconds; the reference's rho, mu, eta, ...). Settings of the other solver, and
+            the retired ``time_budget``, are ignored with a warning.
         seed: seed of the classifier (weights, shuffling) and of the MDS start.
         multi_label: how a multi-hot sample enters ``S``: ``all`` masks every positive label
             and adds to each of their rows, ``first`` keeps the first positive only (SHC code).
@@ -130,6 +135,7 @@ class SemanticCenters:
     """
 
     method = "shc"
+    bits_rule = DISTANCE_BOUND_RULE
 
     def __init__(
         self,
@@ -152,12 +158,7 @@ class SemanticCenters:
         if "_target_" not in self.backbone:
             raise ValueError(f"backbone must be a config with a _target_, got {self.backbone!r}")
         self.classifier = self._check_classifier(dict(_plain(classifier)))
-        self.optimisation = dict(_plain(optimisation or {}))
-        unknown = sorted(set(self.optimisation) - set(OPTIMISATION_KEYS))
-        if unknown:
-            raise ValueError(
-                f"unknown SHC optimisation setting(s) {unknown}; allowed: {list(OPTIMISATION_KEYS)}"
-            )
+        self.optimisation = self._check_optimisation(dict(_plain(optimisation or {})))
         if multi_label not in MULTI_LABEL_RULES:
             raise ValueError(
                 f"multi_label={multi_label!r} is invalid: use one of {list(MULTI_LABEL_RULES)}"
@@ -197,9 +198,32 @@ class SemanticCenters:
             raise ValueError(f"classifier.trainer may not set {clash}: stage 1 controls them")
         return settings
 
-    def validate(self, num_classes: int, bits: int) -> None:
-        """Raise ValueError naming ``bits`` when the distance bound cannot be met."""
-        validate_bits(bits, num_classes, self.method)
+    @staticmethod
+    def _check_optimisation(settings: dict[str, Any]) -> dict[str, Any]:
+        """The solver's settings, every one given (defaults filled); unknown ones rejected,
+        the other solver's and retired ones dropped with a warning."""
+        unknown = sorted(set(settings) - set(OPTIMISATION_KEYS) - set(RETIRED_SETTINGS))
+        if unknown:
+            raise ValueError(
+                f"unknown SHC optimisation setting(s) {unknown}; allowed: {list(OPTIMISATION_KEYS)}"
+            )
+        solver = settings.get("solver", OPTIMISATION_DEFAULTS["solver"])
+        if solver not in SOLVER_SETTINGS:
+            raise ValueError(
+                f"method.center_source.optimisation.solver={solver!r} is invalid: use "
+                f"method/solver=<one of {list(SOLVER_SETTINGS)}>"
+            )
+        own = ("solver", "mds_max_sweeps", *SOLVER_SETTINGS[solver])
+        ignored = sorted(set(settings) - set(own))
+        if ignored:
+            log.warning(
+                "SHC stage 2 ignores %s: not settings of solver=%s (choose a solver with "
+                "method/solver=<name>; time_budget is retired: the local search stops after "
+                "`kicks`, max_seconds is only its safety stop)",
+                ignored,
+                solver,
+            )
+        return {name: settings.get(name, OPTIMISATION_DEFAULTS[name]) for name in own}
 
     # --- stage 1 -------------------------------------------------------------------------
     def stage1_inputs(self, datamodule: pl.LightningDataModule) -> dict[str, Any]:
@@ -297,7 +321,9 @@ class SemanticCenters:
     def stage2_inputs(
         self, stage1_inputs: Mapping[str, Any], similarity: Tensor, bits: int
     ) -> dict[str, Any]:
-        """Cache-key inputs of stage 2: stage 1's key, ``S`` itself, bits, optimiser, seed."""
+        """Cache-key inputs of stage 2: stage 1's key, ``S`` itself, bits, seed and every
+        setting the result depends on (the work budget included, the safety stop not: a
+        result it cut short is never stored)."""
         return {
             "stage": "shc-2-centers",
             "version": STAGE2_VERSION,
@@ -305,13 +331,16 @@ class SemanticCenters:
             "multi_label": self.multi_label,
             "similarity_sha256": tensor_digest(similarity),
             "bits": int(bits),
-            "optimisation": self.optimisation,
+            "optimisation": {
+                k: v for k, v in self.optimisation.items() if k not in SAFETY_SETTINGS
+            },
             "seed": self.seed,
         }
 
     def setting(self, name: str) -> Any:
-        """Stage 2's optimisation setting ``name``: the configured one or the default."""
-        return self.optimisation.get(name, OPTIMISATION_DEFAULTS[name])
+        """Stage 2's optimisation setting ``name`` (the configured one or the default; None for
+        a setting of the other solver)."""
+        return self.optimisation.get(name)
 
     def _optimise(self, similarity: Tensor, bits: int) -> dict[str, Any]:
         """Stage 2 proper: similarity-fitting centers from semantic_centers' own MDS start."""
@@ -326,10 +355,16 @@ class SemanticCenters:
         return {"centers": centers, "info": info, "start": start}
 
     def _stage(
-        self, name: str, what: str, inputs: Mapping[str, Any], compute: Callable[[], Any]
+        self,
+        name: str,
+        what: str,
+        inputs: Mapping[str, Any],
+        compute: Callable[[], Any],
+        keep: Callable[[Any], bool] | None = None,
     ) -> Any:
-        """Run one cached stage, record and log whether it was a cache hit."""
-        value = self.cache.get_or_compute(inputs, compute)
+        """Run one cached stage, record and log whether it was a cache hit; a computed value
+        that ``keep`` rejects is not stored."""
+        value = self.cache.get_or_compute(inputs, compute, keep)
         outcome = "hit" if self.cache.last_hit else "miss"
         self.last_cache[name] = outcome
         where = self.cache.value_path(inputs) if self.cache.enabled else None
@@ -344,16 +379,26 @@ class SemanticCenters:
         self.last_cache = {}
         similarity, inputs1, stage1 = self.stage1(datamodule, num_classes)
         inputs2 = self.stage2_inputs(inputs1, similarity, bits)
-        stage2 = self._stage("stage2", "centers", inputs2, lambda: self._optimise(similarity, bits))
+        stage2 = self._stage(
+            "stage2",
+            "centers",
+            inputs2,
+            lambda: self._optimise(similarity, bits),
+            keep=lambda value: value["info"].get("stopped_by") != "max_seconds",
+        )
         centers = stage2["centers"].to(torch.float32)
         if bool(stage2["info"]["equals_start"]):
+            why = (
+                f"the reference's steps must clear the flip threshold eta={self.setting('eta')} "
+                "and keep the distance bound, which at 32/64 bits they rarely do; use "
+                "method/solver=local_search"
+                if stage2["info"]["solver"] == "reference"
+                else "no allowed flip improved the fit"
+            )
             log.warning(
-                "SHC stage 2 accepted no update: the centers are the MDS start (solver %s; the "
-                "reference's steps must clear the flip threshold eta=%s and keep the distance "
-                "bound, which at 32/64 bits they rarely do); use "
-                "method.center_source.optimisation.solver=local_search",
+                "SHC stage 2 accepted no update: the centers are the MDS start (solver %s; %s)",
                 stage2["info"]["solver"],
-                self.setting("eta"),
+                why,
             )
         self._write_outputs(
             output_dir,
@@ -420,6 +465,8 @@ class SemanticCenters:
                 "best_epoch": int(info["best_epoch"]),
                 "accepted_updates": int(info["accepted_updates"]),
                 "equals_start": bool(info["equals_start"]),
+                # local search: kicks (the work budget was spent) or max_seconds (safety stop)
+                "stopped_by": info.get("stopped_by", "epochs"),
                 "spearman": quality["spearman"],
                 "initial_spearman": start_quality["spearman"],
                 "group_auc": quality.get("group_auc"),

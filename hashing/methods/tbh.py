@@ -1,4 +1,4 @@
-"""Twin-Bottleneck Hashing (TBH) and supervised TBH as one LightningModule (SPEC §4).
+"""Twin-Bottleneck Hashing (TBH) and supervised TBH as one LightningModule (docs/methods.md#tbh).
 
 The :class:`hashing.tbh.TwinBottleneck` sits on the backbone's features in place of the base
 module's Linear + tanh head. ``lambda_cls > 0`` is supervised TBH (a classifier on the binary
@@ -93,6 +93,8 @@ class TBH(HashingModule):
         stochastic_threshold: draw the threshold from U(0,1) in training (eval always uses 0.5).
         reconstruction_reduction: "sum" (released ``l2_loss``) or "mean" (per-sample mean); the
             classification loss is reduced the same way, so ``lambda_cls`` is always per sample.
+        critic_probability_clip: None (the critic BCE from logits) or Keras' epsilon 1e-7 (the
+            released BCE: discriminator probabilities clipped to ``[c, 1 - c]``).
         class_weighting: multi-label only: "pos_neg_ratio" (per-class ``#neg/#pos`` positive
             weights from the training labels) or "none".
         reconstruction_target: "features" (the backbone's detached output) or "input" (the
@@ -122,6 +124,7 @@ class TBH(HashingModule):
         discriminator_hidden_features: int = 1024,
         stochastic_threshold: bool = False,
         reconstruction_reduction: str = "sum",
+        critic_probability_clip: float | None = None,
         class_weighting: str = "pos_neg_ratio",
         reconstruction_target: str = "features",
         freeze_backbone: bool = True,
@@ -136,6 +139,11 @@ class TBH(HashingModule):
         for key, value in (("lambda_cls", lambda_cls), ("lambda_adv", lambda_adv)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"method.{key} must be a finite number >= 0, got {value}")
+        if critic_probability_clip is not None and not 0 < critic_probability_clip < 0.5:
+            raise ValueError(
+                "method.critic_probability_clip must be null or in (0, 0.5) (Keras' epsilon "
+                f"1e-7 as released), got {critic_probability_clip}"
+            )
         # The base saves every init argument (defaults included) in self.hparams and then builds
         # the head through build_hash_layer(), which reads the network's options from there.
         super().__init__(**kwargs)
@@ -143,6 +151,9 @@ class TBH(HashingModule):
         self.lambda_cls_reference = lambda_cls_reference
         self.lambda_adv = float(lambda_adv)
         self.reconstruction_reduction = reconstruction_reduction
+        self.critic_probability_clip = (
+            None if critic_probability_clip is None else float(critic_probability_clip)
+        )
         self.class_weighting = class_weighting
         self.reconstruction_target = reconstruction_target
         self.freeze_backbone = bool(freeze_backbone)
@@ -339,6 +350,7 @@ class TBH(HashingModule):
             pos_weight=self._positive_weights() if supervised else None,
             generator=generator,
             target=target,
+            probability_clip=self.critic_probability_clip,
         )
         return output, losses
 
@@ -475,7 +487,8 @@ class TBH(HashingModule):
                 f"TBH: all codes collapsed to one code in every training batch of epoch "
                 f"{self.current_epoch}. Once all codes are equal the reconstruction no longer "
                 "reaches them (train/grad_b_recon is 0), so this does not recover: lower "
-                "method.lambda_adv, or add labels (method=tbh_supervised). See README, TBH."
+                "method.lambda_adv, or add labels (method=tbh_supervised). See "
+                "docs/methods.md#tbh-collapse."
             )
 
     # --- checkpoints -------------------------------------------------------------------------

@@ -5,9 +5,9 @@ on the backbone's features ``f(x)`` of the training (``fit``) split in :meth:`pr
 ``Trainer.fit``; the fit then takes no gradient step and stops after its first epoch, whose
 validation writes the checkpoint, so the run folder, ``metrics.json``, ``hashing.eval``,
 ``hashing.export`` and ``hashing.report`` treat it as any other run. ``f`` is the configured
-backbone as it is (frozen): on a features file with ``backbone=mlp backbone.hidden_dims=[]`` (the
-features presets) it is the features themselves, on images with that backbone the flattened
-pixels; a backbone nobody trained gives random features. See ``docs/benchmarks.md``.
+backbone as it is (frozen): with ``backbone=identity`` (the features presets) it is the
+features themselves, on images the flattened pixels; a backbone nobody trained gives random
+features. See ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations

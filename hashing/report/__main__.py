@@ -1,10 +1,11 @@
 """Command line of the comparison report (see :mod:`hashing.report`).
 
     python -m hashing.report multirun_outputs/2024-05-01/12-00-00 [more dirs]
-        [--out DIR] [--pr-bits N] [--no-plots]
+        [--out DIR] [--pr-bits N] [--no-plots] [--include-failed]
 
 Writes ``report.md``, ``cells.csv`` (one row per cell), ``runs.csv`` (one row per run) and the
-PNG figures into ``--out`` (default ``<first dir>/report``), and prints the table.
+PNG figures into ``--out`` (default ``<first dir>/report``), and prints the table and the best
+run. Runs without metrics are listed apart (``--include-failed`` counts them in the table).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from hashing.report.table import (
     write_cells_csv,
     write_runs_csv,
 )
+from hashing.runs.atomic import write_text_atomic
+from hashing.runs.quiet import quiet_libraries
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -38,12 +41,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="output folder (default <first dir>/report)")
     parser.add_argument("--pr-bits", type=int, help="bit length of the PR curves (default max)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument(
+        "--include-failed",
+        action="store_true",
+        help="count runs without metrics (failed, interrupted) in their cells of the table "
+        "(default: listed apart only)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the report; returns the process exit status (1 when no run was found)."""
     args = parse_args(argv)
+    quiet_libraries()
     console = Console(width=max(Console().width, 120))
     try:
         runs = collect_runs(args.dirs)
@@ -52,10 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     out_dir = args.out or args.dirs[0] / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    cells = aggregate(runs)
+    cells = aggregate(runs, include_failed=args.include_failed)
     metrics = metric_columns(runs)
     written = [out_dir / "report.md", out_dir / "cells.csv", out_dir / "runs.csv"]
-    written[0].write_text(markdown_report(cells, runs, [str(d) for d in args.dirs]))
+    write_text_atomic(written[0], markdown_report(cells, runs, [str(d) for d in args.dirs]))
     write_cells_csv(written[1], cells, metrics)
     write_runs_csv(written[2], runs, metrics)
     if not args.no_plots:

@@ -1,22 +1,26 @@
 """Aggregate runs into (dataset, method, setting, bits) cells: mean ± std over seeds.
 
 The std is the sample standard deviation (ddof = 1) over the cell's finished runs; a cell with
-one finished run shows its value without ±. Cells keep their failed/unfinished runs' count so a
-missing seed is visible in the table, and :func:`problem_rows` lists those runs one by one.
+one finished run shows its value without ±. Runs without metrics (a failed job, a config typo)
+stay out of the cells and :func:`problem_rows` lists them one by one; asked to
+(``include_failed``), cells count them too, so a missing seed shows as ``(2/3 ok)``.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from hashing.report.runs import RunRecord
+from hashing.runs.atomic import atomic_path
 
 HEADLINE = ("test/mAP@100", "test/mAP@1000", "test/mAP@ALL")
 VALIDATION = "val/mAP_best"
@@ -67,10 +71,13 @@ def cell_key(run: RunRecord) -> tuple[str, str, str, int | None]:
     return run.dataset, run.method, run.setting, run.bits
 
 
-def aggregate(runs: Sequence[RunRecord]) -> list[Cell]:
-    """Cells sorted by dataset, method, setting, bits."""
+def aggregate(runs: Sequence[RunRecord], include_failed: bool = False) -> list[Cell]:
+    """Cells sorted by dataset, method, setting, bits: of the finished runs, or with
+    ``include_failed`` of every run (a cell then counts its runs without metrics)."""
     cells: dict[tuple[str, str, str, int | None], Cell] = {}
     for run in runs:
+        if run.status != "ok" and not include_failed:
+            continue
         key = cell_key(run)
         if key not in cells:
             cells[key] = Cell(*key)
@@ -91,8 +98,13 @@ def formatted(mean: float | None, std: float | None) -> str:
 
 
 def seeds_text(cell: Cell) -> str:
-    """``0,1,2`` and, when runs are missing, ``(2/3 ok)``."""
-    seeds = ",".join("?" if seed is None else str(seed) for seed in cell.seeds) or "—"
+    """``0,1,2`` and, when runs are missing, ``(2/3 ok)``; runs of one seed repeated say so
+    (``0 ×5, repeats of one seed``: their ± is the run-to-run spread, not the seeds')."""
+    counts = Counter("?" if seed is None else str(seed) for seed in cell.seeds)
+    if len(counts) == 1 and len(cell.seeds) > 1:
+        seeds = f"{next(iter(counts))} ×{len(cell.seeds)}, repeats of one seed"
+    else:
+        seeds = ",".join(f"{seed} ×{n}" if n > 1 else seed for seed, n in counts.items()) or "—"
     if len(cell.finished) != len(cell.runs):
         seeds += f" ({len(cell.finished)}/{len(cell.runs)} ok)"
     return seeds
@@ -160,19 +172,41 @@ def markdown_report(
         "",
         markdown_table(*table_rows(cells)),
     ]
-    best = best_by_validation(runs)
-    if best is not None:
-        parts += [
-            "",
-            f"Best run by {VALIDATION}: {best.path} ({best.metrics[VALIDATION]:.4f}; "
-            f"{best.method}, {best.bits} bits, seed {best.seed}"
-            + (f", {best.setting}" if best.setting else "")
-            + ")",
-        ]
+    left_out = left_out_text(cells, runs)
+    if left_out:
+        parts += ["", left_out]
+    best = best_run_text(runs)
+    if best:
+        parts += ["", best]
     header, rows = problem_rows(runs)
     if rows:
         parts += ["", "## Runs without metrics", "", markdown_table(header, rows)]
     return "\n".join(parts) + "\n"
+
+
+def left_out_text(cells: Sequence[Cell], runs: Sequence[RunRecord]) -> str:
+    """The note that runs without metrics are not in the table ("" when none is left out)."""
+    counted = sum(len(cell.runs) for cell in cells)
+    left_out = len(runs) - counted
+    if not left_out:
+        return ""
+    return (
+        f"{left_out} run(s) without metrics are left out of the table and listed apart "
+        "(--include-failed counts them in their cells)."
+    )
+
+
+def best_run_text(runs: Sequence[RunRecord]) -> str:
+    """``Best run by val/mAP_best: <folder> (0.6010; csq, 32 bits, seed 0)`` ("" for none)."""
+    best = best_by_validation(runs)
+    if best is None:
+        return ""
+    return (
+        f"Best run by {VALIDATION}: {best.path} ({best.metrics[VALIDATION]:.4f}; "
+        f"{best.method}, {best.bits} bits, seed {best.seed}"
+        + (f", {best.setting}" if best.setting else "")
+        + ")"
+    )
 
 
 def best_by_validation(runs: Sequence[RunRecord]) -> RunRecord | None:
@@ -190,7 +224,7 @@ def metric_columns(runs: Sequence[RunRecord]) -> list[str]:
 
 def write_cells_csv(path: Path, cells: Sequence[Cell], metrics: Sequence[str]) -> None:
     """One row per cell: counts, seeds and mean/std of every metric (std empty below 2 runs)."""
-    with path.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         header = ["dataset", "method", "setting", "bits", "runs", "finished", "seeds"]
         for metric in metrics:
@@ -208,7 +242,7 @@ def write_cells_csv(path: Path, cells: Sequence[Cell], metrics: Sequence[str]) -
 
 def write_runs_csv(path: Path, runs: Sequence[RunRecord], metrics: Sequence[str]) -> None:
     """One row per run (failed and unfinished ones included) with its status and metrics."""
-    with path.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             ["run", "status", "dataset", "method", "setting", "bits", "seed", *metrics, "detail"]
@@ -229,15 +263,30 @@ def write_runs_csv(path: Path, runs: Sequence[RunRecord], metrics: Sequence[str]
             )
 
 
+def print_whole(console: Console, table: Table) -> None:
+    """Print ``table`` at its natural width, even past the console's: names and values whole."""
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    width = console.width
+    console.width = max(width, needed)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
 def print_report(cells: Sequence[Cell], runs: Sequence[RunRecord], console: Console) -> None:
-    """The comparison table and the runs without metrics, on the console."""
+    """The comparison table, the best run and the runs without metrics, on the console."""
     header, rows = table_rows(cells)
     table = Table(title="mean ± std over seeds (test)")
     for name in header:
-        table.add_column(name, justify="right" if name.startswith("mAP") else "left")
+        justify = "right" if name.startswith("mAP") else "left"
+        table.add_column(name, justify=justify, no_wrap=True)
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    print_whole(console, table)
+    for note in (left_out_text(cells, runs), best_run_text(runs)):
+        if note:
+            console.print(note, soft_wrap=True)
     header, rows = problem_rows(runs)
     if rows:
         problems = Table(title=f"{len(rows)} run(s) without metrics")

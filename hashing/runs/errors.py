@@ -23,6 +23,8 @@ from types import TracebackType
 from hydra.errors import InstantiationException
 from omegaconf.errors import MissingMandatoryValue
 
+from hashing.runs.torch_versions import find_version_mismatch
+
 USAGE_EXIT_CODE = 2
 
 
@@ -76,8 +78,9 @@ def storage_error(error: BaseException, folder: str | Path | None = None) -> Sto
 def find_user_error(error: BaseException, folder: str | Path | None = None) -> UserError | None:
     """The :class:`UserError` in ``error``'s cause/context chain (Hydra wraps errors raised by
     instantiated targets in an InstantiationException), or None. A mandatory config value left
-    unset (``???``) counts as one, and so does a storage error (:func:`storage_error`; ``folder``
-    is named when the error names no file)."""
+    unset (``???``) counts as one, and so do a storage error (:func:`storage_error`; ``folder``
+    is named when the error names no file) and torch and torchvision that do not match
+    (:mod:`hashing.runs.torch_versions`)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -91,6 +94,9 @@ def find_user_error(error: BaseException, folder: str | Path | None = None) -> U
         storage = storage_error(current, folder)
         if storage is not None:
             return storage
+        mismatch = find_version_mismatch(current)
+        if mismatch is not None:
+            return UserError(mismatch)
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None

@@ -18,14 +18,24 @@ def run_title(name: str, bits: int | None, dataset: str | None) -> str:
     return " · ".join(parts)
 
 
+#: diagnostics kept in metrics.json but left out of the printed table (dead_bits says it)
+DETAIL_ONLY = ("test/bit_balance_", "test/all_codes_equal")
+#: counts, printed as integers
+COUNTS = ("test/dead_bits",)
+
+
 def summary_table(metrics: dict[str, float]) -> Table:
-    """A two-column table of metric name and value, test mAP first."""
+    """A two-column table of metric name and value, test mAP first; the bit balance's
+    details stay in metrics.json."""
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    ordered = sorted(metrics, key=lambda key: (not key.startswith("test/mAP"), key))
+    shown = [key for key in metrics if not key.startswith(DETAIL_ONLY)]
+    ordered = sorted(shown, key=lambda key: (not key.startswith("test/mAP"), key))
     for key in ordered:
-        table.add_row(key.removeprefix("test/"), f"{metrics[key]:.4f}")
+        value = metrics[key]
+        text = f"{int(value)}" if key in COUNTS else f"{value:.4f}"
+        table.add_row(key.removeprefix("test/"), text)
     return table
 
 

@@ -1,12 +1,13 @@
 """TBH objectives: reconstruction, WAE critic/actor losses, priors, and the supervised classifier.
 
-Reductions (SPEC §4, released ``train/tbh_train.py``):
+Reductions (docs/methods.md#tbh-losses, released ``train/tbh_train.py``):
 
 - reconstruction ``"sum"`` (default, the released code's ``tf.nn.l2_loss``):
   ``1/2 * sum_{i,d} (x_hat_id - x_id)^2``; ``"mean"``: the same per sample, averaged over the
   batch, ``1/(2B) * sum_{i,d} (x_hat_id - x_id)^2``.
 - critic loss per discriminator: ``mean_i BCE(d(prior_i), 1) + mean_i BCE(d(encoded_i), 0)``,
-  always batch means (as released, whatever the reconstruction reduction).
+  always batch means (as released, whatever the reconstruction reduction); BCE from logits, or
+  Keras' clipped BCE on probabilities as released (``probability_clip``).
 - actor loss: ``reconstruction - lambda_adv * (critic_b + critic_z) + lambda_cls * classification``.
 
 Scale of ``lambda_cls``. The classification loss is a per-sample loss (softmax cross-entropy in
@@ -73,15 +74,28 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, reduction: Reduction = "sum") 
     return total if reduction == "sum" else total / x.shape[0]
 
 
-def critic_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+def critic_loss(
+    real_logits: Tensor, fake_logits: Tensor, probability_clip: float | None = None
+) -> Tensor:
     """``mean BCE(d(prior), 1) + mean BCE(d(encoded), 0)`` for one discriminator, from its logits.
 
-    BCE-with-logits is the released sigmoid + Keras BCE without Keras' probability clipping at
-    1e-7, i.e. the same function where the clipping is inactive and finite where it is not.
+    ``probability_clip=None``: BCE-with-logits, unbounded, its gradient never vanishes on the
+    winning side. ``probability_clip=c`` is Keras' BCE on the sigmoid's output as the released code
+    computes it (``c = 1e-7``, Keras' epsilon): ``p`` clipped to ``[c, 1 - c]``, then
+    ``-log(p + c)`` and ``-log(1 - p + c)``. The two agree to about ``c`` where
+    ``c < p < 1 - c``; outside (``|logit| > ~16`` for 1e-7) the clipped loss is flat, so neither
+    the critic nor the actor gets a gradient from that sample (docs/tbh_reproduction.md).
     """
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return real + fake
+    if probability_clip is None:
+        real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+        fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        return real + fake
+    clip = float(probability_clip)
+    if not 0.0 < clip < 0.5:
+        raise ValueError(f"probability_clip must lie in (0, 0.5) (Keras uses 1e-7), got {clip}")
+    real_p = torch.sigmoid(real_logits).clamp(clip, 1.0 - clip)
+    fake_p = torch.sigmoid(fake_logits).clamp(clip, 1.0 - clip)
+    return -(real_p + clip).log().mean() - (1.0 - fake_p + clip).log().mean()
 
 
 def actor_loss(
@@ -229,6 +243,7 @@ def tbh_losses(
     pos_weight: Tensor | None = None,
     generator: torch.Generator | None = None,
     target: Tensor | None = None,
+    probability_clip: float | None = None,
 ) -> TBHLosses:
     """Actor and critic losses of one forward pass (priors drawn here, one per batch row).
 
@@ -238,7 +253,8 @@ def tbh_losses(
     ``actor.backward(inputs=model.actor_parameters(), retain_graph=True)`` then
     ``critic.backward(inputs=model.critic_parameters())``, and step both optimisers afterwards.
     A ``generator`` for the priors must live on ``x``'s device. ``target`` is what the decoder
-    reconstructs (default ``x``, the network's input).
+    reconstructs (default ``x``, the network's input). ``probability_clip``: see
+    :func:`critic_loss` (None = BCE with logits; 1e-7 = the released Keras BCE).
     """
     batch = x.shape[0]
     prior_b = sample_binary_prior(
@@ -255,8 +271,8 @@ def tbh_losses(
     code_fake = model.code_discriminator(output.b)
     continuous_real = model.continuous_discriminator(prior_z)
     continuous_fake = model.continuous_discriminator(output.z_graph)
-    critic_code = critic_loss(code_real, code_fake)
-    critic_continuous = critic_loss(continuous_real, continuous_fake)
+    critic_code = critic_loss(code_real, code_fake, probability_clip)
+    critic_continuous = critic_loss(continuous_real, continuous_fake, probability_clip)
     recon = reconstruction_loss(output.x_hat, x if target is None else target, reduction)
     classification = None
     if lambda_cls != 0:
