@@ -28,8 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from hashing import pipeline
 from hashing.centers import cache_key, mds_centers
 from hashing.methods.shc_centers import SemanticCenters
-from tests.brute_centers import brute_distances, brute_required_distance
-from tests.runs import CONF, compose_run
+from tests.helpers.brute_centers import brute_distances, brute_required_distance
+from tests.helpers.runs import CONF, compose_run
 
 CLASSIFIER = "method.center_source.classifier"
 # 30 train items a class (270 fit), 2 classifier epochs, 3 hashing batches an epoch

@@ -17,7 +17,7 @@ from hashing.methods.shc_centers import SemanticCenters
 from hashing.runs.errors import UserError
 from hashing.taxonomy import read_taxonomy
 from hashing.taxonomy.__main__ import main as taxonomy_main
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 TEXT = """# products
 shop/furniture/chair

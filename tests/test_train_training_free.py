@@ -14,7 +14,7 @@ from hashing.baselines import fit_projection, projection_codes
 from hashing.data.digits import DigitsDataModule
 from hashing.metrics import evaluate_retrieval
 from hashing.runs.errors import UserError
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 # the flattened 8x8 pixels (backbone = flatten), 32 bits
 FLAT = ["backbone.hidden_dims=[]", "bits=32", "seed=0", "~callbacks.retrieval_grid"]
