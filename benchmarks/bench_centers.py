@@ -14,8 +14,8 @@ MDS + SHC); ``shc`` is the reference solver, ``shc+bt`` the reference with ``bac
 """
 
 import argparse
-import json
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +24,10 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
-from hashing.centers import (
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
+from benchmarks.results_io import Provenance  # noqa: E402
+from hashing.centers import (  # noqa: E402
     center_statistics,
     csq_centers,
     mds_centers,
@@ -118,6 +121,8 @@ def main() -> None:
         "--out", type=Path, default=Path(__file__).parent / "results" / "centers.json"
     )
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_centers.py", args, [args.seed])
+    provenance.capture_printed_tables()
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
         rows = [row for c, q in POINTS for row in run_point(c, q, args.seed)]
@@ -134,7 +139,7 @@ def main() -> None:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"threads": args.threads, "seed": args.seed, "machine": platform.platform()}
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    provenance.write(None, meta=meta, rows=rows)
     print(f"wrote {args.out}")
 
 

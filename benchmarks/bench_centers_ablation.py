@@ -1,9 +1,11 @@
-"""The center ablation: CSQ vs MDS vs SHC centers, same network and loss (SPEC §3).
+"""The center ablation: CSQ vs MDS vs SHC centers, same network and loss
+(docs/methods.md#center-methods).
 
 Runs the real pipeline (``python -m hashing.train -m ...``, one Hydra multirun per dataset and
 method) and reads each job's ``metrics.json``: mAP@100 / @1000 / @ALL at 16, 32 and 64 bits,
-mean and sample standard deviation over seeds. Prints a Markdown table and writes JSON to
-``benchmarks/results/centers_ablation.json``.
+mean and sample standard deviation over seeds, beside the training-free floors (LSH, PCA-sign,
+ITQ) and the float k-NN ceiling on the flattened input pixels (``benchmarks/floor_rows.py``).
+Prints a Markdown table and writes JSON to ``benchmarks/results/centers_ablation.json``.
 
     python benchmarks/bench_centers_ablation.py [--seeds 0 1 2] [--bits 16 32 64]
         [--datasets mnist cifar10] [--threads 1] [--work .cache/bench_centers_ablation]
@@ -39,6 +41,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.floor_rows import CEILING, datamodule_of, reference_rows  # noqa: E402
+from benchmarks.results_io import Provenance  # noqa: E402
 from benchmarks.sweep_runs import (  # noqa: E402
     job_bits_seed,
     mean_std,
@@ -179,6 +183,19 @@ def summarise(jobs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {metric: mean_std([job["metrics"][metric] for job in jobs]) for metric in METRICS}
 
 
+def add_reference_rows(
+    per_bits: dict[str, Any], dataset: str, work: Path, args: argparse.Namespace
+) -> None:
+    """The training-free floors (LSH, PCA-sign, ITQ) and the float ceiling on the flattened
+    input pixels (the benchmark's methods learn from pixels too), as rows of every length."""
+    datamodule = datamodule_of(dataset_overrides(dataset, work, args), work / "cache" / "splits")
+    for row in reference_rows(datamodule, args.bits, args.seeds):
+        label = f"{row['method']} (pixels)"
+        summary = {m: mean_std(row["values"][m]) for m in METRICS}
+        for bits in args.bits if row["method"] == CEILING else [row["bits"]]:
+            per_bits.setdefault(str(bits), {})[label] = summary
+
+
 def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
     """The Markdown table: one row per (dataset, bits, method); best mean per column bold."""
     lines = [
@@ -208,6 +225,9 @@ def main() -> None:
     parser.add_argument("--epochs-cifar", type=int, default=5)
     parser.add_argument("--cifar-fraction", type=float, default=1 / 3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--no-reference-rows", action="store_true", help="skip the floors and the float row"
+    )
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench_centers_ablation")
     parser.add_argument(
         "--reuse", action="store_true", help="skip sweeps that finished with the same command"
@@ -216,6 +236,7 @@ def main() -> None:
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "centers_ablation.json"
     )
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_centers_ablation.py", args, args.seeds)
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
 
@@ -231,6 +252,8 @@ def main() -> None:
                 same = [j for j in jobs if j["bits"] == bits]
                 per_bits = results.setdefault(dataset, {}).setdefault(str(bits), {})
                 per_bits[method] = summarise(same)
+        if not args.no_reference_rows:
+            add_reference_rows(results.setdefault(dataset, {}), dataset, work, args)
     total = sum(run["seconds"] for run in runs.values())
 
     table = markdown(results, args)
@@ -243,7 +266,7 @@ def main() -> None:
         f"shc_tuned = eta {TUNED['eta']} with backtracking. Adam 1e-3, cosine, batch 128, "
         f"{args.threads} CPU thread(s); total {total / 60:.1f} min of sweeps."
     )
-    write_report(args.out, args, table, caption, results=results, runs=runs, total_seconds=total)
+    write_report(provenance, table, caption, results=results, runs=runs, total_seconds=total)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Prints a table and writes benchmarks/results/data.json.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -21,9 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
-
 import torch  # noqa: E402
 
+from benchmarks.results_io import Provenance  # noqa: E402
 from hashing.backbones.cnn import SmallCNN  # noqa: E402
 from hashing.data.folder import FolderDataModule  # noqa: E402
 
@@ -74,6 +73,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "data.json")
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_data.py", args)
+    provenance.capture_printed_tables()
     if not args.root.is_dir():
         raise SystemExit(f"{args.root} does not exist; pass --root <CIFAR-10 folder tree>")
     rows: dict[str, float] = {}
@@ -109,7 +110,7 @@ def main() -> None:
     for key, label in labels.items():
         print(f"{label:<48} {rows[key]:>10.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    provenance.write(None, **result)
     print(f"wrote {args.out}")
 
 

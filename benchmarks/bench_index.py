@@ -35,7 +35,6 @@ the last size) is skipped and listed with its reason. Writes ``results/index_sca
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -46,17 +45,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
-
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.results_io import Provenance, markdown_table  # noqa: E402
 from benchmarks.trained_like_codes import clustered_codes  # noqa: E402
 from hashing.index import faiss_backend  # noqa: E402
 from hashing.index.faiss_backend import FaissSpec  # noqa: E402
 from hashing.index.packing import POPCOUNT_TABLE  # noqa: E402
-from hashing.runs.atomic import write_json_atomic  # noqa: E402
 
+SCRIPT = "benchmarks/bench_index.py"
 M1, M2, M4, H01 = 0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F, 0x0101010101010101
 
 
@@ -187,7 +186,7 @@ def timed_search(
             return calls * len(queries) / elapsed, answer
 
 
-def run_scale(args: argparse.Namespace) -> None:
+def run_scale(args: argparse.Namespace, provenance: Provenance) -> None:
     """``--scale``: every index kind at 1M, 10M and (memory and time allowing) 100M codes."""
     begun = time.perf_counter()
     load_before = os.getloadavg()
@@ -300,39 +299,56 @@ def run_scale(args: argparse.Namespace) -> None:
         f"{args.queries} queries, top-{args.k}, {args.threads} thread(s); load average "
         f"{load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} cores; {elapsed:.0f} s"
     )
-    print(
-        "| codes | index | queries/s | vs flat | recall@k (ids) | recall@k (tie-aware) "
-        "| memory (MB) | build (s) |"
-    )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
-        print(
-            f"| {row['n']:,} | {row['method']} | {row['qps']:,.1f} | {row['vs_flat']:.2f}x | "
-            f"{row['recall_ids']:.3f} | {row['recall_tie_aware']:.3f} | "
-            f"{row['memory_bytes'] / 1e6:,.1f} | {row['build_seconds']:.1f} |"
-        )
-    for row in rows:
-        if row["kind"] == "flat":
-            print(
-                f"flat scan at {row['n']:,} codes: {row['scan_gb_s']:.1f} GB/s read = "
-                f"{row['scan_vs_read_bandwidth']:.2f}x the measured read bandwidth "
-                f"({args.queries} queries a call; one query a call: {row['single_scan_gb_s']:.1f} "
-                f"GB/s = {row['single_scan_vs_read_bandwidth']:.2f}x)"
-            )
-    for entry in skipped:
-        print(f"skipped: {entry['n']:,} codes, {entry['kind']}: {entry['reason']}")
-    payload = {
-        "bits": 64, "k": args.k, "queries": args.queries, "threads": args.threads,
-        "classes": args.classes, "noise": round(args.noise * 256) / 256, "seed": args.seed,
-        "sizes": args.scale_sizes, "budget_seconds": args.budget, "elapsed_seconds": elapsed,
-        "load_average_before": load_before, "load_average_after": load_after,
-        "memory_bandwidth": bandwidth, "machine": platform.machine(),
-        "cpu_count": os.cpu_count(), "memory_bytes": os.sysconf("SC_PAGE_SIZE")
-        * os.sysconf("SC_PHYS_PAGES"), "faiss": faiss.__version__, "numpy": np.__version__,
-        "rows": rows, "skipped": skipped,
+    kinds = {
+        "columns": [
+            "codes", "index", "queries/s", "vs flat", f"recall@{args.k} (ids)",
+            f"recall@{args.k} (tie-aware)", "memory (MB)", "build (s)",
+        ],
+        "rows": [
+            [
+                f"{row['n']:,}", row["method"], f"{row['qps']:,.1f}", f"{row['vs_flat']:.2f}x",
+                f"{row['recall_ids']:.3f}", f"{row['recall_tie_aware']:.3f}",
+                f"{row['memory_bytes'] / 1e6:,.1f}", f"{row['build_seconds']:.1f}",
+            ]
+            for row in rows
+        ],
     }  # fmt: skip
-    out = args.out or ROOT / "benchmarks" / "results" / "index_scale.json"
-    write_json_atomic(out, payload)
+    flat_scan = {
+        "columns": [
+            "codes", f"scan GB/s ({args.queries} queries a call)", "of read bandwidth",
+            "scan GB/s (one query a call)", "of read bandwidth",
+        ],
+        "rows": [
+            [
+                f"{row['n']:,}", f"{row['scan_gb_s']:.1f}", f"{row['scan_vs_read_bandwidth']:.2f}x",
+                f"{row['single_scan_gb_s']:.1f}",
+                f"{row['single_scan_vs_read_bandwidth']:.2f}x",
+            ]
+            for row in rows
+            if row["kind"] == "flat"
+        ],
+        "notes": [
+            f"one thread's memory read bandwidth {bandwidth['read_gb_s']:.1f} GB/s, copy "
+            f"{bandwidth['copy_gb_s']:.1f} GB/s (read + written), measured in the same run"
+        ],
+    }  # fmt: skip
+    skips = {
+        "columns": ["codes", "index", "skipped because"],
+        "rows": [[f"{e['n']:,}", e["kind"], e["reason"]] for e in skipped],
+    }
+    tables = {"kinds": kinds, "flat_scan": flat_scan, "skipped": skips}
+    for name, table in tables.items():
+        print(f"\n{name}:\n{markdown_table(table)}")
+    print(*flat_scan["notes"], sep="\n")
+    out = provenance.write(
+        tables,
+        bits=64, k=args.k, queries=args.queries, threads=args.threads, classes=args.classes,
+        noise=round(args.noise * 256) / 256, sizes=args.scale_sizes, budget_seconds=args.budget,
+        elapsed_seconds=elapsed, load_average_before=load_before, load_average_after=load_after,
+        memory_bandwidth=bandwidth, memory_bytes=os.sysconf("SC_PAGE_SIZE")
+        * os.sysconf("SC_PHYS_PAGES"), faiss=faiss.__version__, numpy=np.__version__,
+        rows=rows, skipped=skipped,
+    )  # fmt: skip
     print(f"written {out}")
 
 
@@ -377,9 +393,11 @@ def main() -> None:
     if args.scale:
         args.queries = args.scale_queries
         args.kind_max = {kind: getattr(args, f"{kind}_max") for kind in ("mih", "ivf", "hnsw")}
-        run_scale(args)
+        run_scale(args, Provenance(args.out or "index_scale", SCRIPT, args, [args.seed]))
         return
     args.out = args.out or ROOT / "benchmarks" / "results" / "index.json"
+    provenance = Provenance(args.out, SCRIPT, args, [args.seed])
+    provenance.capture_printed_tables()
     rng = np.random.default_rng(args.seed)
     database = rng.integers(0, 256, size=(args.n, 8), dtype=np.uint8)
     queries = rng.integers(0, 256, size=(args.queries, 8), dtype=np.uint8)
@@ -515,7 +533,7 @@ def main() -> None:
         "torch": torch.__version__,
         "rows": rows,
     }
-    args.out.write_text(json.dumps(payload, indent=2))
+    provenance.write(None, **payload)
     print(f"written {args.out}")
 
 

@@ -31,6 +31,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
+from benchmarks.results_io import Provenance  # noqa: E402
+
 SIZES = {"small": (1000, 54000), "large": (5000, 128503)}
 
 
@@ -196,6 +199,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_child(json.loads(args.child))))
         return
+    provenance = Provenance(args.out, "benchmarks/bench_metrics.py", args)
+    provenance.capture_printed_tables()
 
     rows = []
     for size in args.sizes:
@@ -285,7 +290,7 @@ def main() -> None:
     }
     print(f"\n{meta}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    provenance.write(None, meta=meta, rows=rows)
     print(f"wrote {args.out}")
 
 

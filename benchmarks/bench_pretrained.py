@@ -2,8 +2,13 @@
 and the ceiling, with each row's cost in operation.
 
     python benchmarks/bench_pretrained.py [--methods csq mds shc tbh tbh_supervised]
-        [--bits 16 32 64] [--seeds 0 1 2] [--epochs N] [--features <npz>]
-        [--extract-images 1000] [--skip-methods] [--skip-extract] [--work <dir>]
+        [--bits 16 32 64] [--seeds 0 1 2] [--epochs N] [--method-epochs tbh=5 ...]
+        [--jobs 2] [--features <npz>] [--extract-images 1000] [--skip-methods] [--work <dir>]
+
+The defaults are the headline comparison of ``docs/benchmarks.md`` (every method, 16/32/64 bits,
+seeds 0-2, two sweeps at a time on 2 cores, TBH at a reduced epoch budget so the whole fits in
+45 minutes); its results go to ``benchmarks/results/pretrained.json`` with their provenance, and
+``python benchmarks/render_tables.py`` puts its tables into the docs.
 
 Parts (one run, one machine):
 
@@ -15,19 +20,20 @@ Parts (one run, one machine):
   the features file (``--features``): max |ours - file| against half a float16 step.
 * **Reference rows** on the features file, protocol ``cifar10`` (the split the runs draw):
   Euclidean k-NN on the float features (faiss ``IndexFlatL2`` for queries/s, exact AP by
-  :func:`hashing.baselines.float_average_precision`), LSH at every length and seed
-  (:func:`hashing.baselines.lsh_codes`), the untrained model (``train=false``: the CSQ hash layer
-  at its initialisation), and a logistic-regression probe's accuracy on the queries.
+  :func:`hashing.baselines.float_average_precision`), the training-free floors LSH, PCA-sign and
+  ITQ at every length and seed (``benchmarks/floor_rows.py``, the functions of
+  ``method=lsh|pcah|itq``), the untrained model (``train=false``: the CSQ hash layer at its
+  initialisation), and a logistic-regression probe's accuracy on the queries.
 * **Methods**: ``python -m hashing.train -m experiment=cifar10_effnet method=<m> bits=.. seed=..``
   (the real pipeline, one multirun per method); each job's ``metrics.json``. For the first seed
   the best checkpoint encodes queries and database and the project's binary index
   (:class:`hashing.index.HashIndex`, exact flat) is timed at k=100 on the same queries.
   Degenerate runs are flagged (dead bits, best epoch 0, few distinct codes).
 
-Table: mean ± sample std over seeds of mAP@100/1000/ALL and tie-aware mAP@ALL, bytes per
-database item, queries/s at k=100 and the speed-up over the float index. JSON goes to
-``benchmarks/results/pretrained.json``. The defaults are the full comparison (5 methods x 3
-lengths x 3 seeds, the preset's 30 epochs).
+Tables: mean ± sample std over seeds of mAP@100/1000/ALL and tie-aware mAP@ALL, each seed's
+best epoch against the budget (a best epoch at the budget's end: the validation curve was still
+rising), bytes per database item, queries/s at k=100 and the speed-up over the float index; and
+paired comparisons over seeds (every learned method against ITQ, SHC against CSQ).
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -43,6 +48,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's `hashing`, also when run as a script
+from benchmarks.floor_rows import ceiling_row, floor_rows  # noqa: E402
+from benchmarks.results_io import Provenance, markdown_table  # noqa: E402
 from benchmarks.sweep_runs import job_bits_seed, mean_std, run_multirun  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -50,6 +57,9 @@ FEATURES = SHARED / "cifar10_efficientnet_lite0_128.npz"
 METHODS = ("csq", "mds", "shc", "tbh", "tbh_supervised")
 METRICS = ("mAP@100", "mAP@1000", "mAP@ALL", "mAP@ALL_tie_aware")
 K = 100
+#: the headline's epoch budgets where the preset's 30 do not fit in 45 minutes on 2 cores
+METHOD_EPOCHS = {"tbh": 5, "tbh_supervised": 5}
+SUPERVISED = ("csq", "mds", "shc", "tbh_supervised")
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,8 +68,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bits", nargs="+", type=int, default=[16, 32, 64])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="default: the preset's")
+    parser.add_argument(
+        "--method-epochs", nargs="*", default=[f"{m}={e}" for m, e in METHOD_EPOCHS.items()],
+        help="per-method epoch budgets, method=epochs (over --epochs)",
+    )  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=2, help="method sweeps run at once")
     parser.add_argument("--features", type=Path, default=FEATURES)
-    parser.add_argument("--extract-images", type=int, default=1000)
+    parser.add_argument("--extract-images", type=int, default=0, help="0: no extractor part")
     parser.add_argument("--skip-methods", action="store_true")
     parser.add_argument("--skip-extract", action="store_true")
     parser.add_argument("--skip-references", action="store_true")
@@ -149,7 +164,7 @@ def reference_split(features: Path, cache: Path) -> dict[str, Any]:
     pool = datamodule.pool
     return {
         key: (pool.source[datamodule.split[key]], pool.labels[datamodule.split[key]])
-        for key in ("query", "train", "database")
+        for key in ("query", "train", "fit", "database")
     }
 
 
@@ -170,37 +185,17 @@ def reference_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from hashing.baselines import float_average_precision, lsh_codes
-    from hashing.metrics import evaluate_retrieval
-
     split = reference_split(args.features, args.work / "cache")
     (xq, yq), (xt, yt), (xd, yd) = split["query"], split["train"], split["database"]
-    rows: list[dict[str, Any]] = []
-    ap = float_average_precision(xq, xd, yq, yd, top_ks=(100, 1000, None)).mean(0)
+    ceiling = ceiling_row((xq, yq), (xd, yd))
     flat = faiss.IndexFlatL2(xd.shape[1])
     flat.add(np.ascontiguousarray(xd.numpy(), dtype=np.float32))
     queries = np.ascontiguousarray(xq.numpy(), dtype=np.float32)
-    float_qps = search_speed(lambda q: flat.search(q, K), queries)
-    values = dict(zip(METRICS[:3], ap.tolist(), strict=True))
-    values["mAP@ALL_tie_aware"] = values["mAP@ALL"]  # real-valued distances: no ties
-    rows.append(
-        {"method": "float k-NN (IndexFlatL2)", "bits": 32 * xd.shape[1], "seeds": [0],
-         "values": {k: [v] for k, v in values.items()}, "bytes": 4 * xd.shape[1],
-         "qps": float_qps}
-    )  # fmt: skip
-    for bits in args.bits:
-        per_seed: dict[str, list[float]] = {m: [] for m in METRICS}
-        qps = None
-        for seed in args.seeds:
-            qc, dc = lsh_codes(xt, xq, xd, bits=bits, seed=seed)
-            report = evaluate_retrieval(qc, dc, yq, yd, top_ks=(100, 1000, None))
-            for name, k in (("mAP@100", 100), ("mAP@1000", 1000), ("mAP@ALL", None)):
-                per_seed[name].append(report.map_at_k[k])
-            per_seed["mAP@ALL_tie_aware"].append(report.tie_aware_map_at_k[None])
-            if qps is None:
-                qps = binary_qps(dc, qc)
-        rows.append({"method": "LSH", "bits": bits, "seeds": list(args.seeds),
-                     "values": per_seed, "bytes": bits / 8, "qps": qps})  # fmt: skip
+    ceiling |= {"bytes": 4 * xd.shape[1], "qps": search_speed(lambda q: flat.search(q, K), queries)}
+    rows: list[dict[str, Any]] = [ceiling]
+    # the floors fit on the split the learned methods train on (train minus validation queries)
+    for row in floor_rows(split["fit"][0], (xq, yq), (xd, yd), args.bits, args.seeds):
+        rows.append(row | {"bytes": row["bits"] / 8, "qps": None, "flags": []})
     scaler = StandardScaler().fit(xt.numpy())
     probe = LogisticRegression(max_iter=2000, C=0.1)
     probe.fit(scaler.transform(xt.numpy()), yt.numpy())
@@ -231,6 +226,22 @@ def probe_center_row(probe: Any, scaler: Any, split: dict[str, Any], bits: int) 
 
 
 # --- methods through the pipeline -------------------------------------------------------------
+def method_epochs(args: argparse.Namespace) -> dict[str, int]:
+    """``--method-epochs m=e ...`` as a mapping (a malformed entry stops with its text)."""
+    budgets = {}
+    for entry in args.method_epochs:
+        method, _, epochs = entry.partition("=")
+        if not epochs.isdigit() or int(epochs) < 1:
+            raise SystemExit(f"--method-epochs {entry!r}: write method=epochs, e.g. tbh=10")
+        budgets[method] = int(epochs)
+    return budgets
+
+
+def epochs_of(args: argparse.Namespace, method: str) -> int | None:
+    """The epoch budget of ``method`` in this benchmark (None: the preset's)."""
+    return method_epochs(args).get(method, args.epochs)
+
+
 def run_sweep(
     args: argparse.Namespace, method: str, extra: list[str], tag: str
 ) -> tuple[Path, float]:
@@ -239,13 +250,15 @@ def run_sweep(
     sweep_dir = args.work / "runs" / tag
     overrides = [
         "experiment=cifar10_effnet", f"method={method}", f"bits={','.join(map(str, args.bits))}",
+        f"seed={','.join(map(str, args.seeds))}",
         f"paths.cache_dir={args.work / 'cache'}", f"hydra.sweep.dir={sweep_dir}",
         "~callbacks.retrieval_grid", "callbacks.progress_bar.refresh_rate=0",
         "callbacks.retrieval_evaluation.curves=false", "logger=csv", "fail_fast=false", *extra,
     ]  # fmt: skip
-    if args.epochs is not None and tag != "untrained":
-        overrides.append(f"trainer.max_epochs={args.epochs}")
-    expected = len(args.bits) * (1 if tag == "untrained" else len(args.seeds))
+    epochs = epochs_of(args, method)
+    if epochs is not None and tag != "untrained":
+        overrides.append(f"trainer.max_epochs={epochs}")
+    expected = len(args.bits) * len(args.seeds)
     log = args.work / f"{tag}.log"
     return sweep_dir, run_multirun(tag, overrides, sweep_dir, log, args.threads, expected)
 
@@ -266,21 +279,45 @@ def job_codes(job: Path, split: dict[str, Any]) -> tuple[Any, Any, str | None]:
     return codes[0], codes[1], best.name
 
 
+def best_epoch(job: Path) -> int | None:
+    """The epoch of the job's best checkpoint by val/mAP (the one it tested), or None."""
+    checkpoints = sorted((job / "checkpoints").glob("epoch_*.ckpt"))
+    return int(checkpoints[-1].stem.split("_")[-1]) if checkpoints else None
+
+
+def method_plans(args: argparse.Namespace) -> list[tuple[str, str, list[str], str]]:
+    """(row label, method, extra overrides, sweep tag) of every sweep, longest first."""
+    plans = [("untrained (csq head at init)", "csq", ["train=false"], "untrained")]
+    plans += [(m, m, [], m) for m in args.methods]
+    return sorted(plans, key=lambda plan: plan[1] not in ("tbh", "tbh_supervised"))
+
+
+def run_sweeps(args: argparse.Namespace, plans: list[Any]) -> dict[str, tuple[Path, float]]:
+    """Every plan's sweep, ``--jobs`` at a time (each a process of ``--threads`` threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {
+            tag: pool.submit(run_sweep, args, method, extra, tag) for _, method, extra, tag in plans
+        }
+        return {tag: future.result() for tag, future in futures.items()}
+
+
 def method_rows(args: argparse.Namespace, rows: list[dict[str, Any]], save: Any) -> None:
-    """Run every method's sweep, appending its rows to ``rows`` and calling ``save`` after each
-    (an interrupted benchmark keeps what finished)."""
+    """Run every method's sweep, then append its rows to ``rows`` and call ``save``."""
     split = reference_split(args.features, args.work / "cache")
-    plans = [("untrained (csq head at init)", "csq", ["train=false", "seed=0"], "untrained")]
-    plans += [(m, m, [f"seed={','.join(map(str, args.seeds))}"], m) for m in args.methods]
-    for label, method, extra, tag in plans:
-        sweep_dir, wall = run_sweep(args, method, extra, tag)
+    plans = method_plans(args)
+    sweeps = run_sweeps(args, plans)
+    for label, method, _, tag in sorted(plans, key=lambda plan: plan[3] != "untrained"):
+        sweep_dir, wall = sweeps[tag]
         jobs: dict[int, dict[int, Path]] = {}
         for job in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()):
             bits, seed = job_bits_seed(job)
             jobs.setdefault(bits, {})[seed] = job
+        budget = None if tag == "untrained" else epochs_of(args, method) or 30
         for bits in sorted(jobs):
             values: dict[str, list[float]] = {m: [] for m in METRICS}
-            flags, seeds = [], []
+            flags, seeds, best_epochs = [], [], []
             for seed, job in sorted(jobs[bits].items()):
                 metrics_file = job / "metrics.json"
                 if not metrics_file.is_file():
@@ -292,10 +329,10 @@ def method_rows(args: argparse.Namespace, rows: list[dict[str, Any]], save: Any)
                     values[name].append(metrics[f"test/{name}"])
                 if metrics.get("test/dead_bits", 0) > 0:
                     flags.append(f"seed {seed}: {int(metrics['test/dead_bits'])} dead bits")
+                best_epochs.append(best_epoch(job))
             first = jobs[bits][min(jobs[bits])]
-            qc, dc, best = job_codes(first, split) if tag != "untrained" else (None, None, None)
-            if tag == "untrained":
-                qc, dc, best = untrained_codes(first, split)
+            codes = untrained_codes if tag == "untrained" else job_codes
+            qc, dc, _ = codes(first, split)
             qps = binary_qps(dc, qc) if dc is not None else None
             if dc is not None:
                 distinct = len({tuple(r) for r in dc.tolist()})
@@ -305,11 +342,11 @@ def method_rows(args: argparse.Namespace, rows: list[dict[str, Any]], save: Any)
                     flags.append(f"{dead} constant database bits ({shared} in the centers)")
                 if distinct <= 20:
                     flags.append(f"only {distinct} distinct database codes")
-            if best == "epoch_000.ckpt":
+            if budget is not None and 0 in best_epochs:
                 flags.append("best epoch 0")
             rows.append({"method": label, "bits": bits, "seeds": seeds, "values": values,
-                         "bytes": bits / 8, "qps": qps, "flags": flags,
-                         "sweep_wall_s": wall})  # fmt: skip
+                         "bytes": bits / 8, "qps": qps, "flags": flags, "sweep_wall_s": wall,
+                         "best_epochs": best_epochs, "epochs": budget})  # fmt: skip
         save()
 
 
@@ -347,7 +384,7 @@ def untrained_codes(job: Path, split: dict[str, Any]) -> tuple[Any, Any, str | N
         return model.encode(split["query"][0]), model.encode(split["database"][0]), None
 
 
-# --- table ------------------------------------------------------------------------------------
+# --- tables -----------------------------------------------------------------------------------
 def summary(values: list[float]) -> str:
     if not values:
         return "–"
@@ -357,22 +394,73 @@ def summary(values: list[float]) -> str:
     return f"{over_seeds['mean']:.4f} ± {over_seeds['std']:.4f}"
 
 
-def print_table(rows: list[dict[str, Any]], float_qps: float | None) -> None:
-    header = ["method", "bits", "seeds", *METRICS, "bytes/item", "q/s @100", "vs float", "flags"]
-    print("| " + " | ".join(header) + " |")
-    print("|---" * len(header) + "|")
+def epochs_cell(row: dict[str, Any]) -> str:
+    """Each seed's best epoch (0-based) of the budget, e.g. ``9, 9, 8 of 10``."""
+    if not row.get("epochs") or not row.get("best_epochs"):
+        return "–"
+    best = ", ".join("?" if e is None else str(e) for e in row["best_epochs"])
+    return f"{best} of {row['epochs']}"
+
+
+def headline_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every row: floors, ceiling, probe, untrained and the methods."""
+    float_qps = next((r["qps"] for r in rows if r.get("qps") and r["bits"] > 1000), None)
+    columns = ["method", "bits", "seeds", *METRICS, "best epoch", "bytes/item", "q/s @100",
+               "vs float", "flags"]  # fmt: skip
+    table_rows = []
     for row in rows:
         if "accuracy" in row:
             cells = [row["method"], "–", "–", f"{row['accuracy']:.4f}"]
-            print("| " + " | ".join(cells + [""] * (len(header) - len(cells))) + " |")
+            table_rows.append(cells + [""] * (len(columns) - len(cells)))
             continue
         qps = row.get("qps")
-        cells = [row["method"], str(row["bits"]), str(len(row["seeds"]))]
+        cells = [row["method"], str(row["bits"]), str(len(row["seeds"]) or 1)]
         cells += [summary(row["values"][m]) for m in METRICS]
-        cells += [f"{row['bytes']:g}", f"{qps:,.0f}" if qps else "–"]
+        cells += [epochs_cell(row), f"{row['bytes']:g}", f"{qps:,.0f}" if qps else "–"]
         cells += [f"{qps / float_qps:.1f}x" if qps and float_qps else "–"]
         cells += ["; ".join(row.get("flags", []))]
-        print("| " + " | ".join(cells) + " |")
+        table_rows.append(cells)
+    return {"columns": columns, "rows": table_rows}
+
+
+def paired(a: list[float], b: list[float], seeds_a: list[int], seeds_b: list[int]) -> Any:
+    """Per-seed differences a - b over the seeds both have, and the two-sided paired t-test's
+    p-value (None for fewer than 2 pairs or no spread)."""
+    from scipy.stats import ttest_rel
+
+    common = sorted(set(seeds_a) & set(seeds_b))
+    x = [a[seeds_a.index(s)] for s in common]
+    y = [b[seeds_b.index(s)] for s in common]
+    diffs = [u - v for u, v in zip(x, y, strict=True)]
+    p = None
+    if len(diffs) > 1 and len(set(diffs)) > 1:
+        p = float(ttest_rel(x, y).pvalue)
+    return diffs, p
+
+
+def comparisons_table(rows: list[dict[str, Any]], metric: str = "mAP@ALL") -> dict[str, Any]:
+    """Paired over seeds: every learned method against ITQ (does it beat the training-free
+    bar at every length?), and SHC against CSQ (the semantic centers' claim)."""
+    by_key = {(r["method"], r["bits"]): r for r in rows if "values" in r and r["seeds"]}
+    pairs = [(m, "ITQ") for m in ("csq", "mds", "shc", "tbh_supervised", "tbh")]
+    pairs.append(("shc", "csq"))
+    columns = ["comparison", "bits", "seeds", f"mean difference ({metric})", "seeds won",
+               "paired t-test p"]  # fmt: skip
+    table_rows = []
+    for first, second in pairs:
+        for bits in sorted({b for (m, b) in by_key if m == first}):
+            if (second, bits) not in by_key:
+                continue
+            a, b = by_key[first, bits], by_key[second, bits]
+            diffs, p = paired(a["values"][metric], b["values"][metric], a["seeds"], b["seeds"])
+            if not diffs:
+                continue
+            mean = sum(diffs) / len(diffs)
+            won = sum(d > 0 for d in diffs)
+            table_rows.append([f"{first} − {second}", str(bits), str(len(diffs)),
+                               f"{mean:+.4f}", f"{won} of {len(diffs)}",
+                               "–" if p is None else f"{p:.2g}"])  # fmt: skip
+    return {"columns": columns, "rows": table_rows}
 
 
 def main() -> None:
@@ -389,28 +477,26 @@ def main() -> None:
             f"features file {args.features} not found: write it with `python -m hashing.features "
             f"data=cifar10_folder backbone=efficientnet_lite0` and pass --features <file>"
         )
-    started = time.perf_counter()
-    result: dict[str, Any] = {"machine": platform.platform(), "cpus": os.cpu_count(),
-                              "threads": args.threads, "args": vars(args) | {
-                                  "work": str(args.work), "out": str(args.out),
-                                  "features": str(args.features)}}  # fmt: skip
-    if not args.skip_extract:
+    method_epochs(args)  # a malformed budget stops before anything runs
+    provenance = Provenance(args.out, "benchmarks/bench_pretrained.py", args, args.seeds)
+    result: dict[str, Any] = {"threads": args.threads}
+    if not args.skip_extract and args.extract_images > 0:
         result["extractor"] = bench_extractor(args.extract_images, args.features)
         print(json.dumps(result["extractor"], indent=1))
     rows = [] if args.skip_references else reference_rows(args)
-    result["rows"] = rows
 
     def save() -> None:
-        result["wall_s"] = time.perf_counter() - started
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1, default=str))
+        tables = {"headline": headline_table(rows), "comparisons": comparisons_table(rows)}
+        provenance.write(tables, rows=rows, **result)
 
     save()
     if not args.skip_methods:
         method_rows(args, rows, save)
-    float_qps = rows[0]["qps"] if rows and "qps" in rows[0] else None
-    print_table(rows, float_qps)
-    print(f"whole benchmark: {result['wall_s']:.0f} s")
+    save()
+    print(markdown_table(headline_table(rows)))
+    print()
+    print(markdown_table(comparisons_table(rows)))
+    print(f"whole benchmark: {time.perf_counter() - provenance.started:.0f} s")
 
 
 if __name__ == "__main__":

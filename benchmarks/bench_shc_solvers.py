@@ -16,8 +16,9 @@ Center quality columns for every method, against the class similarity ``S`` of S
 (same seed): fit loss, Spearman(s_ij, h_i·h_j), the AUC of center similarity for class pairs
 sharing an object (composites), whether SHC's centers equal their MDS start and how many
 updates its solver accepted. ``mds_refined`` is MDS with ``refine_feasible_start=true`` (the
-behaviour before MDS kept a feasible CSQ start as the reference does). Floor and ceiling rows:
-LSH on the input features and exact Euclidean ranking of the float features. Prints a Markdown
+behaviour before MDS kept a feasible CSQ start as the reference does). Floor and ceiling rows
+(``benchmarks/floor_rows.py``): LSH, PCA-sign and ITQ fitted on the training split's input
+features, and exact Euclidean ranking of the float features. Prints a Markdown
 table, writes JSON to ``benchmarks/results/shc_solvers.json``.
 
     python benchmarks/bench_shc_solvers.py [--datasets pairs cifar10] [--seeds 0 1 2]
@@ -38,6 +39,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.floor_rows import CEILING, FLOORS, datamodule_of  # noqa: E402
+from benchmarks.floor_rows import reference_rows as floor_reference_rows  # noqa: E402
+from benchmarks.results_io import Provenance  # noqa: E402
 from benchmarks.sweep_runs import (  # noqa: E402
     job_bits_seed,
     mean_std,
@@ -170,39 +174,16 @@ def read_job(job: Path, similarities: dict[int, torch.Tensor]) -> dict[str, Any]
 
 
 def reference_rows(dataset: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """LSH (floor, per bits, over seeds) and float features (ceiling) on the test split."""
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from hashing.baselines import float_average_precision, lsh_codes
-    from hashing.metrics import average_precision
-
-    overrides = [
-        o for o in dataset_overrides(dataset, args.cifar_file) if not o.startswith("backbone")
-    ]
-    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        cfg = compose("train", overrides=[*overrides, f"paths.root_dir={ROOT}"])
-    dm = instantiate(cfg.data, split_dir=str(args.work / "cache" / "splits"))
-    dm.setup()
-
-    def stacked(key: str) -> tuple[torch.Tensor, torch.Tensor]:
-        items = dm.dataset(key)
-        xs = torch.stack([items[i][0].reshape(-1) for i in range(len(items))])
-        return xs, items.labels
-
-    (qx, qy), (dx, dy), (tx, _) = stacked("query"), stacked("database"), stacked("fit")
-    ks = (100, 1000, None)
+    """The training-free floors (LSH, PCA-sign, ITQ per bits, over seeds; fitted on the
+    training split) and the float features (ceiling) on the test split."""
+    overrides = dataset_overrides(dataset, args.cifar_file)
+    datamodule = datamodule_of(overrides, args.work / "cache" / "splits")
     rows: dict[str, dict[str, Any]] = {}
-    for bits in args.bits:
-        per_seed = []
-        for seed in args.seeds:
-            q_codes, d_codes = lsh_codes(tx, qx, dx, bits=bits, seed=seed)
-            per_seed.append(average_precision(q_codes, d_codes, qy, dy, ks).mean(0))
-        rows[f"lsh/{bits}"] = summarise(
-            [dict(zip(METRICS, ap.tolist(), strict=True)) for ap in per_seed]
-        )
-    ceiling = float_average_precision(qx, dx, qy, dy, ks).mean(0)
-    rows["float"] = summarise([dict(zip(METRICS, ceiling.tolist(), strict=True))])
+    for row in floor_reference_rows(datamodule, args.bits, args.seeds):
+        count = len(row["values"]["mAP@ALL"])
+        per_seed = [{m: row["values"][m][i] for m in METRICS} for i in range(count)]
+        key = "float" if row["method"] == CEILING else f"{row['method']}/{row['bits']}"
+        rows[key] = summarise(per_seed)
     return rows
 
 
@@ -240,7 +221,8 @@ def cell(summary: dict[str, Any], key: str, digits: int = 4) -> str:
 
 
 def markdown(results: dict[str, Any], floors: dict[str, Any]) -> str:
-    """One row per (dataset, bits, method), with LSH and float rows per dataset and bits."""
+    """One row per (dataset, bits, method), with the floors' rows per dataset and bits and the
+    float row per dataset."""
     lines = [
         "| dataset | bits | method | mAP@100 | mAP@1000 | mAP@ALL | fit loss | Spearman "
         "| group AUC | = start | accepted |",
@@ -249,8 +231,9 @@ def markdown(results: dict[str, Any], floors: dict[str, Any]) -> str:
     for dataset, per_bits in results.items():
         for bits, per_method in per_bits.items():
             rows = dict(per_method)
-            if f"lsh/{bits}" in floors.get(dataset, {}):
-                rows["LSH (floor)"] = floors[dataset][f"lsh/{bits}"]
+            for label, _ in FLOORS:
+                if f"{label}/{bits}" in floors.get(dataset, {}):
+                    rows[f"{label} (floor)"] = floors[dataset][f"{label}/{bits}"]
             for method, s in rows.items():
                 start = f"{s['equals_start']['mean']:.2f}" if "equals_start" in s else "-"
                 accepted = (
@@ -283,12 +266,15 @@ def main() -> None:
         "--cifar-per-class", nargs=3, type=int, metavar=("Q", "T", "D"), default=None,
         help="cifar10 on a per-class subset: queries, train, database (default: full set)",
     )  # fmt: skip
-    parser.add_argument("--no-reference-rows", action="store_true", help="skip LSH / float")
+    parser.add_argument(
+        "--no-reference-rows", action="store_true", help="skip the floors and the float row"
+    )
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench_shc_solvers")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "shc_solvers.json"
     )
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_shc_solvers.py", args, args.seeds)
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
     args.cifar_file = FEATURES
@@ -328,8 +314,7 @@ def main() -> None:
         f"stage-1 S of the same seed; total {total / 60:.1f} min of sweeps."
     )
     write_report(
-        args.out,
-        args,
+        provenance,
         table,
         caption,
         results=results,

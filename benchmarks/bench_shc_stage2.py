@@ -12,7 +12,6 @@ ratio to the reference's, measured in the same run). Also ``||S - S^T|| / ||S||`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from benchmarks.results_io import Provenance  # noqa: E402
 from hashing.centers import mds_centers, semantic_centers  # noqa: E402
 from hashing.centers.quality import center_quality  # noqa: E402
 from hashing.centers.semantic import asymmetry  # noqa: E402
@@ -73,6 +72,8 @@ def main() -> None:
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "shc_stage2.json"
     )
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_shc_stage2.py", args, [args.seed])
+    provenance.capture_printed_tables()
     torch.set_num_threads(1)
     sims = {"planted 100/20": planted()}
     for path in args.similarity:
@@ -104,7 +105,7 @@ def main() -> None:
         "markdown": table,
         "settings": {k: str(v) for k, v in vars(args).items()},
     }
-    args.out.write_text(json.dumps(payload, indent=2))
+    provenance.write(None, **payload)
     print(f"wrote {args.out}")
 
 

@@ -13,7 +13,6 @@ system of the process) as a ratio to it. CPU time is the steadier figure on a lo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -26,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
+from benchmarks.results_io import Provenance  # noqa: E402
 
 
 def commands(run_dir: Path) -> dict[str, list[str]]:
@@ -69,6 +70,8 @@ def main() -> None:
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "startup.json"
     )
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_startup.py", args)
+    provenance.capture_printed_tables()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     wall: dict[str, list[float]] = {}
@@ -120,7 +123,7 @@ def main() -> None:
         "python": platform.python_version(),
         "rows": rows,
     }
-    args.out.write_text(json.dumps(payload, indent=2))
+    provenance.write(None, **payload)
     print(f"written {args.out}")
 
 

@@ -6,17 +6,18 @@ What runs (``--help`` lists every knob; the defaults are the full size the issue
   EfficientNet-Lite0, 1280-d, all 60,000 CIFAR-10 images) read through the project's
   ``data=features`` DataModule; the frozen backbone is the identity (``backbone=identity``), so
   TBH reconstructs the features, as it reconstructs fc7 in the paper.
-- Protocols: ``tbh`` = TBH's own shape (SPEC ``cifar10-2``): the 10,000 test images are the
-  queries, the 50,000 training images are training set and database; ``cifar10`` (SPEC): per
+- Protocols: ``tbh`` = TBH's own shape (``cifar10-2``, docs/metrics.md#protocols): the 10,000 test
+  images are the queries, the 50,000 training images are training set and database; ``cifar10``: per
   class 100 queries and 500 training images, the database is the other 54,000. Both hold out
   10% of the training set a class as validation queries (so TBH fits 45,000 / 4,500 items);
   split seed 0. The database is put in a seeded random order (seed 0): the file is sorted by
   class, and under the stable tie order (ties by database index) a block of equal codes would
   otherwise come back class-sorted and score far above chance.
-- Rows per (protocol, bits, seed): ``lsh`` (random hyperplanes on the centred features, the
-  floor), ``tbh_untrained`` (the network both TBH rows start from: one seed builds the same
-  initial weights for both), ``tbh``, ``tbh_supervised`` (``conf/method/*.yaml`` as configured,
-  except the training budget below), optionally ``csq``/``mds`` (the project's center methods,
+- Rows per (protocol, bits, seed): the training-free floors ``lsh``, ``pcah`` (PCA-sign) and
+  ``itq`` (``benchmarks/floor_rows.py``, fitted on the fit set's features), ``tbh_untrained``
+  (the network both TBH rows start from: one seed builds the same initial weights for both),
+  ``tbh``, ``tbh_supervised`` (``conf/method/*.yaml`` as configured, except the training budget
+  below), optionally ``csq``/``mds`` (the project's center methods,
   a Linear + tanh head on the same features, the same budget); once per protocol ``float``
   (exact Euclidean k-NN on the features, the ceiling).
 - Budget: ``--iterations`` batches of ``--batch-size`` (400, the released batch) at Adam lr
@@ -32,7 +33,7 @@ What runs (``--help`` lists every knob; the defaults are the full size the issue
   t-test (``ttest_rel``, assumes normal differences) and the exact Wilcoxon signed-rank test
   (no normality; with 5 seeds its smallest two-sided p-value is 2/32 = 0.0625, so it cannot
   reach 0.05 however large the effect: read it together with the t-test).
-- ``--max-queries N``: a seeded subset of the test queries (default: all). The README's table
+- ``--max-queries N``: a seeded subset of the test queries (default: all). The published table
   used 2,000 of the ``tbh`` shape's 10,000, for the CPU budget; ``cifar10`` has 1,000.
 - ``--sweep-lambda-cls V ...``: instead of the table, supervised TBH at each relative
   ``lambda_cls`` (``--sweep-absolute V ...``: the same with ``lambda_cls_reference=absolute``),
@@ -74,8 +75,10 @@ from scipy import stats
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks.floor_rows import floor_codes
+from benchmarks.results_io import Provenance
 from hashing.backbones.identity import Identity
-from hashing.baselines import float_average_precision, lsh_codes
+from hashing.baselines import float_average_precision
 from hashing.data.splits import Protocol, make_split
 from hashing.methods.base import HashingModule
 from hashing.metrics import evaluate_retrieval, mean_average_precisions
@@ -91,12 +94,15 @@ PROTOCOLS = {
     "tbh": Protocol("official"),
     "cifar10": Protocol("disjoint", query_per_class=100, train_per_class=500),
 }
-ROW_ORDER = ("float", "lsh", "tbh_untrained", "tbh", "tbh_supervised", *CENTER_METHODS)
+FLOOR_METHODS = ("lsh", "pcah", "itq")
+ROW_ORDER = ("float", *FLOOR_METHODS, "tbh_untrained", "tbh", "tbh_supervised", *CENTER_METHODS)
 PAIRS = (
     ("tbh_supervised", "tbh"),
     ("tbh", "tbh_untrained"),
     ("tbh_supervised", "tbh_untrained"),
     ("tbh", "lsh"),
+    ("tbh", "itq"),
+    ("tbh_supervised", "itq"),
     ("tbh_supervised", "csq"),
 )
 Data = dict[str, tuple[Tensor, Tensor]]
@@ -287,10 +293,11 @@ def untrained_tbh(data: Data, bits: int, seed: int, args: argparse.Namespace) ->
     return scores(encode(model, data["query"][0]), encode(model, data["database"][0]), data)
 
 
-def lsh(data: Data, bits: int, seed: int) -> dict[str, Any]:
-    """LSH codes (random hyperplanes through the fit set's mean) scored like the models."""
-    query, database = lsh_codes(
-        data["fit"][0], data["query"][0], data["database"][0], bits=bits, seed=seed
+def training_free(data: Data, projection: str, bits: int, seed: int) -> dict[str, Any]:
+    """A training-free floor (``lsh``, ``pcah`` or ``itq``, fitted on the fit set's features)
+    scored like the models."""
+    query, database = floor_codes(
+        data["fit"][0], data["query"][0], data["database"][0], projection, bits, seed
     )
     return scores(query, database, data)
 
@@ -442,8 +449,9 @@ def markdown(rows: list[dict[str, Any]], tests: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def report(args: argparse.Namespace) -> None:
-    """Rebuild ``--out`` and print the tables from every protocol's runs file."""
+def report(args: argparse.Namespace, provenance: Provenance | None = None) -> None:
+    """Rebuild ``--out`` and print the tables from every protocol's runs file; ``provenance``
+    started with the benchmark (else the wall time is the report's alone)."""
     key = settings_key(args)
     unique: dict[tuple[Any, ...], dict[str, Any]] = {}
     for path in sorted(args.runs_dir.glob("*.jsonl")):
@@ -466,10 +474,9 @@ def report(args: argparse.Namespace) -> None:
         },
         "evaluation": "final weights; stable-order (database in a seeded order) and tie-aware",
     }
-    payload = {"protocol": protocol, "summary": rows, "tests": tests, "runs": runs, "table": table}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {args.out}")
+    payload = {"protocol": protocol, "summary": rows, "tests": tests, "runs": runs}
+    provenance = provenance or Provenance(args.out, "benchmarks/bench_tbh.py", args, args.seeds)
+    print(f"wrote {provenance.write({'main': {'markdown': table}}, **payload)}")
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -557,6 +564,7 @@ def sweep(args: argparse.Namespace, datasets: dict[str, Data]) -> None:
 
 def main() -> None:
     args = parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_tbh.py", args, args.seeds)
     if args.report:
         report(args)
         return
@@ -585,9 +593,10 @@ def main() -> None:
         # leaves whole (bits, seed) cells
         for bits in args.bits:
             for seed in args.seeds:
-                for method in ("lsh", "tbh_untrained", "tbh", *args.centers, "tbh_supervised"):
-                    if method == "lsh":
-                        job = partial(lsh, data, bits, seed)
+                methods = (*FLOOR_METHODS, "tbh_untrained", "tbh", *args.centers)
+                for method in (*methods, "tbh_supervised"):
+                    if method in FLOOR_METHODS:
+                        job = partial(training_free, data, method, bits, seed)
                     elif method == "tbh_untrained":
                         job = partial(untrained_tbh, data, bits, seed, args)
                     else:
@@ -598,7 +607,7 @@ def main() -> None:
             # re-read before every job: another process may be filling the same file
             if run_id(run) not in {run_id(r) for r in read_runs(path)}:
                 record(path, run, compute)
-    report(args)
+    report(args, provenance)
 
 
 if __name__ == "__main__":

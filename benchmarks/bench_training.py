@@ -29,7 +29,6 @@ loop (a TBH batch is two optimiser steps).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -41,7 +40,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
-
 import numpy as np  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
@@ -49,6 +47,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
+from benchmarks.results_io import Provenance  # noqa: E402
 from hashing import pipeline  # noqa: E402
 from hashing.data.resumable import epoch_seed  # noqa: E402
 from hashing.methods.center_hashing import center_loss, center_targets  # noqa: E402
@@ -220,6 +219,8 @@ def main() -> None:
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "training.json"
     )
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_training.py", args)
+    provenance.capture_printed_tables()
     torch.set_num_threads(args.threads)
     pipeline.setup_process()  # as hashing.train does (all loops run in this process)
     loops: dict[str, Loop] = {"plain": plain_loop, "lightning": lightning, "framework": framework}
@@ -304,7 +305,7 @@ def main() -> None:
         "pytorch_lightning": pl.__version__,
         "rows": rows,
     }
-    args.out.write_text(json.dumps(payload, indent=2))
+    provenance.write(None, **payload)
     print(f"written {args.out}")
 
 

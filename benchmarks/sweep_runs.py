@@ -1,13 +1,12 @@
 """What the sweep benchmarks share: run one Hydra multirun of ``hashing.train`` (or reuse it), read
-a job's bits and seed, summarise seeds, and write the table, caption and raw results as JSON."""
+a job's bits and seed, summarise seeds, and write the table, caption and raw results as JSON
+(with their provenance, :mod:`benchmarks.results_io`)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -15,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hashing.report.runs import read_run
+from benchmarks.results_io import Provenance
+from hashing.report.runs import read_run, run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def run_multirun(
 def job_bits_seed(job: Path) -> tuple[int, int]:
     """A job folder's code length and seed, read as the report reads them (its resolved config,
     else Hydra's, so a job that failed early has them too)."""
-    run = read_run(job)
+    run = read_run(job, run_config(job))
     if run.bits is None or run.seed is None:
         raise ValueError(f"{job}: its config names no bits or seed")
     return run.bits, run.seed
@@ -85,21 +85,12 @@ def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "std": spread, "n": len(values)}
 
 
-def write_report(
-    out: Path, args: argparse.Namespace, table: str, caption: str, **results: Any
-) -> None:
-    """Print the table and caption; write them with ``results``, the settings and the machine."""
+def write_report(provenance: Provenance, table: str, caption: str, **results: Any) -> None:
+    """Print the table and caption; write them (table ``main``) with ``results`` and the run's
+    provenance (commit, command, seeds, machine, wall time) to its results JSON."""
     print()
     print(table)
     print()
     print(caption)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "caption": caption,
-        **results,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "markdown": table,
-    }
-    out.write_text(json.dumps(payload, indent=2, default=str))
-    print(f"wrote {out}")
+    path = provenance.write({"main": {"markdown": table, "notes": [caption]}}, **results)
+    print(f"wrote {path}")

@@ -74,7 +74,7 @@ def test_bad_input_and_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from hashing.pipeline import build_model
     from hashing.runs.errors import UserError
-    from tests.runs import CONF
+    from tests.helpers.runs import CONF
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["backbone=efficientnet_lite0"])

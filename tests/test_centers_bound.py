@@ -1,4 +1,5 @@
-"""Required minimum distance (SPEC §3 table) and the code-size upper bound."""
+"""Required minimum distance and the code-size upper bound
+(docs/methods.md#required-minimum-distance)."""
 
 import itertools
 from fractions import Fraction
@@ -8,7 +9,7 @@ import pytest
 
 from hashing.centers import max_code_size_upper_bound, required_min_distance
 
-SPEC_TABLE = {
+BOUND_TABLE = {
     10: {16: 6, 32: 13, 48: 21, 64: 28, 128: 58},
     21: {16: 6, 32: 12, 48: 19, 64: 26, 128: 56},
     80: {16: 5, 32: 11, 48: 17, 64: 24, 128: 52},
@@ -20,7 +21,7 @@ SPEC_TABLE = {
 
 @pytest.mark.parametrize(
     ("num_classes", "bits", "expected"),
-    [(c, q, d) for c, row in SPEC_TABLE.items() for q, d in row.items()],
+    [(c, q, d) for c, row in BOUND_TABLE.items() for q, d in row.items()],
 )
 def test_spec_table(num_classes: int, bits: int, expected: int) -> None:
     assert required_min_distance(bits, num_classes) == expected

@@ -10,7 +10,7 @@ from hashing.centers import (
     required_min_distance,
 )
 from hashing.centers.mds import improve_center
-from tests.brute_centers import brute_distances
+from tests.helpers.brute_centers import brute_distances
 
 
 def _min_distance_by_loop(centers: torch.Tensor) -> int:

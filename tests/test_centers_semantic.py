@@ -19,7 +19,7 @@ from hashing.centers import (
 from hashing.centers.local_search import _FlipState, local_search_centers, total_fit
 from hashing.centers.quality import center_quality, pair_auc
 from hashing.centers.semantic import _feasible_step, augmented_gradient, auxiliary_update
-from tests.brute_centers import brute_distances
+from tests.helpers.brute_centers import brute_distances
 
 
 def _planted(num_classes: int, groups: int) -> tuple[torch.Tensor, torch.Tensor]:

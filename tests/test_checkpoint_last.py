@@ -19,7 +19,7 @@ from hashing.runs import resume
 from hashing.runs.checkpoint_file import read_checkpoint
 from hashing.runs.errors import UserError
 from hashing.runs.resume import finished_run_from_command_line, resume_checkpoint
-from tests.runs import compose_run, digests
+from tests.helpers.runs import compose_run, digests
 
 
 class FallingScore(pl.LightningModule):

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from hashing.report.__main__ import main as report
-from tests.ddp_probe import check_equals_single_process, check_gathered_once
-from tests.runs import ROOT, run_sweep_cli, run_train_cli, sweep_args, train_command
+from tests.helpers.ddp_probe import check_equals_single_process, check_gathered_once
+from tests.helpers.runs import ROOT, run_sweep_cli, run_train_cli, sweep_args, train_command
 
 pytestmark = pytest.mark.cluster
 
@@ -158,7 +158,7 @@ def test_job_signalled_before_its_time_limit_resumes_to_the_uninterrupted_metric
     ]
     sweep = tmp_path / "sweep"
     wait = [
-        "+callbacks.wait._target_=tests.wait_for_signal.WaitForSignal",
+        "+callbacks.wait._target_=tests.helpers.wait_for_signal.WaitForSignal",
         "+callbacks.wait.batch=3",
         "+callbacks.wait.output_dir=${paths.output_dir}",
         "+callbacks.wait.timeout_s=300",
@@ -219,7 +219,7 @@ def test_ddp_ranks_started_by_slurm_gather_like_one_process(slurm_cluster, tmp_p
             "trainer.accelerator=cpu",
             "trainer.devices=2",
             "bits=16",
-            "+callbacks.probe._target_=tests.ddp_probe.GatherProbe",
+            "+callbacks.probe._target_=tests.helpers.ddp_probe.GatherProbe",
             "+callbacks.probe.output_dir=${paths.output_dir}",
         ],
     )

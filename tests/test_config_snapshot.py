@@ -226,6 +226,17 @@ ACCEPTED: list[tuple[str, str, str]] = [
         r"codes|ids",
         "queries say their kind: codes=[...] and ids=[...] beside query=<images>",
     ),
+    (
+        r".*",
+        r"data\.hierarchy|callbacks\.retrieval_evaluation\.taxonomy_k",
+        "any dataset may name a class taxonomy (null = none); with one, the evaluation reports "
+        "taxonomy distances of the top taxonomy_k results (docs/taxonomy.md)",
+    ),
+    (
+        SHC_CASES,
+        r"method\.(center_source\.)?similarity",
+        "SHC's class similarity is a choice: classifier (stage 1, as before) or taxonomy",
+    ),
 ]
 
 

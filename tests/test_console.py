@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from hashing.runs.quiet import quiet_libraries
-from tests.runs import ROOT, run_train_cli
+from tests.helpers.runs import ROOT, run_train_cli
 
 LINE = re.compile(r"epoch (\d+)/(\d+) · (.*) · [\d.]+ s$", re.MULTILINE)
 

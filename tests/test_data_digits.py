@@ -147,7 +147,7 @@ def test_bad_values_fail_early() -> None:
 def test_digits_config_instantiates(tmp_path: Path) -> None:
     import hydra
 
-    from tests.runs import compose_run
+    from tests.helpers.runs import compose_run
 
     cfg = compose_run("train", tmp_path / "run", tmp_path, ["data=digits"])
     dm = hydra.utils.instantiate(cfg.data)

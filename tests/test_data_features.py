@@ -149,7 +149,7 @@ def test_each_file_gets_its_own_split_and_a_clash_names_the_key(tmp_path: Path) 
     """data=features names a file's data after the file, so a second file never meets the
     first one's split; two files forced to share a name are told which key to change."""
     from hashing.pipeline import build_datamodule
-    from tests.runs import compose_run
+    from tests.helpers.runs import compose_run
 
     first, second = tmp_path / "cats.npz", tmp_path / "dogs.npz"
     np.savez(first, **_arrays(0))

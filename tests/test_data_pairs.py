@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from hashing.data.base import Pool, RetrievalDataModule
 from hashing.data.pairs import PairsDataModule
 from hashing.data.splits import Protocol
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 INNER_CLASSES = 3
 

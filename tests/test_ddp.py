@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ddp_probe import check_equals_single_process, check_gathered_once
-from tests.runs import run_train_cli
+from tests.helpers.ddp_probe import check_equals_single_process, check_gathered_once
+from tests.helpers.runs import run_train_cli
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             "trainer.devices=2",
             "debug=fast",
             "bits=16",
-            "+callbacks.probe._target_=tests.ddp_probe.GatherProbe",
+            "+callbacks.probe._target_=tests.helpers.ddp_probe.GatherProbe",
             "+callbacks.probe.output_dir=${paths.output_dir}",
             "callbacks.progress_bar.refresh_rate=0",
             f"hydra.run.dir={run}",

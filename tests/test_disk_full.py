@@ -24,7 +24,7 @@ from hashing.runs import atomic
 from hashing.runs.atomic import atomic_write, write_json_atomic
 from hashing.runs.errors import USAGE_EXIT_CODE, StorageError, readable_errors, storage_error
 from hashing.runs.status import FAILED, record_failures
-from tests.runs import compose_run, run_entry_point
+from tests.helpers.runs import compose_run, run_entry_point
 
 FAST = ["debug=fast", "bits=32"]
 

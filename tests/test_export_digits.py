@@ -19,7 +19,7 @@ from hashing.index import HashIndex, jobs
 from hashing.metrics.functional.hamming import hamming_distance
 from hashing.metrics.functional.ranking import stable_order
 from hashing.runs.errors import USAGE_EXIT_CODE, MissingFileError, UserError, as_user_error
-from tests.runs import CONF, compose_run, run_entry_point
+from tests.helpers.runs import CONF, compose_run, run_entry_point
 
 TRAIN = [
     "trainer.max_epochs=2",

@@ -22,7 +22,7 @@ from hashing.methods.base import HashingModule
 from hashing.methods.center_sources import RuleCheckedSource, save_centers
 from hashing.metrics import mean_average_precision
 from hashing.runs.errors import UserError
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 # --- the module: what docs/extending.md has a new center method write --------------------------
 

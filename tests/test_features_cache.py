@@ -25,7 +25,7 @@ from hashing.data.splits import Protocol
 from hashing.features import extract_features
 from hashing.features.extract import Progress, duration
 from hashing.runs.errors import USAGE_EXIT_CODE
-from tests.runs import CONF, compose_run, run_entry_point
+from tests.helpers.runs import CONF, compose_run, run_entry_point
 
 
 class TensorImages(RetrievalDataModule):

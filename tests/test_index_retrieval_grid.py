@@ -15,7 +15,7 @@ from pytorch_lightning.loggers import WandbLogger
 from hashing import pipeline
 from hashing.callbacks import RetrievalEvaluation
 from hashing.callbacks.retrieval_grid import RetrievalGrid, displayable
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from hashing.index import FaissSpec, HashIndex, Query, faiss_backend, jobs, pack_codes
 from hashing.runs.errors import UserError
-from tests.runs import CONF
+from tests.helpers.runs import CONF
 
 pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 

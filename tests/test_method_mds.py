@@ -19,8 +19,8 @@ from pytorch_lightning.utilities import rank_zero_only
 from hashing import pipeline
 from hashing.centers import CenterGenerationError, mds_centers
 from hashing.methods.center_sources import CSQCenters, MDSCenters
-from tests.brute_centers import brute_distances, brute_required_distance
-from tests.runs import compose_run
+from tests.helpers.brute_centers import brute_distances, brute_required_distance
+from tests.helpers.runs import compose_run
 
 TINY = ["method=mds", "seed=0", "data.train_per_class=30", "debug=fast"]
 

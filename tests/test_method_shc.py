@@ -28,8 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from hashing import pipeline
 from hashing.centers import cache_key, mds_centers
 from hashing.methods.shc_centers import SemanticCenters
-from tests.brute_centers import brute_distances, brute_required_distance
-from tests.runs import CONF, compose_run
+from tests.helpers.brute_centers import brute_distances, brute_required_distance
+from tests.helpers.runs import CONF, compose_run
 
 CLASSIFIER = "method.center_source.classifier"
 # 30 train items a class (270 fit), 2 classifier epochs, 3 hashing batches an epoch
@@ -78,7 +78,8 @@ def stages(out: Path) -> dict[str, str]:
 def brute_similarity(
     logits: torch.Tensor, labels: torch.Tensor, num_classes: int, rule: str = "all"
 ) -> torch.Tensor:
-    """SPEC §3 stage 1 by loops: masked softmax sums, symmetrise, row-normalise, diagonal 1."""
+    """Stage 1 by loops: masked softmax sums, symmetrise, row-normalise, diagonal 1
+    (docs/methods.md#shc-stage-1)."""
     sums = [[0.0] * num_classes for _ in range(num_classes)]
     for row, label in zip(logits.tolist(), labels.tolist(), strict=True):
         if isinstance(label, list):
@@ -146,7 +147,8 @@ def test_run_folder_keeps_similarity_centers_statistics_and_figures(first) -> No
     stats = json.loads((out / "center_stats.json").read_text())
     distances = brute_distances(centers)
     required = brute_required_distance(16, 10)
-    assert stats["required_min_distance"] == required == 6  # SPEC §3 table
+    # the bound's table in docs/methods.md#required-minimum-distance
+    assert stats["required_min_distance"] == required == 6
     assert min(distances) >= required
     assert stats["min"] == min(distances)
     assert stats["mean"] == pytest.approx(sum(distances) / len(distances))

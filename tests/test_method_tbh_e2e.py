@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hashing import pipeline
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 # Small and short: 16 bits, 4 epochs of 12 batches, a narrower TBH (256 hidden, L = 128), Adam
 # at 1e-3. lambda_adv = 0.1 for both: on 256-d features of 64-pixel digits the summed

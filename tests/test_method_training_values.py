@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from hashing import pipeline
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 
 class StepLosses(pl.Callback):

@@ -11,7 +11,8 @@ from hashing.metrics import average_precision, mean_average_precision, mean_aver
 
 
 def brute_force_map(qc, dc, ql, dl, top_k):
-    """Per-query loop: stable argsort of Hamming distance, AP@k by the SPEC §1 formula."""
+    """Per-query loop: stable argsort of Hamming distance, AP@k by the formula of
+    docs/metrics.md#map-at-k."""
     qc, dc = qc.double().numpy(), dc.double().numpy()
     ql, dl = ql.numpy(), dl.numpy()
     bits = qc.shape[1]

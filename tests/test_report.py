@@ -247,3 +247,26 @@ def test_map_vs_bits_axis_starts_at_zero(tmp_path: Path) -> None:
     cells = aggregate(collect_runs([tmp_path / "s"]))
     figure = map_vs_bits_figure("digits", cells)
     assert [ax.get_ylim() for ax in figure.axes] == [(0.0, 1.02)] * 3
+
+
+def test_taxonomy_metrics_join_the_table_when_runs_have_them(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    make_run(plain / "0", "csq", 16, 0, metric_values(0, 16, "csq"))
+    main([str(plain), "--out", str(tmp_path / "out0"), "--no-plots"])
+    assert "tax_dist@100" not in (tmp_path / "out0" / "report.md").read_text()
+    sweep_dir = tmp_path / "tax"
+    for seed, miss in ((0, 9.0), (1, 10.0)):
+        metrics = {
+            **metric_values(seed, 16, "shc"),
+            "test/tax_dist@100": miss - 2,
+            "test/miss_tax_dist@100": miss,
+            "test/ndcg_wup@100": 0.6,
+        }
+        make_run(sweep_dir / str(seed), "shc", 16, seed, metrics)
+    main([str(sweep_dir), "--out", str(tmp_path / "out1"), "--no-plots"])
+    report = (tmp_path / "out1" / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| dataset"))
+    assert header.endswith("| tax_dist@100 | miss_tax_dist@100 | ndcg_wup@100 |")
+    assert "9.5000 ± 0.7071" in report
+    row = read_csv(tmp_path / "out1" / "cells.csv")[0]
+    assert float(row["test/miss_tax_dist@100_mean"]) == pytest.approx(9.5)

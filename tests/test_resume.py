@@ -18,7 +18,7 @@ from hashing import pipeline
 from hashing.callbacks.interrupt import TrainingInterrupted
 from hashing.runs.errors import UserError
 from hashing.runs.resume import expand_command_line, resume_checkpoint
-from tests.runs import compose_run, digests, run_train_cli
+from tests.helpers.runs import compose_run, digests, run_train_cli
 
 # 720 fit items / 64 = 12 batches an epoch; dropout makes the result depend on the RNG state
 BASE = [
@@ -35,7 +35,7 @@ SIGNAL_AT = 16
 
 def signal_overrides(name: str) -> list[str]:
     return [
-        "+callbacks.signal_at._target_=tests.signal_at_batch.SignalAtBatch",
+        "+callbacks.signal_at._target_=tests.helpers.signal_at_batch.SignalAtBatch",
         f"+callbacks.signal_at.batch={SIGNAL_AT}",
         f"+callbacks.signal_at.signal_name={name}",
     ]

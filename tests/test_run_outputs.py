@@ -22,7 +22,7 @@ from hashing.loggers.wandb_run import HashingWandbLogger
 from hashing.report.runs import find_run_folders
 from hashing.runs.atomic import current_umask
 from hashing.runs.errors import UserError
-from tests.runs import CONF
+from tests.helpers.runs import CONF
 
 
 def job_folder(path: Path, task: str) -> Path:

@@ -24,7 +24,7 @@ from PIL import Image
 from hashing.index import HashIndex, jobs, pack_codes
 from hashing.service.process import ServerProcess
 from hashing.service.settings import ServeSettings, is_local
-from tests.runs import CONF
+from tests.helpers.runs import CONF
 
 BITS, COUNT, TOKEN = 24, 3000, "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -20,7 +20,7 @@ from PIL import Image
 from hashing import pipeline
 from hashing.index import HashIndex, jobs
 from hashing.service.process import ServerProcess
-from tests.runs import CONF, compose_run
+from tests.helpers.runs import CONF, compose_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_ARGS = [

@@ -15,7 +15,7 @@ from hashing import pipeline
 from hashing.methods.classifier import ClassifierModule
 from hashing.runs.status import FAILED, INTERRUPTED, METRICS, record_failures
 from hashing.runs.stopping import Stopped, stop_on_signal
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 
 def test_ctrl_c_in_shc_stage_1_stops_with_130_and_a_marker(

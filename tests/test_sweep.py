@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 
 from hashing.report.__main__ import main as report
 from hashing.runs.status import record_failures
-from tests.runs import CONF, compose_run, run_sweep_cli
+from tests.helpers.runs import CONF, compose_run, run_sweep_cli
 
 
 def test_parallel_sweep_records_failures_and_reports(tmp_path: Path) -> None:

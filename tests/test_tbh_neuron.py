@@ -1,4 +1,5 @@
-"""Stochastic binary neuron: forward threshold and the SPEC §4 surrogate gradient."""
+"""Stochastic binary neuron: forward threshold and the surrogate gradient
+(docs/methods.md#tbh-parts)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from hashing.runs.torch_versions import find_version_mismatch, matching_torchvision
-from tests.runs import ROOT
+from tests.helpers.runs import ROOT
 
 FAILURE = "operator torchvision::nms does not exist"
 

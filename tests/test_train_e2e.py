@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hashing import pipeline
-from tests.runs import compose_run, run_train_cli
+from tests.helpers.runs import compose_run, run_train_cli
 
 TINY = ["bits=16", "trainer.max_epochs=3", "seed=1"]
 

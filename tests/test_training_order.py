@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hashing import pipeline
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 BATCH = 64  # digits' data.batch_size
 

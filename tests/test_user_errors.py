@@ -22,7 +22,7 @@ from hashing.runs.config_checks import check_run_config
 from hashing.runs.errors import USAGE_EXIT_CODE, UserError, readable_errors, write_to_log_files
 from hashing.runs.hydra_errors import unknown_key_message
 from hashing.runs.quiet import quiet_libraries
-from tests.runs import compose_run, run_train_cli
+from tests.helpers.runs import compose_run, run_train_cli
 
 
 def failing(error: Exception) -> None:

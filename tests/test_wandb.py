@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from hashing import pipeline
 from hashing.callbacks.interrupt import TrainingInterrupted
 from hashing.loggers.wandb_run import RUN_ID_FILE, sweep_group
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 TINY = ["bits=16", "seed=0", "trainer.max_epochs=2", "logger=wandb", "tags=[ablation]"]
 
@@ -64,7 +64,7 @@ def test_sweep_group_is_the_sweep_folder(tmp_path: Path) -> None:
 def test_offline_run_is_published_and_resumed_under_the_same_id(tmp_path: Path) -> None:
     run, cache = tmp_path / "run", tmp_path / "cache"
     signal_at = [
-        "+callbacks.signal_at._target_=tests.signal_at_batch.SignalAtBatch",
+        "+callbacks.signal_at._target_=tests.helpers.signal_at_batch.SignalAtBatch",
         "+callbacks.signal_at.batch=14",
     ]
     with pytest.raises(TrainingInterrupted) as stop:

@@ -45,9 +45,10 @@ def float_average_precision(
 ) -> Tensor:
     """Per-query AP@k (Q, len(top_ks)) float64 under the squared Euclidean distance.
 
-    The ranking is ascending distance with ties by database index (the SPEC's stable rule), and
-    AP@k is the same function the codes are scored with, so the two rows compare like for like.
-    Queries go in chunks of ``chunk_size`` (a chunk holds a (chunk, N) distance matrix).
+    The ranking is ascending distance with ties by database index (the stable rule of
+    docs/metrics.md#tie-handling), and AP@k is the same function the codes are scored with, so the
+    two rows compare like for like. Queries go in chunks of ``chunk_size`` (a chunk holds a (chunk,
+    N) distance matrix).
     """
     top_ks = check_top_ks(top_ks)
     check_features(query_features, database_features)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hashing.baselines.projections import check_bits, lsh_planes, projection_codes
+
 
 def lsh_codes(
     reference: Tensor, *features: Tensor, bits: int, seed: int = 0, center: bool = True
@@ -23,18 +25,15 @@ def lsh_codes(
     Returns:
         one (M, bits) float32 tensor of ±1 (0 mapped to +1, as the models' ``sign``) per set.
     """
-    if not isinstance(bits, int) or isinstance(bits, bool) or bits < 1:
-        raise ValueError(f"bits={bits!r} is invalid: use a positive integer")
+    check_bits(bits)
     if reference.dim() != 2:
         raise ValueError(f"reference must be (N, D), got shape {tuple(reference.shape)}")
     width = reference.shape[1]
-    generator = torch.Generator().manual_seed(int(seed))
-    planes = torch.randn(width, bits, generator=generator, dtype=torch.float64)
+    planes = lsh_planes(width, bits, seed)
     offset = reference.double().mean(0) if center else torch.zeros(width, dtype=torch.float64)
     codes = []
     for part in features:
         if part.dim() != 2 or part.shape[1] != width:
             raise ValueError(f"features must be (M, {width}), got shape {tuple(part.shape)}")
-        projection = (part.double() - offset) @ planes
-        codes.append(torch.where(projection >= 0, 1.0, -1.0).to(torch.float32))
+        codes.append(projection_codes(part, offset, planes))
     return codes

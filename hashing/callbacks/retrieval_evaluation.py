@@ -12,6 +12,7 @@ gathered splits once the metrics are logged, instead of gathering them a second 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from hashing.metrics.functional.chunking import DEFAULT_MEMORY_BUDGET
 from hashing.metrics.functional.curves import curve_ks
 from hashing.metrics.functional.map_at_k import mean_average_precisions
 from hashing.metrics.functional.report import evaluate_retrieval
+from hashing.metrics.functional.taxonomy import taxonomy_metrics
 from hashing.metrics.functional.validation import check_top_k
 from hashing.metrics.map_at_k import k_name
 from hashing.runs.summary import run_title
@@ -49,6 +51,8 @@ class RetrievalEvaluation(pl.Callback):
     ``val/mAP@<k>``; test logs ``test/mAP``, ``test/mAP@<k>`` for ``top_ks`` and the protocol k
     (exactly those: a k left out of ``top_ks`` is not reported unless it is the protocol's),
     ``test/mAP@ALL_tie_aware``, ``test/P@H<=<radius>`` and ``test/P@<k>`` for the integer k;
+    with a class taxonomy (``data.hierarchy``) both stages also log ``tax_dist@<taxonomy_k>``,
+    ``miss_tax_dist@<taxonomy_k>`` and ``ndcg_wup@<taxonomy_k>`` (docs/taxonomy.md);
     with ``curves`` it writes ``curves/{pr_curve,precision_at_k}.png`` and ``curves/curves.json``
     under ``output_dir`` (default ``trainer.default_root_dir``) and logs them to wandb.
     """
@@ -61,6 +65,7 @@ class RetrievalEvaluation(pl.Callback):
         radius: int = 2,
         curve_points: int = 60,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        taxonomy_k: int | None = 100,
     ) -> None:
         super().__init__()
         self.top_ks = list(top_ks)
@@ -73,6 +78,9 @@ class RetrievalEvaluation(pl.Callback):
         self.radius = radius
         self.curve_points = curve_points
         self.memory_budget = memory_budget
+        if taxonomy_k is not None:
+            check_top_k(taxonomy_k, "taxonomy_k")
+        self.taxonomy_k = taxonomy_k
         self.codes: dict[str, RetrievalAccumulator] = {}
 
     @staticmethod
@@ -115,6 +123,29 @@ class RetrievalEvaluation(pl.Callback):
             splits["query_labels"],
             splits["database_labels"],
         )
+
+    def _log_taxonomy(
+        self,
+        stage: str,
+        splits: Mapping[str, torch.Tensor],
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+    ) -> None:
+        """``<stage>/tax_dist@k``, ``miss_tax_dist@k``, ``ndcg_wup@k`` when the datamodule has
+        a class taxonomy (``data.hierarchy``); a miss distance without any miss is not logged."""
+        relations = getattr(getattr(trainer, "datamodule", None), "class_relations", None)
+        if relations is None or self.taxonomy_k is None:
+            return
+        report = taxonomy_metrics(
+            *self._retrieval_inputs(splits),
+            torch.from_numpy(relations.distance),
+            torch.from_numpy(relations.wu_palmer),
+            self.taxonomy_k,
+            memory_budget=self.memory_budget,
+        )
+        for name, value in report.as_dict(f"{stage}/").items():
+            if not math.isnan(value):
+                pl_module.log(name, value, sync_dist=False)
 
     def _hand_over(
         self,
@@ -172,6 +203,7 @@ class RetrievalEvaluation(pl.Callback):
         pl_module.log("val/mAP", values[protocol], sync_dist=False)
         for k in ks:
             pl_module.log(f"val/mAP@{k_name(k)}", values[k], sync_dist=False)
+        self._log_taxonomy("val", splits, trainer, pl_module)
         self._hand_over("val", splits, trainer, pl_module)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -200,6 +232,7 @@ class RetrievalEvaluation(pl.Callback):
         )
         for k in logged_pks:
             pl_module.log(f"test/P@{k}", report.precision_at_k[k], sync_dist=False)
+        self._log_taxonomy("test", splits, trainer, pl_module)
         if self.curves and trainer.is_global_zero:
             folder = (self.output_dir or Path(trainer.default_root_dir)) / "curves"
             data = curve_data(report, grid)

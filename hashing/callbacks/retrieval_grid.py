@@ -3,10 +3,11 @@
 At test time the callback receives the codes that ``test_step`` returned (dataloader 0 =
 queries, 1 = database; gathered across ranks and de-duplicated) from the retrieval evaluation,
 which owns them (:class:`hashing.callbacks.RetrievalEvaluation`), ranks the
-database for a seeded sample of queries by (Hamming distance, database index) as SPEC §1 does,
-and writes ``retrieval_grid.png`` (one row per query: the query, then its results with green
-borders where relevant, red where not) and ``retrieval_grid.json`` (the same table) into the
-run folder. With a WandbLogger active the PNG is also logged as ``test/retrieval_grid``.
+database for a seeded sample of queries by (Hamming distance, database index) as the evaluation does
+(docs/metrics.md#tie-handling), and writes ``retrieval_grid.png`` (one row per query: the query,
+then its results with green borders where relevant, red where not) and ``retrieval_grid.json`` (the
+same table) into the run folder. With a WandbLogger active the PNG is also logged as
+``test/retrieval_grid``.
 """
 
 from __future__ import annotations

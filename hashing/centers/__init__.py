@@ -1,4 +1,5 @@
-"""Hash-center generation for center-based deep hashing (CSQ, MDS, SHC; SPEC §3).
+"""Hash-center generation for center-based deep hashing (CSQ, MDS, SHC;
+docs/methods.md#center-methods).
 
 Pure functions on tensors: no Lightning, no data loading. Centers are float ±1 tensors of shape
 ``(num_classes, bits)``, row ``y`` being the target code of class ``y``. Figures live in

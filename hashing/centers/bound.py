@@ -1,4 +1,5 @@
-"""Required minimum Hamming distance between hash centers (SPEC §3, Gilbert-Varshamov style).
+"""Required minimum Hamming distance between hash centers (Gilbert-Varshamov style;
+docs/methods.md#required-minimum-distance).
 
 MDS and SHC demand every pair of class centers to be at least ``d`` bits apart, where ``d`` is
 the smallest value with ``sum_{j<d} binom(q, j) >= 2^q / C``. Exact integer arithmetic is used

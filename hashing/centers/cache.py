@@ -1,10 +1,10 @@
 """Content-addressed on-disk cache for stage outputs (SHC stages 1 and 2, MDS centers, ...).
 
-SPEC §3: SHC's similarity matrix and centers are pure functions of (dataset split, backbone,
-bits, seed, settings), so an ablation over bits or methods should not retrain the classifier.
-An entry's key is the SHA-256 of the canonical JSON of a dict of *all* inputs that determine
-the value (keys sorted, no whitespace, ``1`` and ``1.0`` distinct, NaN rejected); the caller
-is responsible for putting everything relevant in the dict (include a ``stage`` name and a
+docs/methods.md#shc-cache: SHC's similarity matrix and centers are pure functions of (dataset split,
+backbone, bits, seed, settings), so an ablation over bits or methods should not retrain the
+classifier. An entry's key is the SHA-256 of the canonical JSON of a dict of *all* inputs that
+determine the value (keys sorted, no whitespace, ``1`` and ``1.0`` distinct, NaN rejected); the
+caller is responsible for putting everything relevant in the dict (include a ``stage`` name and a
 version string when the computation changes).
 
 Layout: ``<root>/<key>.pt`` (or ``.npz``) holds the value, ``<root>/<key>.json`` the inputs,

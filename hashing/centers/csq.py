@@ -1,4 +1,4 @@
-"""CSQ hash centers (SPEC §3): Sylvester-Hadamard rows, or balanced Bernoulli vectors.
+"""CSQ hash centers (docs/methods.md#csq): Sylvester-Hadamard rows, or balanced Bernoulli vectors.
 
 Follows DeepHash-pytorch's CSQ ``get_hash_targets``: Hadamard rows when ``bits`` is a power of
 two and ``C <= bits``; rows of ``[H; -H]`` when ``C <= 2 * bits``; otherwise random vectors

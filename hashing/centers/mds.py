@@ -1,4 +1,5 @@
-"""MDS hash centers: CSQ centers pushed apart until every pair is >= d bits apart (SPEC §3).
+"""MDS hash centers: CSQ centers pushed apart until every pair is >= d bits apart
+(docs/methods.md#mds).
 
 Wang et al. (2023) start from the CSQ centers and, for each center in turn, minimise its inner
 product with the mean of the other centers subject to all pairwise distances being >= d,
@@ -10,7 +11,7 @@ a vectorised greedy bit-flip local search with a lexicographic score:
 1. ``violation`` = sum over other centers ``j`` of ``max(0, d - d_H(h_i, h_j))`` (an integer),
    which must never increase;
 2. then ``mean + min - var`` of the center's distances to the others, to be increased. Its mean
-   term is the SPEC objective (``h_i · mean_{j!=i} h_j = q - 2 * mean distance``); ``min - var``
+   term is the method's objective (``h_i · mean_{j!=i} h_j = q - 2 * mean distance``); ``min - var``
    is the acceptance score of the reference code, which keeps equidistant starts (Hadamard rows)
    as they are instead of trading the minimum for a slightly larger mean.
 

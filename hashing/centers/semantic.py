@@ -1,4 +1,4 @@
-"""SHC stage 2: semantic hash centers (SPEC §3).
+"""SHC stage 2: semantic hash centers (docs/methods.md#shc-stage-2).
 
 Solves ``min_H sum_ij (s_ij - h_i·h_j / q)^2`` subject to ``d_H(h_i, h_j) >= d`` for all
 ``i != j``, starting from the MDS centers, with one of two solvers:

@@ -1,11 +1,12 @@
-"""SHC stage 1: class-similarity matrix from a trained classifier's logits (SPEC §3).
+"""SHC stage 1: class-similarity matrix from a trained classifier's logits
+(docs/methods.md#shc-stage-1).
 
 For each training sample of class ``y``: set logit ``y`` to ``-inf``, softmax, add the result to
 row ``y`` of ``S``; then symmetrise, normalise each row to ``[-1, 1]`` around its mean and set
 the diagonal to 1. The diagonal of the raw sums is 0 by construction (a class's own logit is
 masked), so the row mean runs over all ``C`` entries including that 0, as in the reference.
 
-Multi-label samples (our choice; SPEC only defines single-label): a sample with positive set
+Multi-label samples (our choice; the method defines single-label only): a sample with positive set
 ``P`` masks *all* of ``P`` and adds the resulting softmax to every row in ``P``, so no positive
 label counts as "confusable" with another of the same sample. ``multi_label="first"`` instead
 follows the SHC code, which keeps only the first positive label (``argmax`` of the multi-hot
@@ -101,3 +102,14 @@ def class_similarity(
 ) -> torch.Tensor:
     """(C, C) float64 class-similarity matrix ``S`` (SHC stage 1), entries in [-1, 1]."""
     return normalise_similarity(masked_softmax_sums(logits, labels, num_classes, multi_label))
+
+
+def taxonomy_similarity(wu_palmer: torch.Tensor) -> torch.Tensor:
+    """(C, C) ``S`` from a class taxonomy instead of a classifier: the Wu-Palmer similarities of
+    the class pairs take the place of stage 1's confusion sums (the diagonal zeroed, as a
+    masked class's own entry is) and get the same normalisation."""
+    if wu_palmer.ndim != 2 or wu_palmer.shape[0] != wu_palmer.shape[1]:
+        raise ValueError(f"wu_palmer must be (C, C), got shape {tuple(wu_palmer.shape)}")
+    sums = wu_palmer.to(torch.float64).clone()
+    sums.fill_diagonal_(0.0)
+    return normalise_similarity(sums)

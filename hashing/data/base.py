@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hashing.data.resumable import EpochShuffleSampler, ResumableDataLoader
 from hashing.data.splits import (
+    NAMED_PROTOCOLS,
     ORDERS,
     SHAPES,
     SPLIT_KEYS,
@@ -36,6 +37,7 @@ from hashing.data.transforms import Transform, build_transform, to_unit_float
 from hashing.digests import labels_digest
 from hashing.runs.atomic import atomic_path, atomic_write
 from hashing.runs.errors import UserError
+from hashing.taxonomy import ClassRelations, read_taxonomy
 
 
 class ItemSource(TypingProtocol):
@@ -155,6 +157,9 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
     ``split_order`` is ``shuffled`` (default: every split array is a seeded permutation, so the
     ranking's tie-break by database position carries no label information) or ``file`` (the
     pool's own order, e.g. to reproduce a published database list).
+
+    ``hierarchy`` names a class taxonomy file (docs/taxonomy.md) whose nodes include every
+    class name (:attr:`class_names`); the evaluation then reports how far in it a miss lies.
     """
 
     default_transform: str = "scale"
@@ -175,6 +180,7 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         shuffle_seed: int | None = None,
         drop_last: bool = False,
         split_order: str = "shuffled",
+        hierarchy: str | Path | None = None,
     ) -> None:
         super().__init__()
         if split_order not in ORDERS:
@@ -200,6 +206,13 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         self.shuffle_seed = None if shuffle_seed is None else int(shuffle_seed)
         self.drop_last = bool(drop_last)
         self.split_order = str(split_order)
+        self.hierarchy = None if hierarchy in (None, "") else Path(hierarchy)
+        if self.hierarchy is not None and not self.hierarchy.is_file():
+            raise UserError(
+                f"data.hierarchy={self.hierarchy} does not exist; give a taxonomy file "
+                f"(docs/taxonomy.md) or leave it null"
+            )
+        self._relations: ClassRelations | None = None
         self._pool: Pool | None = None
         #: True while :meth:`load_pool` reads the pool for encoding (no split is drawn from it)
         self.pool_only = False
@@ -247,6 +260,31 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
     def multi_label(self) -> bool:
         """True when labels are multi-hot (N, C) rather than class indices (N,)."""
         return self._require_pool().labels.ndim == 2
+
+    @property
+    def class_names(self) -> list[str]:
+        """Each class index's name: the dataset's own (``classes``, e.g. folder names or a
+        features file's ``classes`` array) when it has one per class, else ``"0"``, ``"1"``..."""
+        names = [str(name) for name in getattr(self, "classes", None) or []]
+        if len(names) == self.num_classes:
+            return names
+        return [str(index) for index in range(self.num_classes)]
+
+    @property
+    def class_relations(self) -> ClassRelations | None:
+        """The classes placed in the ``hierarchy`` taxonomy (None without one; after setup).
+
+        A class name absent from the file is a UserError naming it."""
+        if self.hierarchy is None:
+            return None
+        if self._relations is None:
+            if self.multi_label:
+                raise UserError(
+                    f"data.hierarchy is set but {self.name} is multi-label; the taxonomy "
+                    f"metrics compare one class per item"
+                )
+            self._relations = ClassRelations(read_taxonomy(self.hierarchy), self.class_names)
+        return self._relations
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -472,6 +510,8 @@ def build_protocol(
     shapes and are ignored by ``official`` (the dataset's own partitions).
     """
     shape = resolve_shape(protocol, spec_aliases(dataset), allowed)
+    if top_k is None and protocol in NAMED_PROTOCOLS:
+        top_k = NAMED_PROTOCOLS[protocol][1]
     top_k = None if top_k is None else int(top_k)
     if shape == "official":
         return Protocol(shape, top_k=top_k)

@@ -1,7 +1,7 @@
 """scikit-learn's digits (1,797 real 8x8 grey images, shipped with scikit-learn: no download).
 
 The project's default dataset, so everything runs on a machine without any data. Its
-protocol is shaped like SPEC's ``cifar10-1``, scaled to ~180 images a class: 20 queries per
+protocol is shaped like the ``cifar10-1`` protocol, scaled to ~180 images a class: 20 queries per
 class, the database is everything else, 80 training images per class drawn from the database.
 """
 

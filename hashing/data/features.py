@@ -1,4 +1,5 @@
-"""Precomputed feature vectors (TBH's protocol: 4096-d VGG-16 fc7 of CIFAR-10; SPEC §2/§4).
+"""Precomputed feature vectors (TBH's protocol: 4096-d VGG-16 fc7 of CIFAR-10;
+docs/metrics.md#protocols, docs/methods.md#tbh).
 
 One file (``.npz``, ``.mat`` v5 through scipy, ``.mat`` v7.3 and ``.h5``/``.hdf5`` through h5py)
 holding features and labels for the training set and the queries, optionally the database
@@ -127,14 +128,30 @@ def normalise_labels(parts: list[np.ndarray], path: Path) -> tuple[list[np.ndarr
     return matrix, width, True
 
 
+def file_class_names(
+    stored: Mapping[str, np.ndarray], raw_labels: list[np.ndarray], num_classes: int
+) -> list[str]:
+    """Names of the classes 0..C-1 from a ``classes`` array indexed by the stored label values
+    (single-label files; ``[]`` when the file has none or it does not cover the values)."""
+    names = stored.get("classes")
+    if names is None or any(y.ndim != 1 and y.shape[1:] != (1,) for y in raw_labels):
+        return []
+    values = np.unique(np.concatenate([y.reshape(len(y)) for y in raw_labels]))
+    names = np.asarray(names).reshape(-1)
+    if len(values) != num_classes or values.min() < 0 or values.max() >= len(names):
+        return []
+    return [str(names[int(v)]) for v in values]
+
+
 class FeaturesDataModule(RetrievalDataModule):
     """Feature vectors (N, D) as float32; ``input_shape`` = (D,).
 
     ``protocol: official`` (default) uses the file's own split (queries = test, database =
     database or train). A per-class protocol (``cifar10`` = disjoint, ``cifar10-1`` = from the
-    database; SPEC §2) pools every array of the file (train, then test, then database) and
-    draws ``query_per_class`` queries and ``train_per_class`` training items a class from it,
-    as the image DataModules do: the features of an image folder then give the same protocol.
+    database; docs/metrics.md#protocols) pools every array of the file (train, then test, then
+    database) and draws ``query_per_class`` queries and ``train_per_class`` training items a class
+    from it, as the image DataModules do: the features of an image folder then give the same
+    protocol.
     """
 
     default_transform = "scale"
@@ -163,6 +180,8 @@ class FeaturesDataModule(RetrievalDataModule):
         if unknown:
             raise UserError(f"arrays keys {unknown} unknown; expected some of {ARRAY_KEYS}")
         self.arrays = dict(arrays or {})
+        #: class names from the file's ``classes`` array (indexed by label value), if any
+        self.classes: list[str] = []
         self._proto = build_protocol(protocol, self.name, query_per_class, train_per_class, top_k)
 
     def _protocol(self) -> Protocol:
@@ -209,6 +228,7 @@ class FeaturesDataModule(RetrievalDataModule):
                 raise UserError(
                     f"{self.path}: {role} has {len(f)} feature rows but {len(y)} labels"
                 )
+        self.classes = file_class_names(stored, raw_labels, num_classes)
         offsets = np.cumsum([0] + [len(f) for f in feats])
         groups = {r: np.arange(offsets[i], offsets[i + 1]) for i, r in enumerate(roles)}
         groups["test"] = groups.pop("query")

@@ -3,7 +3,7 @@
 Two layouts (``layout: auto`` picks by what exists):
   ``tree``  ``root/<class>/<image>``: one pool, split by a per-class protocol.
   ``split`` ``root/train/<class>/...`` and ``root/test/<class>/...``: the pool is train + test
-            (train first), so per-class protocols draw from all of it (SPEC ``cifar10`` on the
+            (train first), so per-class protocols draw from all of it (protocol ``cifar10`` on the
             CIFAR-10 folder copy: 60,000 images) and ``official`` uses the two trees as given.
 Class indices follow the sorted class-folder names of the train tree (or the single tree).
 """

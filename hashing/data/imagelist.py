@@ -1,4 +1,4 @@
-"""Datasets given as list files (thuml/HashNet, DeepHash-pytorch format; SPEC §2).
+"""Datasets given as list files (thuml/HashNet, DeepHash-pytorch format; docs/data.md#own-data).
 
 Under ``root``: ``train.txt``, ``test.txt`` (the queries) and ``database.txt``, one image a
 line: ``relative/path.jpg 0 1 0 1 ...`` (a multi-hot label vector). Paths are joined to

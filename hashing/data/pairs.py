@@ -13,7 +13,7 @@ axis (two images side by side, or two feature vectors one after the other):
 The pairs are drawn per ordered pair, seeded by ``split_seed``: queries from the inner
 dataset's ``test`` partition, the database from its ``train`` partition, and the training set
 is the first ``train_per_class`` database pairs of every class (so train ⊂ database, as in
-SPEC's ``cifar10-1``). A query pair never shares an item with a database or training pair. The
+the ``cifar10-1`` protocol). A query pair never shares an item with a database or training pair. The
 split goes through the base's ``official`` protocol and is saved like every split; the pair
 table itself is saved beside it (``<split file>.pairs.npz``) and checked on reload.
 """

@@ -1,10 +1,10 @@
 """Seeded per-class split drawing for retrieval protocols (pure functions, no I/O).
 
 A protocol partitions a *pool* of items (indices ``0..N-1``) into query, train and database
-sets (SPEC §2). Model selection needs a validation split, which is carved per class from the
-training split: ``val_query`` are held-out training items and ``fit`` (the rest of the training
-split) is both what the model trains on and the validation database, so a validation query is
-never seen in training.
+sets (docs/metrics.md#protocols). Model selection needs a validation split, which is carved per
+class from the training split: ``val_query`` are held-out training items and ``fit`` (the rest of
+the training split) is both what the model trains on and the validation database, so a validation
+query is never seen in training.
 
 Every split's *order* is then a seeded permutation (:func:`order_split`): the evaluation breaks
 Hamming-distance ties by database position, so a database sorted by class (a folder read class
@@ -22,21 +22,26 @@ import numpy as np
 
 from hashing.runs.errors import UserError
 
-SHAPES = ("disjoint", "from_database", "official")
+SHAPES = ("disjoint", "from_database", "official", "official_subset")
 SPLIT_KEYS = ("query", "train", "database", "val_query", "fit")
 ORDERS = ("shuffled", "file")
+PER_CLASS_KEYS = ("query_per_class", "train_per_class")
+#: named protocols of one dataset: name -> (shape, its top k)
+NAMED_PROTOCOLS = {"tinyimagenet200": ("official_subset", 1000)}
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a pool becomes query/train/database (SPEC §2).
+    """How a pool becomes query/train/database (docs/metrics.md#protocols).
 
-    ``disjoint`` (SPEC ``cifar10``): per class, ``query_per_class`` queries, then
+    ``disjoint`` (protocol ``cifar10``): per class, ``query_per_class`` queries, then
     ``train_per_class`` training items, the database is everything else (train ∩ database = ∅).
-    ``from_database`` (SPEC ``cifar10-1``): queries per class, database = everything else, the
+    ``from_database`` (protocol ``cifar10-1``): queries per class, database = everything else, the
     training items are drawn per class from the database.
-    ``official`` (SPEC ``cifar10-2`` and the list-file datasets): the dataset's own partitions,
+    ``official`` (protocol ``cifar10-2`` and the list-file datasets): the dataset's own partitions,
     query = ``test``, train = ``train``, database = ``database`` if given else ``train``.
+    ``official_subset`` (``tinyimagenet200``): queries and database as ``official``, the
+    training items ``train_per_class`` a class drawn from the database.
     """
 
     shape: str
@@ -48,7 +53,8 @@ class Protocol:
         if self.shape not in SHAPES:
             raise UserError(f"protocol shape {self.shape!r} unknown; expected one of {SHAPES}")
         if self.shape != "official":
-            for key in ("query_per_class", "train_per_class"):
+            needed = ("train_per_class",) if self.shape == "official_subset" else PER_CLASS_KEYS
+            for key in needed:
                 value = getattr(self, key)
                 if value is None or int(value) < 1:
                     raise UserError(f"{key} must be a positive integer for {self.shape!r}")
@@ -58,6 +64,8 @@ class Protocol:
         """Short file-name-safe description, part of the split file's name."""
         if self.shape == "official":
             return "official"
+        if self.shape == "official_subset":
+            return f"{self.shape}-t{self.train_per_class}"
         return f"{self.shape}-q{self.query_per_class}-t{self.train_per_class}"
 
     @property
@@ -66,6 +74,8 @@ class Protocol:
         ``official``): both per-class shapes take ``query + train`` items of each class."""
         if self.shape == "official":
             return {}
+        if self.shape == "official_subset":
+            return {"data.train_per_class": int(self.train_per_class)}  # type: ignore[arg-type]
         return {
             "data.query_per_class": int(self.query_per_class),  # type: ignore[arg-type]
             "data.train_per_class": int(self.train_per_class),  # type: ignore[arg-type]
@@ -177,7 +187,7 @@ def make_split(
         classes, sizes = np.unique(labels, return_counts=True)
         sizes_of = dict(zip(classes.tolist(), sizes.tolist(), strict=True))
         check_class_sizes(sizes_of, protocol.per_class_counts)
-    if protocol.shape == "official":
+    if protocol.shape in ("official", "official_subset"):
         groups = dict(groups or {})
         missing = [g for g in ("train", "test") if g not in groups]
         if missing:
@@ -188,6 +198,8 @@ def make_split(
         query = np.asarray(groups["test"], dtype=np.int64)
         train = np.asarray(groups["train"], dtype=np.int64)
         database = np.asarray(groups.get("database", train), dtype=np.int64)
+        if protocol.shape == "official_subset":
+            (train,) = draw_per_class(labels, [protocol.train_per_class], seed + 1, database)
     elif protocol.shape == "disjoint":
         query, train = draw_per_class(
             labels, [protocol.query_per_class, protocol.train_per_class], seed
@@ -223,9 +235,11 @@ def order_split(split: Mapping[str, np.ndarray], order: str, seed: int) -> dict[
 
 
 def spec_aliases(dataset: str) -> dict[str, str]:
-    """User-facing protocol names -> shapes: SPEC's ``cifar10``/``cifar10-1``/``cifar10-2``
-    and the same pattern on the dataset's own name (``mnist``, ``mnist-1``, ``mnist-2``)."""
+    """User-facing protocol names -> shapes: ``cifar10``/``cifar10-1``/``cifar10-2``
+    (docs/metrics.md#protocols) and the same pattern on the dataset's own name (``mnist``,
+    ``mnist-1``, ``mnist-2``)."""
     aliases = {}
     for base in ("cifar10", dataset):
         aliases.update({base: "disjoint", f"{base}-1": "from_database", f"{base}-2": "official"})
+    aliases.update({name: shape for name, (shape, _) in NAMED_PROTOCOLS.items()})
     return aliases

@@ -2,13 +2,13 @@
 
 The pool is the official train split followed by the official test split (70,000 / 60,000 /
 60,000 items), so per-class protocols draw from all of it and ``official`` (``*-2``) uses the
-two splits as given. Protocol names: SPEC's ``cifar10`` (disjoint: query, train, database =
-the rest), ``cifar10-1`` (train drawn from the database), ``cifar10-2`` (official), and the same
-with the dataset's name (``mnist-1``, ``cifar100-2``, ...).
+two splits as given. Protocol names (docs/metrics.md#protocols): ``cifar10`` (disjoint: query,
+train, database = the rest), ``cifar10-1`` (train drawn from the database), ``cifar10-2``
+(official), and the same with the dataset's name (``mnist-1``, ``cifar100-2``, ...).
 
-Per-class counts: MNIST and CIFAR-10 use SPEC's 100 queries and 500 training images a class
+Per-class counts: MNIST and CIFAR-10 use the protocol's 100 queries and 500 training images a class
 (MNIST's smallest class, 5, has 6,313 images). CIFAR-100 has 600 images a class, so its
-defaults are scaled to keep SPEC's totals: 10 queries and 50 training images a class (1,000
+defaults are scaled to keep the protocol's totals: 10 queries and 50 training images a class (1,000
 queries, 5,000 training images, 54,000 database under ``cifar100``).
 
 ``download: true`` fetches through torchvision in :meth:`prepare_data` (online machines);

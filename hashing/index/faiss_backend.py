@@ -5,11 +5,11 @@ default (heap) search does not promise which of several items tied at the k-th d
 returns, nor their order; its counting search (``use_heap = False``, ``hammings_knn_mc``) scans
 the codes in id order and keeps, per distance, the first k ids it meets, so its top-k is the k
 smallest (distance, id) pairs in that order, in one scan and faster than the heap. That is
-SPEC §1's ranking (ties by database index ascending). The counting search holds (bits + 1) * k
-ids per query of a block; where that exceeds :data:`COUNTING_BYTES` even for one query (k in the
-hundreds of thousands), the heap search is re-sorted by (distance, id) and a query whose k-th
-and (k+1)-th distances tie gets all items up to that distance by a range search instead.
-From :data:`HEAP_FROM` codes up, the counting search is slower than faiss' heap search
+the ranking of docs/metrics.md#tie-handling (ties by database index ascending). The counting search
+holds (bits + 1) * k ids per query of a block; where that exceeds :data:`COUNTING_BYTES` even for
+one query (k in the hundreds of thousands), the heap search is re-sorted by (distance, id) and a
+query whose k-th and (k+1)-th distances tie gets all items up to that distance by a range search
+instead. From :data:`HEAP_FROM` codes up, the counting search is slower than faiss' heap search
 (0.73-0.93x at 100k-1M codes, k=100), and a flat index uses the heap search instead: it, too,
 scans the codes in id order, and replaces its heap's top, the largest (distance, id) pair held,
 only by a strictly smaller distance, so it keeps exactly the k smallest (distance, id) pairs; only

@@ -4,8 +4,8 @@ The reading itself is the data package's (:mod:`hashing.data.images`, :mod:`hash
 :mod:`hashing.data.imagelist`), so an exported file is decoded exactly as the DataModules decode
 it. A folder holding only sub-folders is a class tree (``root/<class>/<image>``: class-index
 labels in sorted folder-name order); any other folder is read recursively without labels. A
-list file holds one image a line, either ``path`` alone or ``path 0 1 0 ...`` (SPEC §2's
-multi-hot format), paths relative to ``root`` (default: the list file's folder).
+list file holds one image a line, either ``path`` alone or ``path 0 1 0 ...`` (the multi-hot format
+of docs/data.md#own-data), paths relative to ``root`` (default: the list file's folder).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Hash-center hashing: CSQ, MDS and SHC share this module and differ only in their centers.
 
-Loss (SPEC §3): ``mean BCE((u + 1)/2, (c_y + 1)/2) + lambda_q * mean((|u| - 1)^2)`` with ``c_y``
-the center of the sample's class. A multi-label sample's target is the CSQ rule:
+Loss (docs/methods.md#center-loss):
+``mean BCE((u + 1)/2, (c_y + 1)/2) + lambda_q * mean((|u| - 1)^2)`` with ``c_y`` the center of the
+sample's class. A multi-label sample's target is the CSQ rule:
 ``sign(mean of its positive labels' centers)``, a zero entry replaced by a fixed random ±1.
 """
 
@@ -46,7 +47,8 @@ def center_targets(
 
 
 def center_loss(u: Tensor, targets: Tensor, lambda_q: float) -> Tensor:
-    """BCE between ``(u+1)/2`` and ``(target+1)/2`` plus the quantisation term (SPEC §3)."""
+    """BCE between ``(u+1)/2`` and ``(target+1)/2`` plus the quantisation term
+    (docs/methods.md#center-loss)."""
     bce = F.binary_cross_entropy((u + 1) / 2, (targets + 1) / 2)
     quantization = ((u.abs() - 1) ** 2).mean()
     return bce + lambda_q * quantization
@@ -59,6 +61,9 @@ class CenterHashing(HashingModule):
         center_source: builds the centers before training (CSQ, MDS or SHC).
         lambda_q: weight of the quantisation term (1e-4 as in DeepHash-pytorch and SHC).
         tie_breaker_seed: seed of the fixed random bits that break multi-label ties.
+        similarity: the class similarity SHC's source fits (``classifier``/``taxonomy``;
+            None for CSQ and MDS): the source reads it from its own config, the module keeps it
+            among the hyperparameters so that runs of either kind tell apart.
         **kwargs: :class:`HashingModule` arguments.
     """
 
@@ -69,6 +74,7 @@ class CenterHashing(HashingModule):
         center_source: CenterSource,
         lambda_q: float = 1e-4,
         tie_breaker_seed: int = 0,
+        similarity: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,6 +82,7 @@ class CenterHashing(HashingModule):
             raise ValueError(f"method.lambda_q must be >= 0, got {lambda_q}")
         self.center_source = center_source
         self.lambda_q = lambda_q
+        self.similarity = similarity
         generator = torch.Generator().manual_seed(tie_breaker_seed)
         tie_breaker = torch.randint(0, 2, (self.bits,), generator=generator).float() * 2 - 1
         self.register_buffer("tie_breaker", tie_breaker)

@@ -32,6 +32,7 @@ from hashing.centers import (
     validate_bits,
 )
 from hashing.centers.csq import bernoulli_accepted, uses_hadamard
+from hashing.centers.quality import center_quality
 from hashing.runs.atomic import atomic_write, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,23 @@ def is_rank_zero() -> bool:
     return rank_zero_only.rank == 0
 
 
-def save_centers(centers: Tensor, output_dir: Path, extra: dict[str, Any] | None = None) -> None:
-    """Write ``centers.pt`` and ``center_stats.json`` (min/mean/var distance, required d).
+def taxonomy_spearman(centers: Tensor, datamodule: Any) -> float | None:
+    """Rank correlation of ``h_i·h_j`` with the Wu-Palmer similarity of the class pairs in the
+    datamodule's taxonomy (None without one, or for equidistant centers)."""
+    relations = getattr(datamodule, "class_relations", None)
+    if relations is None:
+        return None
+    return center_quality(torch.from_numpy(relations.wu_palmer), centers)["spearman"]
+
+
+def save_centers(
+    centers: Tensor,
+    output_dir: Path,
+    extra: dict[str, Any] | None = None,
+    datamodule: Any = None,
+) -> None:
+    """Write ``centers.pt`` and ``center_stats.json`` (min/mean/var distance, required d and,
+    when the datamodule has a class taxonomy, ``taxonomy_spearman``).
 
     Only on global rank 0 (the files are the run's, not the process's).
     """
@@ -56,6 +72,8 @@ def save_centers(centers: Tensor, output_dir: Path, extra: dict[str, Any] | None
     stats: dict[str, Any] = dict(center_statistics(centers))
     if num_classes >= 2:
         stats["required_min_distance"] = required_min_distance(bits, num_classes)
+    if getattr(datamodule, "class_relations", None) is not None:
+        stats["taxonomy_spearman"] = taxonomy_spearman(centers, datamodule)
     stats.update(extra or {})
     write_json_atomic(output_dir / "center_stats.json", stats)
 
@@ -77,7 +95,7 @@ class RuleCheckedSource:
 
 
 class CSQCenters(RuleCheckedSource):
-    """CSQ: Hadamard rows when they suffice, else balanced Bernoulli draws (SPEC §3).
+    """CSQ: Hadamard rows when they suffice, else balanced Bernoulli draws (docs/methods.md#csq).
 
     Args:
         seed: seed of the Bernoulli draws.
@@ -113,12 +131,12 @@ class CSQCenters(RuleCheckedSource):
             "construction": "hadamard" if hadamard else "bernoulli",
             "csq_test_passed": bool(passed),
         }
-        save_centers(centers, output_dir, extra)
+        save_centers(centers, output_dir, extra, datamodule)
         return centers
 
 
 class MDSCenters(RuleCheckedSource):
-    """MDS: CSQ centers moved apart until every pairwise distance is ``>= d`` (SPEC §3).
+    """MDS: CSQ centers moved apart until every pairwise distance is ``>= d`` (docs/methods.md#mds).
 
     Args:
         seed: seed of the CSQ start and of the perturbations.
@@ -154,5 +172,6 @@ class MDSCenters(RuleCheckedSource):
             centers,
             output_dir,
             {"method": self.method, "refine_feasible_start": self.refine_feasible_start},
+            datamodule,
         )
         return centers

@@ -2,9 +2,9 @@
 
 ``backbone -> Linear(d, C)`` trained with softmax cross-entropy on class indices, or with
 binary cross-entropy on logits for multi-hot labels. Deviation from the SHC code, which applies
-cross-entropy to softmax outputs (a double softmax, SPEC §3): the loss here takes the raw
-logits, as cross-entropy is defined. ``predict_step`` returns the logits, which stage 1 turns
-into the class-similarity matrix; :func:`fit_classifier` runs the whole stage on a
+cross-entropy to softmax outputs (a double softmax, docs/methods.md#shc-stage-1): the loss here
+takes the raw logits, as cross-entropy is defined. ``predict_step`` returns the logits, which stage
+1 turns into the class-similarity matrix; :func:`fit_classifier` runs the whole stage on a
 ``pl.Trainer`` of its own (no logger, no checkpoints) and returns the training-set logits.
 """
 

@@ -1,8 +1,10 @@
-"""SHC's centers (SPEC §3): a classifier's logits -> class similarity -> fitted centers.
+"""SHC's centers (docs/methods.md#shc): a classifier's logits -> class similarity -> fitted centers.
 
 Stage 1 trains a classifier (``ClassifierModule`` on a ``pl.Trainer``) on the fit split and keeps
 its training-set logits; the class similarity ``S`` follows from them; stage 2 optimises centers
-to ``S`` starting from MDS. Both stages are cached in a :class:`~hashing.centers.StageCache`,
+to ``S`` starting from MDS. With ``similarity="taxonomy"`` stage 1 instead reads ``S`` off the
+dataset's class taxonomy (``data.hierarchy``: Wu-Palmer similarity, normalised as the
+classifier's; docs/taxonomy.md). Both stages are cached in a :class:`~hashing.centers.StageCache`,
 keyed by everything they depend on (data split fingerprint, backbone, settings, seed).
 """
 
@@ -31,10 +33,12 @@ from hashing.centers import (
 )
 from hashing.centers.quality import center_quality
 from hashing.centers.semantic import SOLVER_SETTINGS, asymmetry
+from hashing.centers.similarity import taxonomy_similarity
 from hashing.digests import tensor_digest
 from hashing.methods.center_sources import RuleCheckedSource, is_rank_zero, save_centers
 from hashing.methods.classifier import ClassifierModule, fit_classifier, isolated_rng
 from hashing.runs.atomic import atomic_path, atomic_write, write_json_atomic
+from hashing.runs.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,7 @@ OPTIMISATION_DEFAULTS = {
 }
 OPTIMISATION_KEYS = tuple(OPTIMISATION_DEFAULTS)
 MULTI_LABEL_RULES = ("all", "first")
+SIMILARITIES = ("classifier", "taxonomy")
 #: what ends stage 2 early, outside the work budget: not part of the result's cache key
 SAFETY_SETTINGS = ("max_seconds",)
 #: settings of configs written before the local search stopped by work alone: ignored
@@ -100,10 +105,11 @@ RETIRED_SETTINGS = ("time_budget",)
 #: bump when a stage's computation changes, so old cache entries stop matching
 STAGE1_VERSION = 1
 STAGE2_VERSION = 3
+TAXONOMY_STAGE1_VERSION = 1
 
 
 class SemanticCenters(RuleCheckedSource):
-    """SHC (SPEC §3): classifier -> class similarity -> similarity-fitting centers.
+    """SHC (docs/methods.md#shc): classifier -> class similarity -> similarity-fitting centers.
 
     Args:
         backbone: the backbone *config* (``_target_`` + arguments, as in ``conf/backbone``);
@@ -123,6 +129,9 @@ class SemanticCenters(RuleCheckedSource):
         cache: False computes both stages every time (nothing read or written).
         figures: draw the similarity heatmap and the distance-vs-similarity scatter into the
             run folder (about a second each; off for large sweeps or huge ``C``).
+        similarity: where ``S`` comes from: ``classifier`` (the paper's stage 1) or
+            ``taxonomy`` (Wu-Palmer similarity in the datamodule's ``hierarchy``; no classifier
+            is trained).
     """
 
     method = "shc"
@@ -138,7 +147,13 @@ class SemanticCenters(RuleCheckedSource):
         cache_dir: str | Path | None = None,
         cache: bool = True,
         figures: bool = True,
+        similarity: str = "classifier",
     ) -> None:
+        if similarity not in SIMILARITIES:
+            raise ValueError(
+                f"method.similarity={similarity!r} is invalid: use one of {list(SIMILARITIES)}"
+            )
+        self.similarity = similarity
         self.backbone = dict(_plain(backbone))
         if "_target_" not in self.backbone:
             raise ValueError(f"backbone must be a config with a _target_, got {self.backbone!r}")
@@ -259,6 +274,49 @@ class SemanticCenters(RuleCheckedSource):
             "train_acc": torch.tensor(module.history["acc"], dtype=torch.float64),
         }
 
+    def taxonomy_inputs(self, datamodule: Any) -> tuple[dict[str, Any], Tensor]:
+        """Cache-key inputs of the taxonomy's stage 1 and its Wu-Palmer matrix (C, C)."""
+        relations = getattr(datamodule, "class_relations", None)
+        if relations is None:
+            raise UserError(
+                "method.similarity=taxonomy needs a class taxonomy: set data.hierarchy=<file> "
+                "(docs/taxonomy.md), or use method.similarity=classifier"
+            )
+        wu_palmer = torch.from_numpy(relations.wu_palmer)
+        inputs = {
+            "stage": "shc-1-taxonomy-similarity",
+            "version": TAXONOMY_STAGE1_VERSION,
+            "classes": list(relations.class_names),
+            "wu_palmer_sha256": tensor_digest(wu_palmer),
+        }
+        return inputs, wu_palmer
+
+    def stage1(self, datamodule: Any, num_classes: int) -> tuple[Tensor, dict[str, Any], Any]:
+        """(S, stage-1 key inputs, stage-1 value), computed or from the cache."""
+        if self.similarity == "taxonomy":
+            inputs, wu_palmer = self.taxonomy_inputs(datamodule)
+            value = self._stage(
+                "stage1",
+                "taxonomy similarity",
+                inputs,
+                lambda: {"similarity": taxonomy_similarity(wu_palmer)},
+            )
+            return value["similarity"].to(torch.float64), inputs, value
+        inputs = self.stage1_inputs(datamodule)
+        value = self._stage(
+            "stage1",
+            "classifier logits",
+            inputs,
+            lambda: self._train_classifier(datamodule, num_classes),
+        )
+        labels = datamodule.train_labels()
+        if not torch.equal(value["labels"], labels.to(value["labels"].dtype)):
+            raise RuntimeError(
+                f"cached stage-1 labels differ from the fit split's: delete {self.cache.root}"
+            )
+        similarity = class_similarity(value["logits"], labels, num_classes, self.multi_label)
+        return similarity, inputs, value
+
     # --- stage 2 -------------------------------------------------------------------------
     def stage2_inputs(
         self, stage1_inputs: Mapping[str, Any], similarity: Tensor, bits: int
@@ -319,19 +377,7 @@ class SemanticCenters(RuleCheckedSource):
     ) -> Tensor:
         """Run (or load) stages 1 and 2 and write their outputs into ``output_dir``."""
         self.last_cache = {}
-        inputs1 = self.stage1_inputs(datamodule)
-        stage1 = self._stage(
-            "stage1",
-            "classifier logits",
-            inputs1,
-            lambda: self._train_classifier(datamodule, num_classes),
-        )
-        labels = datamodule.train_labels()
-        if not torch.equal(stage1["labels"], labels.to(stage1["labels"].dtype)):
-            raise RuntimeError(
-                f"cached stage-1 labels differ from the fit split's: delete {self.cache.root}"
-            )
-        similarity = class_similarity(stage1["logits"], labels, num_classes, self.multi_label)
+        similarity, inputs1, stage1 = self.stage1(datamodule, num_classes)
         inputs2 = self.stage2_inputs(inputs1, similarity, bits)
         stage2 = self._stage(
             "stage2",
@@ -427,18 +473,24 @@ class SemanticCenters(RuleCheckedSource):
                 "initial_group_auc": start_quality.get("group_auc"),
                 "similarity_asymmetry": asymmetry(similarity),
                 "multi_label_rule": self.multi_label,
+                "similarity": self.similarity,
                 "cache": dict(self.last_cache),
             },
+            datamodule,
         )
         write_json_atomic(
             output_dir / "shc_stages.json",
             {
                 "stage1": {
+                    "similarity": self.similarity,
                     "cache": self.last_cache["stage1"],
                     "key": cache_key(inputs1),
                     "inputs": dict(inputs1),
-                    "classifier_train_loss": stage1["train_loss"].tolist(),
-                    "classifier_train_acc": stage1["train_acc"].tolist(),
+                    **{
+                        f"classifier_{name}": stage1[name].tolist()
+                        for name in ("train_loss", "train_acc")
+                        if name in stage1
+                    },
                 },
                 "stage2": {
                     "cache": self.last_cache["stage2"],

@@ -1,4 +1,4 @@
-"""Twin-Bottleneck Hashing (TBH) and supervised TBH as one LightningModule (SPEC §4).
+"""Twin-Bottleneck Hashing (TBH) and supervised TBH as one LightningModule (docs/methods.md#tbh).
 
 The :class:`hashing.tbh.TwinBottleneck` sits on the backbone's features in place of the base
 module's Linear + tanh head. ``lambda_cls > 0`` is supervised TBH (a classifier on the binary
@@ -487,7 +487,8 @@ class TBH(HashingModule):
                 f"TBH: all codes collapsed to one code in every training batch of epoch "
                 f"{self.current_epoch}. Once all codes are equal the reconstruction no longer "
                 "reaches them (train/grad_b_recon is 0), so this does not recover: lower "
-                "method.lambda_adv, or add labels (method=tbh_supervised). See README, TBH."
+                "method.lambda_adv, or add labels (method=tbh_supervised). See "
+                "docs/methods.md#tbh-collapse."
             )
 
     # --- checkpoints -------------------------------------------------------------------------

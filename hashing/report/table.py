@@ -25,7 +25,9 @@ from hashing.runs.atomic import atomic_path
 HEADLINE = ("test/mAP@100", "test/mAP@1000", "test/mAP@ALL")
 VALIDATION = "val/mAP_best"
 #: also in the CSV when any run has them
-EXTRA = ("test/mAP", "test/mAP@ALL_tie_aware", "val/mAP_best")
+#: with a class taxonomy (data.hierarchy; docs/taxonomy.md): in the table when any run has them
+TAXONOMY = ("test/tax_dist@100", "test/miss_tax_dist@100", "test/ndcg_wup@100")
+EXTRA = ("test/mAP", "test/mAP@ALL_tie_aware", "val/mAP_best", *TAXONOMY)
 
 
 @dataclass
@@ -117,12 +119,14 @@ def table_rows(cells: Sequence[Cell]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the comparison table (strings)."""
     with_setting = show_setting(cells)
     header = ["dataset", "method", *(["setting"] if with_setting else []), "bits", "seeds"]
-    header += [short(metric) for metric in HEADLINE]
+    present = {key for cell in cells for run in cell.finished for key in run.metrics}
+    shown = [*HEADLINE, *(metric for metric in TAXONOMY if metric in present)]
+    header += [short(metric) for metric in shown]
     rows = []
     for cell in cells:
         row = [cell.dataset, cell.method, *([cell.setting] if with_setting else [])]
         row += ["?" if cell.bits is None else str(cell.bits), seeds_text(cell)]
-        row += [formatted(*cell.mean_std(metric)) for metric in HEADLINE]
+        row += [formatted(*cell.mean_std(metric)) for metric in shown]
         rows.append(row)
     return header, rows
 

@@ -1,7 +1,8 @@
 """Twin-Bottleneck Hashing (TBH) building blocks as plain torch modules and functions.
 
 Unsupervised TBH (Shen et al., CVPR 2020) and its supervised form (a classifier on the binary
-bottleneck); SPEC §4. The LightningModule that trains them lives in ``hashing.methods``.
+bottleneck); docs/methods.md#tbh-parts. The LightningModule that trains them lives in
+``hashing.methods``.
 """
 
 from hashing.tbh.graph import (

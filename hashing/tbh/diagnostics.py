@@ -1,6 +1,7 @@
 """TBH training diagnostics: which term moves the codes, and whether the codes have collapsed.
 
-Two failure modes make TBH's codes useless without any loss going wrong (README, TBH):
+Two failure modes make TBH's codes useless without any loss going wrong
+(docs/methods.md#tbh-collapse):
 
 - the adversarial term outweighs the reconstruction at the binary layer (on small inputs with
   the released ``lambda_adv = 1``), drives every code to one value, and then the reconstruction

@@ -1,6 +1,6 @@
 """TBH's code-driven graph and the GCN layer that propagates the continuous bottleneck over it.
 
-The adjacency is rebuilt every batch from the current binary codes (SPEC §4):
+The adjacency is rebuilt every batch from the current binary codes (docs/methods.md#tbh-parts):
 ``A_ij = (1 - d_H(b_i, b_j) / M) ** gamma`` with self-loops (``A_ii = 1``), and the GCN computes
 ``z' = sigmoid(D^-1/2 A D^-1/2 (z W + beta))`` with ``D = diag(A 1)``.
 """

@@ -1,6 +1,6 @@
 """TBH objectives: reconstruction, WAE critic/actor losses, priors, and the supervised classifier.
 
-Reductions (SPEC §4, released ``train/tbh_train.py``):
+Reductions (docs/methods.md#tbh-losses, released ``train/tbh_train.py``):
 
 - reconstruction ``"sum"`` (default, the released code's ``tf.nn.l2_loss``):
   ``1/2 * sum_{i,d} (x_hat_id - x_id)^2``; ``"mean"``: the same per sample, averaged over the

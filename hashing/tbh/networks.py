@@ -1,9 +1,10 @@
 """TBH networks: encoder, twin bottlenecks, GCN, decoder, discriminators and optional classifier.
 
-Layer sizes follow SPEC §4 and the released code; every linear layer is Glorot-uniform with zero
-bias (Keras' ``Dense`` defaults, which the released code uses). Each part initialises itself when
-built and the classifier is built last, so with the same seed a model with a classifier has the
-same initial weights in every other part as one without (``lambda_cls = 0`` is unsupervised TBH).
+Layer sizes follow docs/methods.md#tbh-parts and the released code; every linear layer is
+Glorot-uniform with zero bias (Keras' ``Dense`` defaults, which the released code uses). Each part
+initialises itself when built and the classifier is built last, so with the same seed a model with a
+classifier has the same initial weights in every other part as one without (``lambda_cls = 0`` is
+unsupervised TBH).
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ class Discriminator(nn.Module):
     """WAE critic returning a logit per sample (the sigmoid lives in the BCE-with-logits loss).
 
     depth "code" (released code): one ``FC(in, 1)``; depth "paper": ``FC(in, hidden) + ReLU ->
-    FC(hidden, 1)``. ``sigmoid(logit)`` is the probability the discriminator in SPEC §4 outputs.
+    FC(hidden, 1)``. ``sigmoid(logit)`` is the
+    probability the discriminator of docs/methods.md#tbh-parts outputs.
     """
 
     def __init__(

@@ -1,10 +1,10 @@
 """Stochastic binary neuron of TBH: a {0,1} threshold of sigmoid logits with a surrogate gradient.
 
-Forward: ``p = sigmoid(l)``, ``b = 1[p > eps]``. Backward (SPEC §4, the released code's
-``binary_activation``): ``dL/dl = p (1 - p) (dL/db + dL/dp)``. The neuron returns both ``b`` and
-``p`` so that a loss may use either; whatever reaches ``p`` is added to what reaches ``b`` before
-the sigmoid's derivative is applied, which is exactly the formula above (and for ``p`` alone it is
-the true sigmoid gradient).
+Forward: ``p = sigmoid(l)``, ``b = 1[p > eps]``. Backward (docs/methods.md#tbh-parts, the released
+code's ``binary_activation``): ``dL/dl = p (1 - p) (dL/db + dL/dp)``. The neuron returns both ``b``
+and ``p`` so that a loss may use either; whatever reaches ``p`` is added to what reaches ``b``
+before the sigmoid's derivative is applied, which is exactly the formula above (and for ``p`` alone
+it is the true sigmoid gradient).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 from torch import Tensor
 
 from hashing import pipeline
-from tests.runs import compose_run
+from tests.helpers.runs import compose_run
 
 
 class GatherProbe(pl.Callback):

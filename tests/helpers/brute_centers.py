@@ -8,7 +8,8 @@ import torch
 
 
 def brute_required_distance(bits: int, num_classes: int) -> int:
-    """Smallest d with sum_{j<d} binom(q, j) >= 2^q / C (SPEC §3), by counting up."""
+    """Smallest d with sum_{j<d} binom(q, j) >= 2^q / C, by counting up
+    (docs/methods.md#required-minimum-distance)."""
     d, total = 0, 0
     while total * num_classes < 2**bits:
         total += math.comb(bits, d)
