@@ -89,8 +89,9 @@ def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> HashingM
     # own checks (a value, a weight file, an input shape) raise UserError / MissingFileError
     with as_user_error("backbone", (ImportError,)):
         backbone = instantiate(cfg.backbone, input_shape=tuple(datamodule.input_shape))
-    # a method rejecting a value (e.g. bits for its centers) is a config error
-    with as_user_error("method", (ValueError,)):
+    # a method rejecting a value (e.g. bits for its centers) raises UserError; any other error
+    # is a bug and keeps its traceback
+    with as_user_error("method"):
         return instantiate(
             cfg.method,
             backbone=backbone,

@@ -231,3 +231,25 @@ def test_log_files_get_text_that_the_console_already_shows(tmp_path: Path) -> No
         logging.getLogger().removeHandler(handler)
         handler.close()
     assert "┃ mAP ┃ 0.88 ┃" in (tmp_path / "train.log").read_text()
+
+
+def test_a_method_bug_keeps_its_traceback_and_a_bad_value_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hashing import pipeline
+    from hashing.methods.center_hashing import CenterHashing
+
+    cfg = compose_run("train", tmp_path / "run", tmp_path / "cache", ["method=mds", "bits=4"])
+    datamodule = pipeline.build_datamodule(cfg)
+    with pytest.raises(UserError, match=r"bits=4 is invalid for method 'mds'"):
+        pipeline.build_model(cfg, datamodule)
+
+    def broken_init(self: CenterHashing, *args: object, **kwargs: object) -> None:
+        raise ValueError("an internal inconsistency")
+
+    monkeypatch.setattr(CenterHashing, "__init__", broken_init)
+    cfg = compose_run("train", tmp_path / "run2", tmp_path / "cache", ["method=mds"])
+    with pytest.raises(Exception) as caught:
+        pipeline.build_model(cfg, datamodule)
+    assert not isinstance(caught.value, UserError)
+    assert "an internal inconsistency" in str(caught.value)

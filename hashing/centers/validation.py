@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from math import comb
 
 from hashing.centers.bound import is_integer, max_code_size_upper_bound, required_min_distance
+from hashing.runs.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,13 @@ def validate_bits(bits: int, num_classes: int, rule: BitsRule, method: str) -> N
     """Raise ValueError naming ``bits``, ``method`` and the allowed values unless centers can
     exist under ``rule``. ``num_classes`` must be an integer >= 2."""
     if not is_integer(num_classes) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        raise UserError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     problem = bits_problem(bits, num_classes, rule)
     if problem is None:
         return
     smallest = smallest_valid_bits(num_classes, rule)
     hint = f"; the smallest such value is bits={smallest}" if smallest is not None else ""
-    raise ValueError(
+    raise UserError(
         f"bits={bits!r} is invalid for method {method!r} with num_classes={num_classes}: "
         f"{problem}. Allowed: {rule.allowed}{hint}"
     )

@@ -16,6 +16,8 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from hashing.runs.errors import UserError
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
@@ -56,9 +58,9 @@ class HashingModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         if not isinstance(bits, int) or isinstance(bits, bool) or bits <= 0:
-            raise ValueError(f"bits must be a positive integer, got {bits!r}")
+            raise UserError(f"bits must be a positive integer, got {bits!r}")
         if scheduler_interval not in ("epoch", "step"):
-            raise ValueError(
+            raise UserError(
                 f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
             )
         self.save_hyperparameters(ignore=list(self.non_hyperparameters))
@@ -151,7 +153,7 @@ class HashingModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         """Optimiser (and scheduler) from the partials the config gave."""
         if self.optimizer_factory is None:
-            raise ValueError("no optimizer configured: set method.optimizer in the config")
+            raise UserError("no optimizer configured: set method.optimizer in the config")
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hashing.methods.base import HashingModule
+from hashing.runs.errors import UserError
 
 
 class CenterSource(Protocol):
@@ -79,7 +80,7 @@ class CenterHashing(HashingModule):
     ) -> None:
         super().__init__(**kwargs)
         if lambda_q < 0:
-            raise ValueError(f"method.lambda_q must be >= 0, got {lambda_q}")
+            raise UserError(f"method.lambda_q must be >= 0, got {lambda_q}")
         self.center_source = center_source
         self.lambda_q = lambda_q
         self.similarity = similarity

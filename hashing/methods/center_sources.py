@@ -34,6 +34,7 @@ from hashing.centers import (
 from hashing.centers.csq import bernoulli_accepted, uses_hadamard
 from hashing.centers.quality import center_quality
 from hashing.runs.atomic import atomic_write, write_json_atomic
+from hashing.runs.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class MDSCenters(RuleCheckedSource):
         self, seed: int = 0, max_sweeps: int = 50, refine_feasible_start: bool = False
     ) -> None:
         if int(max_sweeps) < 1:
-            raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}")
+            raise UserError(f"max_sweeps must be >= 1, got {max_sweeps}")
         self.seed = seed
         self.max_sweeps = int(max_sweeps)
         self.refine_feasible_start = bool(refine_feasible_start)

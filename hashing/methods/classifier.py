@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from hashing.runs.errors import UserError
+
 log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -66,7 +68,7 @@ class ClassifierModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         if int(num_classes) < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+            raise UserError(f"num_classes must be >= 2, got {num_classes}")
         self.backbone = backbone
         self.head = nn.Linear(int(backbone.out_features), int(num_classes))
         self.num_classes = int(num_classes)
@@ -121,7 +123,7 @@ class ClassifierModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         """Optimiser (and per-epoch scheduler) from the configured partials."""
         if self.optimizer_factory is None:
-            raise ValueError("no classifier optimizer configured: set classifier.optimizer")
+            raise UserError("no classifier optimizer configured: set classifier.optimizer")
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer

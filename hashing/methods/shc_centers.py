@@ -150,17 +150,17 @@ class SemanticCenters(RuleCheckedSource):
         similarity: str = "classifier",
     ) -> None:
         if similarity not in SIMILARITIES:
-            raise ValueError(
+            raise UserError(
                 f"method.similarity={similarity!r} is invalid: use one of {list(SIMILARITIES)}"
             )
         self.similarity = similarity
         self.backbone = dict(_plain(backbone))
         if "_target_" not in self.backbone:
-            raise ValueError(f"backbone must be a config with a _target_, got {self.backbone!r}")
+            raise UserError(f"backbone must be a config with a _target_, got {self.backbone!r}")
         self.classifier = self._check_classifier(dict(_plain(classifier)))
         self.optimisation = self._check_optimisation(dict(_plain(optimisation or {})))
         if multi_label not in MULTI_LABEL_RULES:
-            raise ValueError(
+            raise UserError(
                 f"multi_label={multi_label!r} is invalid: use one of {list(MULTI_LABEL_RULES)}"
             )
         self.seed = int(seed)
@@ -175,16 +175,16 @@ class SemanticCenters(RuleCheckedSource):
         """Fill defaults and reject unknown or invalid stage-1 settings."""
         unknown = sorted(set(settings) - set(CLASSIFIER_KEYS))
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"unknown SHC classifier setting(s) {unknown}; allowed: {list(CLASSIFIER_KEYS)}"
             )
         for key in ("max_epochs", "batch_size"):
             value = settings.get(key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"classifier.{key}={value!r} is invalid: use a positive integer")
+                raise UserError(f"classifier.{key}={value!r} is invalid: use a positive integer")
         optimizer = settings.get("optimizer")
         if not isinstance(optimizer, Mapping) or "_target_" not in optimizer:
-            raise ValueError(
+            raise UserError(
                 f"classifier.optimizer={optimizer!r} is invalid: give a _partial_ optimiser "
                 "config, e.g. {_target_: torch.optim.Adam, _partial_: true, lr: 1e-3}"
             )
@@ -195,7 +195,7 @@ class SemanticCenters(RuleCheckedSource):
             & {"max_epochs", "logger", "enable_checkpointing", "default_root_dir", "callbacks"}
         )
         if clash:
-            raise ValueError(f"classifier.trainer may not set {clash}: stage 1 controls them")
+            raise UserError(f"classifier.trainer may not set {clash}: stage 1 controls them")
         return settings
 
     @staticmethod
@@ -204,12 +204,12 @@ class SemanticCenters(RuleCheckedSource):
         the other solver's and retired ones dropped with a warning."""
         unknown = sorted(set(settings) - set(OPTIMISATION_KEYS) - set(RETIRED_SETTINGS))
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"unknown SHC optimisation setting(s) {unknown}; allowed: {list(OPTIMISATION_KEYS)}"
             )
         solver = settings.get("solver", OPTIMISATION_DEFAULTS["solver"])
         if solver not in SOLVER_SETTINGS:
-            raise ValueError(
+            raise UserError(
                 f"method.center_source.optimisation.solver={solver!r} is invalid: use "
                 f"method/solver=<one of {list(SOLVER_SETTINGS)}>"
             )

@@ -55,6 +55,7 @@ from hashing.methods.base import HashingModule, OptimizerFactory
 from hashing.methods.checkpointed_generator import CheckpointedGenerator
 from hashing.methods.finite_update import NonFiniteLossError, check_finite_update
 from hashing.methods.measured_scale import MeasuredScale
+from hashing.runs.errors import UserError
 from hashing.tbh import (
     Decoder,
     TBHLosses,
@@ -138,9 +139,9 @@ class TBH(HashingModule):
         _check_choice("lambda_cls_reference", lambda_cls_reference, LAMBDA_CLS_REFERENCES)
         for key, value in (("lambda_cls", lambda_cls), ("lambda_adv", lambda_adv)):
             if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"method.{key} must be a finite number >= 0, got {value}")
+                raise UserError(f"method.{key} must be a finite number >= 0, got {value}")
         if critic_probability_clip is not None and not 0 < critic_probability_clip < 0.5:
-            raise ValueError(
+            raise UserError(
                 "method.critic_probability_clip must be null or in (0, 0.5) (Keras' epsilon "
                 f"1e-7 as released), got {critic_probability_clip}"
             )
@@ -216,7 +217,7 @@ class TBH(HashingModule):
         """Flattened input size, from the backbone's ``input_shape`` (for the "input" target)."""
         shape = getattr(self.backbone, "input_shape", None)
         if shape is None:
-            raise ValueError(
+            raise UserError(
                 f"reconstruction_target='input' needs the input size, but backbone "
                 f"{type(self.backbone).__name__} has no input_shape attribute; use "
                 "reconstruction_target='features' or a backbone that keeps its input_shape"
@@ -396,7 +397,7 @@ class TBH(HashingModule):
     def configure_optimizers(self) -> Any:
         """Actor and critic optimisers (critic partial defaults to the actor's), and schedulers."""
         if self.optimizer_factory is None:
-            raise ValueError("no optimizer configured: set method.optimizer in the config")
+            raise UserError("no optimizer configured: set method.optimizer in the config")
         critic_factory = self.critic_optimizer_factory or self.optimizer_factory
         optimizers = [
             self.optimizer_factory(params=self.actor_parameters()),
@@ -508,4 +509,4 @@ class TBH(HashingModule):
 
 def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"method.{key}={value!r} is invalid: allowed values are {allowed}")
+        raise UserError(f"method.{key}={value!r} is invalid: allowed values are {allowed}")

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from hashing.baselines.projections import PROJECTIONS, fit_projection
 from hashing.methods.base import HashingModule
+from hashing.runs.errors import UserError
 
 
 class TrainingFreeHashing(HashingModule):
@@ -45,12 +46,12 @@ class TrainingFreeHashing(HashingModule):
     ) -> None:
         super().__init__(**kwargs)
         if projection not in PROJECTIONS:
-            raise ValueError(f"method.projection={projection!r} unknown; use one of {PROJECTIONS}")
+            raise UserError(f"method.projection={projection!r} unknown; use one of {PROJECTIONS}")
         if iterations < 0:
-            raise ValueError(f"method.iterations={iterations} is invalid: use 0 or more")
+            raise UserError(f"method.iterations={iterations} is invalid: use 0 or more")
         width = int(self.backbone.out_features)
         if projection != "lsh" and self.bits > width:
-            raise ValueError(
+            raise UserError(
                 f"bits={self.bits} is more than the {width} backbone features that PCA can "
                 f"project to: use bits <= {width} with method={projection}"
             )
@@ -72,7 +73,7 @@ class TrainingFreeHashing(HashingModule):
         (deterministic: a resume refits the same one)."""
         features = self.training_features(datamodule)
         if self.projection != "lsh" and self.bits > features.shape[0]:
-            raise ValueError(
+            raise UserError(
                 f"bits={self.bits} is more than the {features.shape[0]} training items that "
                 f"PCA can project to: use bits <= {features.shape[0]}"
             )
