@@ -33,7 +33,9 @@ HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*$", re.MULTILINE)
 EXPLICIT_ID = re.compile(r"\{[^}]*#([\w-]+)[^}]*\}\s*$")
 CITATION = re.compile(r"docs/([\w./-]+\.md)(?:#([\w-]+))?")
 PLACEHOLDER = re.compile(r"[<>]|\.\.\.|…")  # in a value: <run dir>, <m>, ...
-FILE_NAMES = {"faiss.index"}  # an index folder's file, not the export config's faiss.* keys
+#: file names that read like config keys: an index folder's file (not the export config's
+#: faiss.* keys) and WordNet's noun database
+FILE_NAMES = {"faiss.index", "data.noun"}
 INLINE_CODE = re.compile(r"`([^`\n]+)`")
 CONFIG_KEY = re.compile(
     r"\+?((?:method|data|backbone|trainer|callbacks|hydra\.launcher|hydra\.sweeper|faiss)"
