@@ -8,6 +8,7 @@ Folder layout (format version 2):
   paths.txt          one image path a line, when items came from files
   dataset_index.npy  (N,) int64 index of each item in its dataset, when it came from a split
   config.yaml        the resolved run config of the model that made the codes
+  taxonomy.txt|.json the run's class taxonomy, when its data had one (:mod:`.taxonomy_copy`)
   faiss.index        the faiss binary index over codes.npy
   segments/, commit.json   items added and ids deleted since (:mod:`hashing.index.segments`)
 
@@ -42,6 +43,7 @@ from hashing.index.queries import ImageSource, Query, as_query
 from hashing.index.rwlock import ReadWriteLock
 from hashing.index.segments import Commit
 from hashing.index.staging import staged_folder
+from hashing.index.taxonomy_copy import IndexTaxonomy
 from hashing.runs.errors import UserError
 
 Items = Query | ImageSource | Tensor | np.ndarray
@@ -95,6 +97,7 @@ class HashIndex:
         input_spec: InputSpec | None = None,
         source: Mapping[str, Any] | None = None,
         directory: Path | None = None,
+        taxonomy: IndexTaxonomy | None = None,
     ) -> None:
         check_packed(packed, bits)
         self.bits = int(bits)
@@ -113,6 +116,7 @@ class HashIndex:
         self.input_spec = input_spec
         self.source = dict(source) if source is not None else {}
         self.directory = directory
+        self.taxonomy = taxonomy
         self.deleted = np.zeros(0, np.int64)  # sorted tombstoned ids
         self.commit = Commit(len(packed))  # what the folder on disk holds beyond its base
         self._encoder: CodeEncoder | None = None
@@ -135,8 +139,10 @@ class HashIndex:
         spec: FaissSpec | None = None,
         encoder: CodeEncoder | None = None,
         source: Mapping[str, Any] | None = None,
+        taxonomy: IndexTaxonomy | None = None,
     ) -> HashIndex:
-        """An index over ±1 codes (N, bits); ``encoder`` records the model that made them."""
+        """An index over ±1 codes (N, bits); ``encoder`` records the model that made them,
+        ``taxonomy`` the class tree its labels live in."""
         packed = pack_codes(codes)
         bits = int(codes.shape[1])
         if encoder is not None and encoder.bits != bits:
@@ -154,6 +160,7 @@ class HashIndex:
             paths=list(paths) if paths is not None else None,
             dataset_index=None if dataset_index is None else np.asarray(dataset_index, np.int64),
             source=source,
+            taxonomy=taxonomy,
         )
         if encoder is not None:
             index.config = dict(encoder.config)
@@ -216,6 +223,11 @@ class HashIndex:
             config_data = yaml.safe_load((folder / manifest.CONFIG).read_text(encoding="utf-8"))
         faiss_index = faiss_backend.read_index(folder / manifest.FAISS)
         label_info = meta.get("labels") or {}
+        taxonomy = None
+        if meta.get("taxonomy"):
+            taxonomy = IndexTaxonomy.from_file(
+                folder / meta["taxonomy"], label_info.get("classes") or []
+            )
         index = cls(
             packed,
             stored_bits,
@@ -231,6 +243,7 @@ class HashIndex:
             input_spec=InputSpec.from_mapping(meta["input"]) if meta.get("input") else None,
             source=meta.get("source"),
             directory=folder,
+            taxonomy=taxonomy,
         )
         commit = segments.read_commit(folder, count)
         for entry in commit.segments:
@@ -277,6 +290,15 @@ class HashIndex:
         ):
             if values is not None and len(values) != count:
                 raise ValueError(f"index has {count} codes but {len(values)} {name}")
+        if self.taxonomy is not None and (
+            self.labels is None
+            or self.labels.ndim != 1
+            or self.classes != self.taxonomy.class_names
+        ):
+            raise ValueError(
+                "an index with a taxonomy needs single-class labels and the class names the "
+                "taxonomy places (classes=)"
+            )
 
     # --- model identity ----------------------------------------------------------------------
     def check_config(self, config: Mapping[str, Any]) -> None:
@@ -614,6 +636,8 @@ class HashIndex:
             text = yaml.safe_dump(self.config, sort_keys=False)
             (stage / manifest.CONFIG).write_text(text, encoding="utf-8")
             names.append(manifest.CONFIG)
+        if self.taxonomy is not None:
+            names.append(self.taxonomy.write(stage))
         faiss_backend.write_index(self.faiss_index, stage / manifest.FAISS)
         names.append(manifest.FAISS)
         content = {
@@ -625,6 +649,7 @@ class HashIndex:
             "packing": "numpy.packbits, big bit order, bit 1 = +1, zero padding bits",
             "codes_sha256": manifest.file_sha256(stage / manifest.CODES),
             "labels": self._label_info(),
+            "taxonomy": self.taxonomy.file_name if self.taxonomy is not None else None,
             "model": self.model,
             "input": self.input_spec.to_dict() if self.input_spec is not None else None,
             "faiss": self.spec.to_dict(),

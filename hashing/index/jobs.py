@@ -24,6 +24,7 @@ from hashing.index.faiss_backend import FaissSpec
 from hashing.index.hash_index import HashIndex
 from hashing.index.image_files import list_images
 from hashing.index.queries import Query
+from hashing.index.taxonomy_copy import IndexTaxonomy
 from hashing.pipeline import build_datamodule, load_run_config
 from hashing.runs.errors import UserError
 
@@ -107,10 +108,15 @@ def export(cfg: DictConfig) -> HashIndex:
         dataset = datamodule.dataset(cfg.split)
         log.info("encoding the %d items of %s's %s split", len(dataset), datamodule.name, cfg.split)
         codes, labels = encoder.encode_dataset(dataset)
+        taxonomy = None
+        if datamodule.class_relations is not None:  # the run's data names a hierarchy
+            taxonomy = IndexTaxonomy.from_file(datamodule.hierarchy, datamodule.class_names)
         index = HashIndex.from_codes(
             codes,
             labels=labels,
             num_classes=int(datamodule.num_classes),
+            classes=taxonomy.class_names if taxonomy is not None else None,
+            taxonomy=taxonomy,
             dataset_index=datamodule.split[cfg.split],
             spec=spec,
             encoder=encoder,

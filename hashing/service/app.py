@@ -58,12 +58,15 @@ def create_app(index: HashIndex, settings: ServeSettings) -> FastAPI:
             raise HTTPException(400, f"k must be an integer in 1..{settings.max_k}, got {value!r}")
         return k
 
-    def records(query: Query, k: int) -> list[dict[str, Any]]:
-        return index.records(index.search(query, k=k))[0]
+    def records(query: Query, k: int, label: int | None = None) -> list[dict[str, Any]]:
+        results = index.records(index.search(query, k=k))[0]
+        if label is None and query.kind == "ids":
+            label = index.item(int(query.value[0])).get("label")
+        return with_taxonomy_distance(index, results, label)
 
-    def search_image(data: bytes, k: int) -> list[dict[str, Any]]:
+    def search_image(data: bytes, k: int, label: int | None) -> list[dict[str, Any]]:
         with image_file(data, settings.max_image_pixels, "the query image") as path:
-            return records(Query.images([path]), k)
+            return records(Query.images([path]), k, label)
 
     @app.get("/", response_class=HTMLResponse)
     def home() -> str:
@@ -88,18 +91,21 @@ def create_app(index: HashIndex, settings: ServeSettings) -> FastAPI:
             if len(files) != 1:
                 raise HTTPException(400, "a multipart search needs one file field 'image'")
             k = top_k(form.get("k", "10"))
+            label = query_label(index, form.get("label"))
             data = await files[0].read()
-            return JSONResponse({"results": await run_in_threadpool(search_image, data, k)})
+            results = await run_in_threadpool(search_image, data, k, label)
+            return JSONResponse({"results": results})
         body = await json_body(request)
         given = [key for key in ("code", "id") if key in body]
         if len(given) != 1:
             raise HTTPException(400, "give exactly one of 'code' (±1 list or hex) or 'id'")
         k = top_k(body.get("k", 10))
+        label = query_label(index, body.get("label"))
         if given[0] == "id":
             query = Query.ids([item_id(body["id"])])
         else:
             query = code_query([body["code"]], index.bits)
-        return JSONResponse({"results": await run_in_threadpool(records, query, k)})
+        return JSONResponse({"results": await run_in_threadpool(records, query, k, label)})
 
     @app.post("/items")
     async def add_items(request: Request) -> dict[str, Any]:
@@ -187,6 +193,38 @@ def item_id(value: Any) -> int:
     if int(value) != value:
         raise HTTPException(400, f"an item id is an integer, got {value!r}")
     return int(value)
+
+
+def query_label(index: HashIndex, value: Any) -> int | None:
+    """The query's class index a request gives as ``label`` (a JSON int or a form field)."""
+    if value is None or value == "":
+        return None
+    try:
+        label = int(value)
+    except (TypeError, ValueError):
+        label = -1
+    if isinstance(value, bool | float) or str(label) != str(value).strip():
+        label = -1
+    if index.num_classes is not None and not 0 <= label < index.num_classes:
+        raise HTTPException(
+            400, f"label is a class index in 0..{index.num_classes - 1}, got {value!r}"
+        )
+    if label < 0:
+        raise HTTPException(400, f"label is a class index (an integer), got {value!r}")
+    return label
+
+
+def with_taxonomy_distance(
+    index: HashIndex, results: list[dict[str, Any]], label: int | None
+) -> list[dict[str, Any]]:
+    """``results`` with ``taxonomy_distance`` (edges between the query's class ``label`` and
+    each result's class; 0 = same class) when the index has a taxonomy and the label is known."""
+    if index.taxonomy is None or label is None:
+        return results
+    for result in results:
+        if "label" in result:
+            result["taxonomy_distance"] = index.taxonomy.distance(label, result["label"])
+    return results
 
 
 def parse_labels(value: Any) -> np.ndarray | None:
