@@ -13,10 +13,6 @@ ratio are reported (goal: >= 0.9x everywhere). Both must return the same distanc
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +23,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing the pack
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.results_io import Provenance  # noqa: E402
 from hashing.index import faiss_backend  # noqa: E402
 from hashing.index.faiss_backend import FaissSpec  # noqa: E402
 
@@ -40,10 +37,13 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bench_flat.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_flat.json"
+    )
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_flat.py", args)
+    provenance.capture_printed_tables()
     faiss.omp_set_num_threads(1)
-    started = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     rows = []
     print("| codes | queries | raw faiss q/s | HashIndex flat q/s | ratio | mode |")
@@ -93,27 +93,8 @@ def main() -> None:
                 f"{our_qps / raw_qps:.2f}x | {mode} |",
                 flush=True,
             )
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    payload = {
-        "benchmark": "bench_flat",
-        "commit": commit,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "load_average": os.getloadavg(),
-            "faiss": faiss.__version__,
-        },
-        "k": args.k,
-        "rounds": args.rounds,
-        "rows": rows,
-        "wall_s": time.perf_counter() - started,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {args.out}; lowest ratio {min(r['ratio'] for r in rows):.2f}x (goal >= 0.9x)")
+    path = provenance.write(None, k=args.k, rounds=args.rounds, rows=rows, faiss=faiss.__version__)
+    print(f"wrote {path}; lowest ratio {min(r['ratio'] for r in rows):.2f}x (goal >= 0.9x)")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,6 +43,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing the pack
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.results_io import Provenance  # noqa: E402
 from benchmarks.trained_like_codes import BITS, clustered_codes  # noqa: E402
 from hashing.index import HashIndex, Query  # noqa: E402
 from hashing.service.process import ServerProcess  # noqa: E402
@@ -124,10 +123,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=4096)
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bench_serve.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_serve.json"
+    )
     args = parser.parse_args()
+    provenance = Provenance(args.out, "benchmarks/bench_serve.py", args)
+    provenance.capture_printed_tables()
     faiss.omp_set_num_threads(1)
-    wall_start = time.perf_counter()
 
     packed, labels = clustered_codes(args.n + args.queries, args.classes, args.noise, args.seed)
     queries = packed[args.n :]
@@ -256,30 +258,8 @@ def main() -> None:
     ratio = rows[1]["vs_in_process"]
     print(f"service / in-process searches/s: {ratio:.2f}x (goal >= 0.8x)")
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    payload = {
-        "benchmark": "bench_serve",
-        "commit": commit,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "faiss": faiss.__version__,
-        },
-        "settings": {
-            key: str(value) if isinstance(value, Path) else value
-            for key, value in vars(args).items()
-        },
-        "rows": rows,
-        "wall_s": time.perf_counter() - wall_start,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {args.out}")
+    path = provenance.write(None, rows=rows, faiss=faiss.__version__)
+    print(f"wrote {path}")
     failures = [row["phase"] for row in rows if row["errors"]]
     if failures or mixed_row["partial_batches_seen"] or mixed_row["acknowledged_missing"]:
         sys.exit(f"errors in {failures}, or a partial batch seen, or an acknowledged add missing")

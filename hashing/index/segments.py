@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hashing.index.manifest import check_file, describe_files
-from hashing.runs.atomic import atomic_write
+from hashing.runs.atomic import atomic_write, fsync_file
 from hashing.runs.errors import UserError
 
 COMMIT = "commit.json"
@@ -111,7 +110,7 @@ def write_segment(
     (folder / SEGMENTS).mkdir(exist_ok=True)
     present = {key: value for key, value in arrays.items() if value is not None}
     atomic_write(folder / name, lambda handle: np.savez(handle, **present))
-    fsync_folder(folder / SEGMENTS)
+    fsync_file(folder / SEGMENTS)
     entry = describe_files(folder, [name])[name]
     return {"file": name, "first_id": commit.count, "count": len(present["packed"]), **entry}
 
@@ -120,16 +119,7 @@ def write_commit(folder: Path, commit: Commit) -> None:
     """Replace ``commit.json`` atomically and durably: this is the moment a change happens."""
     text = json.dumps(commit.to_dict(), indent=1)
     atomic_write(folder / COMMIT, lambda handle: handle.write(text.encode()))
-    fsync_folder(folder)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Flush a folder's entries (a rename inside it) to disk."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    fsync_file(folder)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,8 @@ def current_umask() -> int:
 
 
 def fsync_file(path: str | os.PathLike[str]) -> None:
-    """Flush a written file's data to the disk (a full disk may only say so here)."""
+    """Flush a written file's data, or a folder's entries (a rename inside it), to the disk (a
+    full disk may only say so here)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
