@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hashing.callbacks.config_snapshot import CONFIG_KEY, ConfigSnapshot
 from hashing.callbacks.rng_state import RNGState
+from hashing.data.labels import LABELS_FILE
 from hashing.loggers import publish_run_folder
 from hashing.methods.base import HashingModule
 from hashing.runs.atomic import write_json_atomic, write_text_atomic
@@ -114,7 +115,8 @@ def build_run(
     cfg: DictConfig, output_dir: Path
 ) -> tuple[pl.LightningDataModule, HashingModule, pl.Trainer]:
     """Seed, then the data (its train order set by the seed), model and trainer of a training run;
-    the resolved config and the split are written into ``output_dir``, and the loggers get the
+    the resolved config, the split and the training labels (``labels.json``, docs/labels.md)
+    are written into ``output_dir``, and the loggers get the
     config (after a resume has kept the CSV logger's earlier rows).
 
     One order of random draws for every caller: ``benchmarks/bench_training.py`` times the
@@ -123,9 +125,11 @@ def build_run(
     pl.seed_everything(int(cfg.seed), workers=True)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
+    datamodule.use_labels(model.label_use)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     write_text_atomic(output_dir / RESOLVED_CONFIG, OmegaConf.to_yaml(resolved))
     datamodule.export_splits(output_dir)
+    write_json_atomic(output_dir / LABELS_FILE, datamodule.label_record())
     trainer = build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
     if cfg.get("resume") is not None:
         keep_csv_history(trainer.loggers)
