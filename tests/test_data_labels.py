@@ -23,7 +23,7 @@ from hashing.runs.errors import UserError
 FIT_PER_CLASS = 72
 
 
-def digits(tmp_path: Path | None = None, **options: object) -> DigitsDataModule:
+def digits(**options: object) -> DigitsDataModule:
     module = DigitsDataModule(split_dir=None, **options)  # type: ignore[arg-type]
     module.setup()
     return module
@@ -102,9 +102,7 @@ def test_sibling_noise_picks_the_nearest_classes_of_a_small_taxonomy(tmp_path: P
     }
     taxonomy = tmp_path / "digits.txt"
     taxonomy.write_text("".join("/".join(path) + "\n" for path in paths.values()))
-    module = digits(
-        hierarchy=taxonomy, label_noise=0.4, label_noise_kind="sibling", label_seed=1
-    )
+    module = digits(hierarchy=taxonomy, label_noise=0.4, label_noise_kind="sibling", label_seed=1)
     distance = brute_distance(paths, [str(c) for c in range(10)])
     assert np.array_equal(module.class_relations.distance, distance)
     labelling = module.labelling
