@@ -208,6 +208,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update(test_metrics(trainer))
         if trainer.is_global_zero:
             footer = f"trained in {train_seconds:.1f} s · tested {ckpt_path or 'last weights'}"
+            labels = datamodule.labelling.describe()
+            footer += f"\n{labels}" if labels else ""
             report_metrics(metrics, output_dir, cfg, datamodule, footer)
     if trainer.is_global_zero:
         publish_run_folder(trainer.loggers, output_dir)

@@ -183,6 +183,7 @@ def test_defaults_serve_the_fit_split_exactly() -> None:
         assert torch.equal(x, ex) and torch.equal(y, ey) and torch.equal(i, ei)
     record = module.label_record()
     assert record["labelled_items"] == 10 * FIT_PER_CLASS and record["changed"] == []
+    assert module.labelling.describe() is None
 
 
 def test_the_record_lists_counts_and_changed_items() -> None:
@@ -198,6 +199,9 @@ def test_the_record_lists_counts_and_changed_items() -> None:
         assert pool[change["item"]] == change["old"] != change["new"]
     module.use_labels("none")
     assert module.label_record()["labels_used"] == 0
+    assert module.labelling.describe().startswith(
+        f"{10 * kept} of {10 * FIT_PER_CLASS} training labels, {record['noisy_items']} replaced"
+    )
 
 
 @pytest.mark.parametrize(

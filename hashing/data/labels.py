@@ -166,6 +166,13 @@ class Labelling:
         masked[torch.from_numpy(~self.labelled)] = UNLABELLED
         return masked
 
+    def describe(self) -> str | None:
+        """One line for the run's summary when the labels are imperfect (None when not)."""
+        if self.labelled.all() and not len(self.changed):
+            return None
+        kept = f"{int(self.labelled.sum())} of {len(self.items)} training labels"
+        return f"{kept}, {len(self.changed)} replaced ({self.kind}) · labels.json"
+
     def record(self, label_use: str, class_names: list[str]) -> dict[str, Any]:
         """What ``labels.json`` holds: the settings, the labelled counts per class and in
         total, the labels the method used, and every replaced label (pool index, old, new)."""
