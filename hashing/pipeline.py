@@ -116,8 +116,8 @@ def build_run(
 ) -> tuple[pl.LightningDataModule, HashingModule, pl.Trainer]:
     """Seed, then the data (its train order set by the seed), model and trainer of a training run;
     the resolved config, the split and the training labels (``labels.json``, docs/labels.md)
-    are written into ``output_dir``, and the loggers get the
-    config (after a resume has kept the CSV logger's earlier rows).
+    are written into ``output_dir``, and the loggers get the config (after a resume has kept the
+    CSV logger's earlier rows).
 
     One order of random draws for every caller: ``benchmarks/bench_training.py`` times the
     fit this builds.

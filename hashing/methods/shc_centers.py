@@ -56,8 +56,8 @@ def split_fingerprint(datamodule: pl.LightningDataModule) -> dict[str, Any]:
 
     The digest covers the pool indices and training labels of the fit split's labelled items,
     so a split drawn differently (other seed, validation fraction or protocol sizes) or labelled
-    differently (docs/labels.md) never matches; ``transform`` and
-    ``input_shape`` cover what the classifier sees of each item.
+    differently (docs/labels.md) never matches; ``transform`` and ``input_shape`` cover what
+    the classifier sees of each item.
     """
     needed = ("name", "protocol", "split_seed", "training_dataset", "train_labels", "input_shape")
     missing = [attr for attr in needed if not hasattr(datamodule, attr)]
