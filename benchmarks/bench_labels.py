@@ -38,8 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -55,7 +53,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from benchmarks.floor_rows import datamodule_of, floor_scores, split_features  # noqa: E402
 from benchmarks.results_io import Provenance  # noqa: E402
-from benchmarks.sweep_runs import mean_std  # noqa: E402
+from benchmarks.sweep_runs import mean_std, run_training  # noqa: E402
 from hashing.data.labels import keep_labels  # noqa: E402
 from hashing.runs.atomic import atomic_path  # noqa: E402
 
@@ -266,21 +264,9 @@ def run_job(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     }
     if not (folder / "metrics.json").is_file():
         log_path = args.work / "logs" / f"{'_'.join(str(part) for part in run)}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[key] = str(args.threads)
-        env.setdefault("WANDB_MODE", "offline")
-        command = [sys.executable, "-m", "hashing.train", *run_overrides(run, args)]
         print(f"[run] {' '.join(str(part) for part in run)}", flush=True)
-        started = time.perf_counter()
-        with log_path.open("w") as log:
-            done = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        entry["wall_seconds"] = time.perf_counter() - started
-        if done.returncode != 0:
-            lines = log_path.read_text().strip().splitlines()
-            error = [line for line in lines if line.startswith("error:")]
-            entry["error"] = (error or lines[-1:] or ["no output"])[0]
+        entry.update(run_training(run_overrides(run, args), log_path, args.threads))
+        if "error" in entry:
             return entry
     entry["job"] = read_job(folder)
     return entry
@@ -549,8 +535,9 @@ def claim_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"columns": columns, "rows": table_rows, "notes": notes}
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
-    """mAP@ALL against the label fraction, one panel per dataset, floors as dashed lines."""
+def plot(results: dict[str, Any], path: Path) -> bool:
+    """mAP@ALL against the label fraction, one panel per dataset, floors as dashed lines;
+    False (nothing written) without a finished run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -559,7 +546,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     table = cells(results)
     datasets = [d for d in results["datasets"] if any(k[0] == d for k in table)]
     if not datasets:
-        return
+        return False
     figure, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
     for axis, dataset in zip(axes[0], datasets, strict=True):
         for method in results["methods"]:
@@ -592,6 +579,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
     plt.close(figure)
+    return True
 
 
 def write(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -662,9 +650,9 @@ def main(argv: list[str] | None = None) -> None:
         for future in [pool.submit(one, run) for run in plan]:
             future.result()
     tables = write(results, args)
-    plot(results, args.plot)
+    plotted = plot(results, args.plot)
     print(render(tables))
-    print(f"wrote {args.out} and {args.plot}")
+    print(f"wrote {args.out}" + (f" and {args.plot}" if plotted else " (no finished run to plot)"))
 
 
 if __name__ == "__main__":

@@ -28,8 +28,6 @@ import argparse
 import csv
 import json
 import math
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -46,7 +44,7 @@ from scipy.stats import ttest_rel  # noqa: E402
 
 from benchmarks.floor_rows import floor_codes  # noqa: E402
 from benchmarks.results_io import Provenance  # noqa: E402
-from benchmarks.sweep_runs import mean_std  # noqa: E402
+from benchmarks.sweep_runs import mean_std, run_training  # noqa: E402
 from hashing.baselines.float_ranking import float_average_precision  # noqa: E402
 from hashing.centers.bound import required_min_distance  # noqa: E402
 from hashing.data.features import FeaturesDataModule  # noqa: E402
@@ -201,21 +199,9 @@ def run_job(method: str, bits: int, seed: int, args: argparse.Namespace) -> dict
     entry: dict[str, Any] = {"method": method, "bits": bits, "seed": seed}
     if not (folder / "metrics.json").is_file():
         log_path = args.work / "logs" / f"{method}_{bits}_seed{seed}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[key] = str(args.threads)
-        env.setdefault("WANDB_MODE", "offline")
-        command = [sys.executable, "-m", "hashing.train", *run_overrides(method, bits, seed, args)]
         print(f"[run] {method} {bits} bits seed {seed}", flush=True)
-        started = time.perf_counter()
-        with log_path.open("w") as log:
-            done = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        entry["wall_seconds"] = time.perf_counter() - started
-        if done.returncode != 0:
-            lines = log_path.read_text().strip().splitlines()
-            error = [line for line in lines if line.startswith("error:")]
-            entry["error"] = (error or lines[-1:] or ["no output"])[0]
+        entry.update(run_training(run_overrides(method, bits, seed, args), log_path, args.threads))
+        if "error" in entry:
             return entry
     entry["job"] = read_job(folder)
     return entry
