@@ -18,15 +18,15 @@ from hashing.callbacks.retrieval_grid import RetrievalGrid, cell_titles, display
 from tests.helpers.runs import compose_run
 
 
-@pytest.fixture(scope="module")
-def tested(tmp_path_factory: pytest.TempPathFactory) -> tuple[RetrievalGrid, Path, object, object]:
-    """An untrained digits model tested with the grid and the evaluation that hands it codes."""
-    root = tmp_path_factory.mktemp("grid")
-    cfg = compose_run("train", root / "run", root / "cache", ["bits=16", "seed=3"])
+def run_untrained(
+    root: Path, grid: RetrievalGrid, overrides: tuple[str, ...] = ()
+) -> tuple[object, object]:
+    """Test an untrained digits model (seed 3, 16 bits) with ``grid`` and the evaluation that
+    hands it codes; returns the datamodule and the model."""
+    cfg = compose_run("train", root / "run", root / "cache", ["bits=16", "seed=3", *overrides])
     pl.seed_everything(3)
     datamodule = pipeline.build_datamodule(cfg)
     model = pipeline.build_model(cfg, datamodule)
-    grid = RetrievalGrid(num_queries=5, top_k=10, seed=1, output_dir=root / "run")
     trainer = pl.Trainer(
         accelerator="cpu",
         callbacks=[grid, RetrievalEvaluation(curves=False)],
@@ -35,6 +35,15 @@ def tested(tmp_path_factory: pytest.TempPathFactory) -> tuple[RetrievalGrid, Pat
         enable_model_summary=False,
     )
     trainer.test(model, datamodule=datamodule, verbose=False)
+    return datamodule, model
+
+
+@pytest.fixture(scope="module")
+def tested(tmp_path_factory: pytest.TempPathFactory) -> tuple[RetrievalGrid, Path, object, object]:
+    """An untrained digits model tested with the grid and the evaluation that hands it codes."""
+    root = tmp_path_factory.mktemp("grid")
+    grid = RetrievalGrid(num_queries=5, top_k=10, seed=1, output_dir=root / "run")
+    datamodule, model = run_untrained(root, grid)
     return grid, root / "run", datamodule, model
 
 
@@ -119,24 +128,8 @@ def test_with_a_taxonomy_each_miss_is_titled_with_its_hops(tmp_path: Path) -> No
     tree.write_text(
         "".join(f"digit/{'round' if d in '0689' else 'straight'}/{d}\n" for d in "0123456789")
     )
-    cfg = compose_run(
-        "train",
-        tmp_path / "run",
-        tmp_path / "cache",
-        ["bits=16", "seed=3", f"data.hierarchy={tree}"],
-    )
-    pl.seed_everything(3)
-    datamodule = pipeline.build_datamodule(cfg)
-    model = pipeline.build_model(cfg, datamodule)
     grid = RetrievalGrid(num_queries=6, top_k=10, seed=2, output_dir=tmp_path / "run")
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        callbacks=[grid, RetrievalEvaluation(curves=False)],
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.test(model, datamodule=datamodule, verbose=False)
+    datamodule, _ = run_untrained(tmp_path, grid, (f"data.hierarchy={tree}",))
     table = json.loads((tmp_path / "run" / "retrieval_grid.json").read_text())
     queries, database = datamodule.dataset("query"), datamodule.dataset("database")
     hops_seen = set()
