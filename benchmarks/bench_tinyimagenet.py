@@ -319,10 +319,11 @@ def score_codes(data: dict[str, Any], query: torch.Tensor, database: torch.Tenso
     }
 
 
-def computed_by() -> dict[str, str]:
-    """Where a baseline computed now comes from: this invocation's command, commit and date."""
+def computed_by() -> dict[str, Any]:
+    """Where a baseline computed now comes from: this invocation's command, commit, date and
+    whether the benchmarked code had uncommitted changes."""
     record = PROVENANCE["record"].record
-    return {key: record[key] for key in ("command", "commit", "date_utc")}
+    return {key: record[key] for key in ("command", "commit", "uncommitted_changes", "date_utc")}
 
 
 def baselines(args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -463,12 +464,13 @@ def planned_seeds(results: dict[str, Any]) -> dict[tuple[str, int], list[int]]:
     return planned
 
 
-def origin_text(origin: dict[str, str] | None) -> str:
+def origin_text(origin: dict[str, Any] | None) -> str:
     """``computed by `<command>` at commit abc1234567 on <date>`` (or that it is unknown)."""
     if not origin:
         return "computed before the benchmark recorded where its baselines came from"
+    dirty = " with uncommitted changes" if origin.get("uncommitted_changes") else ""
     return (
-        f"computed by `{origin['command']}` at commit `{origin['commit'][:10]}` "
+        f"computed by `{origin['command']}` at commit `{origin['commit'][:10]}`{dirty} "
         f"on {origin['date_utc']}"
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,14 @@ def tiny_split(folder: Path, classes: int = 6) -> dict:
     }
 
 
+def bench_commit() -> str:
+    """This checkout's HEAD, by git itself."""
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def test_refreshing_the_floors_keeps_everything_else(tmp_path: Path, monkeypatch) -> None:
     """``--no-runs --baselines lsh itq``: the floors of --bits are recomputed, the other rows
     of --out (floors of other lengths, ceiling, probe, pipeline runs) stay as they were."""
@@ -220,6 +229,7 @@ def test_refreshing_the_floors_keeps_everything_else(tmp_path: Path, monkeypatch
         entry = floors[method, 16]
         command = " ".join([*argv, "--out", str(out), "--work", str(tmp_path / "work")])
         assert entry["computed_by"]["command"].endswith(command)
+        assert entry["computed_by"]["commit"] == bench_commit()
         for job in entry["jobs"]:  # the AP of hashing.metrics.evaluate_retrieval
             expected = floor_scores(train_x, query, database, method, 16, job["seed"], (None,))
             assert job["metrics"]["mAP@ALL"] == pytest.approx(expected["mAP@ALL"], rel=1e-5)
