@@ -25,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hashing.callbacks.config_snapshot import CONFIG_KEY, ConfigSnapshot
+from hashing.callbacks.retrieval_evaluation import RetrievalEvaluation
 from hashing.callbacks.rng_state import RNGState
 from hashing.data.labels import LABELS_FILE
 from hashing.loggers import publish_run_folder
@@ -147,6 +148,21 @@ def test_metrics(trainer: pl.Trainer) -> dict[str, float]:
     }
 
 
+def tested_validation(trainer: pl.Trainer) -> dict[str, float]:
+    """The validation values of the tested weights other than mAP (``val/mAP_best`` is that):
+    the taxonomy metrics (docs/taxonomy.md) of the validation the tested checkpoint was saved
+    after (testing a checkpoint restores them), or of the last validation for the current
+    weights."""
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, RetrievalEvaluation):
+            return {
+                key: value
+                for key, value in callback.validation.items()
+                if not key.startswith("val/mAP")
+            }
+    return {}
+
+
 def select_test_checkpoint(trainer: pl.Trainer, choice: str | None) -> str | None:
     """Path of the checkpoint to test: the best by val/mAP, the last, or None (current weights)."""
     checkpoint = trainer.checkpoint_callback
@@ -205,6 +221,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if cfg.get("train", True):  # trained: a resume only tests
                 stage.resume = f"python -m hashing.train resume={output_dir}"
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+        metrics.update(tested_validation(trainer))
         metrics.update(test_metrics(trainer))
         if trainer.is_global_zero:
             footer = f"trained in {train_seconds:.1f} s · tested {ckpt_path or 'last weights'}"
