@@ -516,10 +516,17 @@ def markdown(results: dict[str, Any]) -> str:
             test = paired(table, bits, metric)
             if test:
                 per_seed = ", ".join(f"{s}: {d:+.4f}" for s, d in test["per_seed"].items())
+                # mAP is better higher, a miss's distance lower: count the seeds SHC wins
+                wins = (
+                    test["positive"]
+                    if metric == "mAP@1000"
+                    else sum(d < 0 for d in test["per_seed"].values())
+                )
+                better = "SHC better" if metric == "mAP@1000" else "SHC nearer"
                 lines.append(
                     f"\nSHC - MDS {metric} at {bits} bits: mean {test['mean_difference']:+.4f} "
                     f"(seeds {per_seed}; paired t p = {test['paired_t_p']:.3g}; "
-                    f"difference > 0 on {test['positive']}/{len(test['seeds'])} seeds)"
+                    f"{better} on {wins}/{len(test['seeds'])} seeds)"
                 )
     lengths = sorted({b for _, b in table})
     if lengths:
