@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import math
 import statistics
 import sys
 import tempfile
@@ -272,26 +273,59 @@ def measured_flops(features: Path, bits: int, folder: Path) -> dict[str, int]:
     }
 
 
-def adam_difference(features: Path, bits: int, iterations: int, folder: Path) -> dict[str, float]:
-    """Fused against for-loop Adam: the plain loop from the same weights over the same batches;
-    the largest ``|w_fused - w_loop| / max|w_loop|`` per parameter, and the same for the update
-    ``w - w_0``."""
-    models = {}
-    for name, extra in (("fused", []), ("loop", UNFUSED)):
-        sub = folder / name
-        cfg = case_config(features, bits, iterations, sub, extra)
-        if name == "fused":
-            initial = [p.detach().clone() for p in bench_training.build(cfg, sub)[1].parameters()]
-        models[name] = bench_training.plain_loop(cfg, sub)[2]
+def trained(cfg: DictConfig, folder: Path, nudge: bool = False) -> tuple[list, list]:
+    """Initial and trained parameters of the plain loop (``--adam-iterations`` batches);
+    ``nudge`` moves every initial weight by one float32 ulp first (a rounding-size change)."""
+    datamodule, model, _ = bench_training.build(cfg, folder)
+    if nudge:
+        with torch.no_grad():
+            for param in model.parameters():
+                param.copy_(torch.nextafter(param, torch.full_like(param, math.inf)))
+    initial = [p.detach().clone() for p in model.parameters()]
+    step = bench_training.plain_step(model, model.configure_optimizers())
+    model.train()
+    for batches in bench_training.epoch_batches(datamodule, 1, bench_training.batch_limit(cfg)):
+        for x, y in batches:
+            step(x, y)
+    return initial, [p.detach().clone() for p in model.parameters()]
+
+
+def relative_differences(a: list, b: list, initial: list) -> dict[str, float]:
+    """Largest ``|a - b| / max|b|`` over the parameters, and ``|a - b| / max|b - initial|``
+    (against the update the training made)."""
     weight, update = 0.0, 0.0
-    pairs = zip(models["fused"].parameters(), models["loop"].parameters(), initial, strict=True)
-    for fused, loop, start in pairs:
-        difference = (fused.detach() - loop.detach()).abs().max()
-        weight = max(weight, float(difference / loop.detach().abs().max().clamp_min(1e-30)))
-        step = (loop.detach() - start).abs().max()
-        if step > 0:
-            update = max(update, float(difference / step))
-    return {"iterations": iterations, "max_relative_weight": weight, "max_relative_update": update}
+    for x, y, start in zip(a, b, initial, strict=True):
+        difference = (x - y).abs().max()
+        weight = max(weight, float(difference / y.abs().max().clamp_min(1e-30)))
+        moved = (y - start).abs().max()
+        if moved > 0:
+            update = max(update, float(difference / moved))
+    return {"max_relative_weight": weight, "max_relative_update": update}
+
+
+def adam_difference(features: Path, bits: int, iterations: list[int], folder: Path) -> list:
+    """Fused against for-loop Adam from the same weights over the same batches, beside the
+    for-loop Adam against itself from weights one ulp apart: TBH's binary codes turn a
+    rounding-size difference into a larger one, so the second is the yardstick for the first."""
+    rows = []
+    for count in iterations:
+        runs = {}
+        for name, extra, nudge in (
+            ("fused", [], False),
+            ("loop", UNFUSED, False),
+            ("loop_nudged", UNFUSED, True),
+        ):
+            sub = folder / f"{name}{count}"
+            runs[name] = trained(case_config(features, bits, count, sub, extra), sub, nudge)
+        initial, loop = runs["loop"]
+        rows.append(
+            {
+                "iterations": count,
+                "fused_vs_loop": relative_differences(runs["fused"][1], loop, initial),
+                "nudged_vs_loop": relative_differences(runs["loop_nudged"][1], loop, initial),
+            }
+        )
+    return rows
 
 
 def timing_rounds(args: argparse.Namespace, folder: Path) -> dict[int, dict[str, list[float]]]:
@@ -398,7 +432,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--loops", nargs="+", default=list(LOOPS), choices=list(LOOPS))
     parser.add_argument("--profile-iterations", type=int, default=20)
-    parser.add_argument("--adam-iterations", type=int, default=20)
+    parser.add_argument("--adam-iterations", type=int, nargs="+", default=[5, 20])
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "tbh_step.json"
     )
@@ -442,11 +476,21 @@ def main(argv: list[str] | None = None) -> None:
         f"\nwhere the framework's step goes (ms / iteration, {args.profile_iterations} iterations)"
     )
     print(breakdown)
-    print(
-        f"\nfused vs for-loop Adam after {adam['iterations']} iterations: largest relative weight "
-        f"difference {adam['max_relative_weight']:.2e}, largest relative update difference "
-        f"{adam['max_relative_update']:.2e}"
-    )
+    print("\nfused vs for-loop Adam (same weights, same batches), and for-loop Adam from weights")
+    print("one ulp apart: largest relative difference of the weights and of the updates")
+    adam_lines = [
+        "| iterations | fused vs for-loop: weights | updates | one ulp apart: weights | updates |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in adam:
+        fused, nudged = row["fused_vs_loop"], row["nudged_vs_loop"]
+        adam_lines.append(
+            f"| {row['iterations']} | {fused['max_relative_weight']:.1e} | "
+            f"{fused['max_relative_update']:.1e} | {nudged['max_relative_weight']:.1e} | "
+            f"{nudged['max_relative_update']:.1e} |"
+        )
+    numerics = "\n".join(adam_lines)
+    print(numerics)
     notes = [
         "ms per iteration: one batch of 400 = both optimisers' steps; median of interleaved "
         "rounds.",
@@ -455,6 +499,7 @@ def main(argv: list[str] | None = None) -> None:
     tables = {
         "timing": {"markdown": timing, "notes": notes},
         "adam": {"markdown": speed, "notes": []},
+        "adam_numerics": {"markdown": numerics, "notes": []},
         "breakdown": {
             "markdown": breakdown,
             "notes": [
