@@ -8,12 +8,21 @@ them, computed here on the same split: LSH and ITQ codes (``hashing.baselines``,
 the training split), the float k-NN ceiling (Euclidean ranking of the features) and a linear
 probe's accuracy. Every row reports mAP@1000 (the protocol's k), mAP@ALL, tax_dist@100,
 miss_tax_dist@100 and ndcg_wup@100; then paired differences SHC - MDS over the seeds (mean,
-paired t-test p, seeds positive). Results:
+paired t-test p, seeds positive) at every length that has both. Results:
 ``benchmarks/results/tinyimagenet.json`` (rewritten after every run, so a cut-short benchmark
 leaves what finished; a run whose folder holds metrics.json is not run again).
 
     python benchmarks/bench_tinyimagenet.py [--bits 32 64 16] [--seeds 0 1 2] [--epochs 15]
         [--val-every 3] [--parallel 2] [--work .cache/bench_tinyimagenet]
+    python benchmarks/bench_tinyimagenet.py --no-runs --baselines lsh itq   # the floors only
+    python benchmarks/bench_tinyimagenet.py --collect   # the finished runs, into --out
+
+The computed baselines already in ``--out`` are kept unless this invocation recomputes them
+(``--baselines``: any of lsh, itq, float_knn, linear_probe; all by default), each with the
+command, commit and date that computed it (``computed_by``); ``--no-runs`` also keeps the
+pipeline runs of ``--out``, and ``--collect`` rebuilds them from the run folders under
+``--work``. So the floors can be refreshed alone, and a collect needs no file from outside the
+repository.
 
 Runs go in priority order (``--plan``; by default SHC and MDS at the first two ``--bits`` over
 all seeds, then the other methods, then the remaining lengths), ``--parallel`` at a time. The
@@ -28,8 +37,6 @@ import argparse
 import csv
 import json
 import math
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -46,7 +53,7 @@ from scipy.stats import ttest_rel  # noqa: E402
 
 from benchmarks.floor_rows import floor_codes  # noqa: E402
 from benchmarks.results_io import Provenance  # noqa: E402
-from benchmarks.sweep_runs import mean_std  # noqa: E402
+from benchmarks.sweep_runs import mean_std, run_training  # noqa: E402
 from hashing.baselines.float_ranking import float_average_precision  # noqa: E402
 from hashing.centers.bound import required_min_distance  # noqa: E402
 from hashing.data.features import FeaturesDataModule  # noqa: E402
@@ -66,12 +73,17 @@ PIPELINE = {
     "tbh_supervised": ["method=tbh_supervised"],
 }
 METRICS = ("mAP@1000", "mAP@ALL", "tax_dist@100", "miss_tax_dist@100", "ndcg_wup@100")
+#: the training-free code floors computed here (hashing.baselines via benchmarks/floor_rows.py)
+FLOORS = ("lsh", "itq")
+#: every baseline computed here (``--baselines``)
+BASELINES = (*FLOORS, "float_knn", "linear_probe")
+CLASSES = 200
 LOCK = threading.Lock()
 #: the run's :class:`Provenance`, made on the first write
 PROVENANCE: dict[str, Provenance] = {}
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bits", type=int, nargs="+", default=[32, 64, 16])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -82,19 +94,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "bench_tinyimagenet")
-    parser.add_argument("--no-baselines", action="store_true", help="pipeline runs only")
-    parser.add_argument("--no-runs", action="store_true", help="computed baselines only")
     parser.add_argument(
-        "--ceilings-only",
-        action="store_true",
-        help="of the computed baselines only the float ceiling and the linear probe",
+        "--baselines",
+        nargs="*",
+        choices=BASELINES,
+        default=list(BASELINES),
+        help="the baselines computed here (LSH and ITQ at every --bits and seed, the float "
+        "k-NN ceiling, the linear probe); the others already in --out are kept",
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="the same as --baselines")
+    parser.add_argument(
+        "--no-runs", action="store_true", help="computed baselines only (keeps --out's runs)"
     )
     parser.add_argument(
         "--also",
         type=Path,
         nargs="*",
         default=[],
-        help="with --collect: further results files whose computed baselines are kept",
+        help="with --collect: further results files of this repository whose computed "
+        "baselines are kept (they replace --out's of the same method and length)",
     )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
@@ -110,7 +128,17 @@ def parse_args() -> argparse.Namespace:
         help="runs in priority order as method:bits:seed (default: SHC and MDS at the first "
         "two --bits over all seeds, then the other methods seed by seed, then the rest)",
     )
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.no_baselines:
+        args.baselines = []
+    for path in args.also:
+        if not path.resolve().is_relative_to(ROOT):
+            parser.error(
+                f"--also {path}: not a file of this repository ({ROOT}); a collect keeps "
+                "only baselines whose results file others can read (copy it under "
+                "benchmarks/results/, or recompute them with --no-runs --baselines ...)"
+            )
+    return args
 
 
 def default_plan(args: argparse.Namespace) -> list[tuple[str, int, int]]:
@@ -191,6 +219,8 @@ def read_job(job: Path) -> dict[str, Any]:
         stats = json.loads(stats_path.read_text())
         record["taxonomy_spearman"] = stats.get("taxonomy_spearman")
         record["center_min_distance"] = stats.get("min")
+        record["required_min_distance"] = stats.get("required_min_distance")
+        record["csq_test_passed"] = stats.get("csq_test_passed")
         record["similarity_spearman"] = stats.get("spearman")
     return record
 
@@ -201,21 +231,9 @@ def run_job(method: str, bits: int, seed: int, args: argparse.Namespace) -> dict
     entry: dict[str, Any] = {"method": method, "bits": bits, "seed": seed}
     if not (folder / "metrics.json").is_file():
         log_path = args.work / "logs" / f"{method}_{bits}_seed{seed}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[key] = str(args.threads)
-        env.setdefault("WANDB_MODE", "offline")
-        command = [sys.executable, "-m", "hashing.train", *run_overrides(method, bits, seed, args)]
         print(f"[run] {method} {bits} bits seed {seed}", flush=True)
-        started = time.perf_counter()
-        with log_path.open("w") as log:
-            done = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        entry["wall_seconds"] = time.perf_counter() - started
-        if done.returncode != 0:
-            lines = log_path.read_text().strip().splitlines()
-            error = [line for line in lines if line.startswith("error:")]
-            entry["error"] = (error or lines[-1:] or ["no output"])[0]
+        entry.update(run_training(run_overrides(method, bits, seed, args), log_path, args.threads))
+        if "error" in entry:
             return entry
     entry["job"] = read_job(folder)
     return entry
@@ -287,37 +305,84 @@ def score_codes(data: dict[str, Any], query: torch.Tensor, database: torch.Tenso
     }
 
 
+def computed_by() -> dict[str, Any]:
+    """Where a baseline computed now comes from: this invocation's command, commit, date and
+    whether the benchmarked code had uncommitted changes."""
+    record = PROVENANCE["record"].record
+    return {key: record[key] for key in ("command", "commit", "uncommitted_changes", "date_utc")}
+
+
 def baselines(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    """LSH and ITQ per (bits, seed), the float ceiling and the linear probe, into ``results``."""
+    """The ``--baselines`` into ``results``: LSH and ITQ per (bits, seed), the float ceiling,
+    the linear probe; each stamped with :func:`computed_by`."""
     data = split_data(args)
     (train_x, train_y), (query_x, query_y), (database_x, database_y) = (
         data["parts"][key] for key in ("train", "query", "database")
     )
-    for bits in [] if args.ceilings_only else args.bits:
-        for name in ("lsh", "itq"):
+    for bits in args.bits:
+        for name in (name for name in FLOORS if name in args.baselines):
             jobs = []
             for seed in args.seeds:
                 query, database = floor_codes(train_x, query_x, database_x, name, bits, seed)
                 jobs.append(
                     {"bits": bits, "seed": seed, "metrics": score_codes(data, query, database)}
                 )
+                print(f"[baseline] {name} {bits} bits seed {seed}: {jobs[-1]['metrics']}")
+            entry = {"method": name, "bits": bits, "jobs": jobs, "computed_by": computed_by()}
             with LOCK:
-                results["runs"].append({"method": name, "bits": bits, "jobs": jobs})
+                results["runs"].append(entry)
                 write(results, args)
-    started = time.perf_counter()
-    ap = float_average_precision(query_x, database_x, query_y, database_y, (1000, None))
-    with LOCK:
-        results["float_knn"] = {
-            "mAP@1000": float(ap[:, 0].mean()),
-            "mAP@ALL": float(ap[:, 1].mean()),
-            "seconds": time.perf_counter() - started,
-        }
-        write(results, args)
-    started = time.perf_counter()
-    accuracy = linear_probe(train_x, train_y, query_x, query_y, data["classes"])
-    with LOCK:
-        results["linear_probe"] = {"accuracy": accuracy, "seconds": time.perf_counter() - started}
-        write(results, args)
+    if "float_knn" in args.baselines:
+        started = time.perf_counter()
+        ap = float_average_precision(query_x, database_x, query_y, database_y, (1000, None))
+        with LOCK:
+            results["float_knn"] = {
+                "mAP@1000": float(ap[:, 0].mean()),
+                "mAP@ALL": float(ap[:, 1].mean()),
+                "seconds": time.perf_counter() - started,
+                "computed_by": computed_by(),
+            }
+            write(results, args)
+    if "linear_probe" in args.baselines:
+        started = time.perf_counter()
+        accuracy = linear_probe(train_x, train_y, query_x, query_y, data["classes"])
+        with LOCK:
+            results["linear_probe"] = {
+                "accuracy": accuracy,
+                "seconds": time.perf_counter() - started,
+                "computed_by": computed_by(),
+            }
+            write(results, args)
+
+
+def previous_results(path: Path) -> dict[str, Any]:
+    """The raw results of an earlier results file ({} when there is none)."""
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    return old.get("results", old)  # a Provenance file keeps the raw results there
+
+
+def carried_over(sources: list[Path], recomputed: set[Any], keep_runs: bool) -> dict[str, Any]:
+    """What earlier results files pass on: their computed baselines (a later file's row of
+    the same method and length replaces an earlier one's) except the ``recomputed`` ones
+    (``(method, bits)`` floors, ``"float_knn"``, ``"linear_probe"``), and with ``keep_runs``
+    their pipeline runs."""
+    floors: dict[tuple[str, int], dict[str, Any]] = {}
+    carried: dict[str, Any] = {"runs": []}
+    for source in sources:
+        old = previous_results(source)
+        for entry in old.get("runs", []):
+            if "jobs" in entry:
+                if (entry["method"], entry["bits"]) not in recomputed:
+                    floors[entry["method"], entry["bits"]] = entry
+            elif keep_runs:
+                carried["runs"].append(entry)
+        for key in ("float_knn", "linear_probe"):
+            if key in old and key not in recomputed:
+                carried[key] = old[key]
+    carried["runs"] = [*floors.values(), *carried["runs"]]
+    return carried
 
 
 # --- summary --------------------------------------------------------------------------------
@@ -356,28 +421,94 @@ def paired(table: dict, bits: int, metric: str, a: str = "shc", b: str = "mds") 
     }
 
 
+def required_distance(bits: int) -> int:
+    """The minimum distance MDS and SHC demand between 200 centers of ``bits`` bits
+    (docs/methods.md#required-minimum-distance)."""
+    return required_min_distance(bits, CLASSES)
+
+
+def center_note(jobs: list[dict[str, Any]], bits: int) -> str:
+    """How far apart a center method's centers are against the required distance d, over its
+    seeds: ``min center distance 2 < d = 4; CSQ's test failed (best of 20 draws kept)``
+    ("" for a method without centers)."""
+    minima = [job["center_min_distance"] for job in jobs if job.get("center_min_distance")]
+    if not minima:
+        return ""
+    lowest, d = min(minima), required_distance(bits)
+    note = f"min center distance {lowest:g} {'<' if lowest < d else '≥'} d = {d}"
+    if any(job.get("csq_test_passed") is False for job in jobs):
+        note += "; CSQ's test failed (best of 20 Bernoulli draws kept)"
+    return note
+
+
+def planned_seeds(results: dict[str, Any]) -> dict[tuple[str, int], list[int]]:
+    """(method, bits) -> the seeds the plan runs."""
+    planned: dict[tuple[str, int], list[int]] = {}
+    for item in results.get("plan", []):
+        method, bits, seed = item.split(":")
+        planned.setdefault((method, int(bits)), []).append(int(seed))
+    return planned
+
+
+def origin_text(origin: dict[str, Any] | None) -> str:
+    """``computed by `<command>` at commit abc1234567 on <date>`` (or that it is unknown)."""
+    if not origin:
+        return "computed before the benchmark recorded where its baselines came from"
+    dirty = " with uncommitted changes" if origin.get("uncommitted_changes") else ""
+    return (
+        f"computed by `{origin['command']}` at commit `{origin['commit'][:10]}`{dirty} "
+        f"on {origin['date_utc']}"
+    )
+
+
+def origin_lines(results: dict[str, Any]) -> list[str]:
+    """One line per distinct origin of the computed baselines, naming the rows it made."""
+    made: dict[str, list[str]] = {}
+    for entry in results["runs"]:
+        if "jobs" in entry:
+            made.setdefault(origin_text(entry.get("computed_by")), []).append(
+                f"{entry['method']} {entry['bits']}"
+            )
+    for key, label in (("float_knn", "float k-NN"), ("linear_probe", "linear probe")):
+        if key in results:
+            made.setdefault(origin_text(results[key].get("computed_by")), []).append(label)
+    return [f"\n{', '.join(rows)}: {origin}." for origin, rows in made.items()]
+
+
 def markdown(results: dict[str, Any]) -> str:
-    """Mean ± std over seeds per (bits, method); then the paired SHC - MDS lines."""
+    """Mean ± std over seeds per (bits, method), with the seeds that exist (of those
+    planned), and a note: why a run failed, whether its centers reach the required distance,
+    or that it did not run; then the float ceiling, the paired SHC - MDS lines at every length
+    that has both, the required distances and where the computed baselines come from."""
     table = rows(results)
+    planned = planned_seeds(results)
+    for key in planned:
+        table.setdefault(key, {"jobs": {}, "errors": []})
     lines = [
-        "| bits | method | seeds | " + " | ".join(METRICS) + " |",
-        "|---|---|---|" + "---|" * len(METRICS),
+        "| bits | method | seeds | " + " | ".join(METRICS) + " | note |",
+        "|---|---|---|" + "---|" * (len(METRICS) + 1),
     ]
     for (method, bits), cell in sorted(table.items(), key=lambda item: (item[0][1], item[0][0])):
         jobs = list(cell["jobs"].values())
+        notes = [center_note(jobs, bits), *cell["errors"]]
+        seeds = ",".join(str(s) for s in sorted(cell["jobs"])) or "none"
+        wanted = planned.get((method, bits), [])
+        if set(wanted) - set(cell["jobs"]):
+            seeds += f" of {','.join(str(s) for s in wanted)}"
         if not jobs:
-            why = "; ".join(cell["errors"]) or "no finished run"
-            lines.append(f"| {bits} | {method} | - | {why} |")
-            continue
-        cells = []
-        for metric in METRICS:
-            summary = mean_std([job["metrics"][metric] for job in jobs])
-            cells.append(f"{summary['mean']:.4f} ± {summary['std']:.4f}")
-        seeds = ",".join(str(s) for s in sorted(cell["jobs"]))
-        lines.append(f"| {bits} | {method} | {seeds} | " + " | ".join(cells) + " |")
+            notes.append("not run" if not cell["errors"] else "")
+            cells = ["-"] * len(METRICS)
+        else:
+            cells = []
+            for metric in METRICS:
+                summary = mean_std([job["metrics"][metric] for job in jobs])
+                cells.append(f"{summary['mean']:.4f} ± {summary['std']:.4f}")
+        note = "; ".join(n for n in notes if n)
+        lines.append(f"| {bits} | {method} | {seeds} | " + " | ".join([*cells, note]) + " |")
     if "float_knn" in results:
         knn = results["float_knn"]
-        lines.append(f"| float | k-NN ceiling | - | {knn['mAP@1000']:.4f} | {knn['mAP@ALL']:.4f} |")
+        cells = [f"{knn['mAP@1000']:.4f}", f"{knn['mAP@ALL']:.4f}", *["-"] * (len(METRICS) - 2)]
+        lines.append("| float | k-NN ceiling | - | " + " | ".join([*cells, ""]) + " |")
     if "linear_probe" in results:
         lines.append(f"\nlinear probe accuracy: {results['linear_probe']['accuracy']:.4f}")
     for bits in sorted({b for _, b in table}):
@@ -390,6 +521,14 @@ def markdown(results: dict[str, Any]) -> str:
                     f"(seeds {per_seed}; paired t p = {test['paired_t_p']:.3g}; "
                     f"difference > 0 on {test['positive']}/{len(test['seeds'])} seeds)"
                 )
+    lengths = sorted({b for _, b in table})
+    if lengths:
+        required = ", ".join(f"{b} bits: d = {required_distance(b)}" for b in lengths)
+        lines.append(
+            f"\nRequired minimum distance between {CLASSES} centers (MDS and SHC meet it by "
+            f"construction; CSQ does not aim at it): {required}."
+        )
+    lines += origin_lines(results)
     return "\n".join(lines)
 
 
@@ -424,10 +563,7 @@ def write(results: dict[str, Any], args: argparse.Namespace) -> None:
         for metric in METRICS
     }
     results["markdown"] = markdown(results)
-    provenance = PROVENANCE.get("record") or Provenance(
-        Path(args.out), "benchmarks/bench_tinyimagenet.py", args, args.seeds
-    )
-    PROVENANCE["record"] = provenance
+    provenance = PROVENANCE["record"]
     tables = {
         "main": {"markdown": results["markdown"]},
         "per_seed": {"markdown": per_seed_markdown(results)},
@@ -436,17 +572,10 @@ def write(results: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def collect(results: dict[str, Any], args: argparse.Namespace) -> None:
-    """``--collect``: every finished run under the work folder, plus the computed baselines of
-    the existing ``--out``, written back to ``--out``."""
+    """``--collect``: every finished run under the work folder, beside the computed baselines
+    of the existing ``--out`` (and ``--also``), written back to ``--out``."""
     out = Path(args.out)
-    results["runs"] = []
-    for source in [out, *args.also]:
-        old = json.loads(source.read_text()) if source.is_file() else {}
-        old = old.get("results", old)  # a Provenance file keeps the raw results there
-        results["runs"] += [entry for entry in old.get("runs", []) if "jobs" in entry]
-        for key in ("float_knn", "linear_probe"):
-            if key in old:
-                results[key] = old[key]
+    results.update(carried_over([out, *args.also], set(), keep_runs=False))
     for metrics in sorted((args.work / "runs").glob(f"*/*/epochs{args.epochs}/seed*/metrics.json")):
         job = read_job(metrics.parent)
         method = metrics.parents[3].name
@@ -458,25 +587,34 @@ def collect(results: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
-def main() -> None:
-    args = parse_args()
-    if not FEATURES.is_file() or not WORDNET.is_file():
-        raise SystemExit(f"needs {FEATURES} and {WORDNET} (the shared data)")
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     plan = default_plan(args)
     if args.plan:
         plan = [(m, int(b), int(s)) for m, b, s in (item.split(":") for item in args.plan)]
     results: dict[str, Any] = {
         "bits_note": {
-            str(b): f"d = {required_min_distance(b, 200)} required between 200 centers"
+            str(b): f"d = {required_distance(b)} required between {CLASSES} centers"
             for b in args.bits
         },
         "plan": [f"{m}:{b}:{s}" for m, b, s in plan],
         "runs": [],
     }
+    script = "benchmarks/bench_tinyimagenet.py"
+    PROVENANCE["record"] = Provenance(
+        Path(args.out), script, args, args.seeds, argv=None if argv is None else [script, *argv]
+    )
     started = time.perf_counter()
     if args.collect:
         collect(results, args)
         return
+    if not FEATURES.is_file() or not WORDNET.is_file():
+        raise SystemExit(f"needs {FEATURES} and {WORDNET} (the shared data)")
+    recomputed: set[Any] = {
+        (method, bits) for method in FLOORS if method in args.baselines for bits in args.bits
+    }
+    recomputed |= {key for key in ("float_knn", "linear_probe") if key in args.baselines}
+    results.update(carried_over([Path(args.out)], recomputed, keep_runs=args.no_runs))
 
     def one(method: str, bits: int, seed: int) -> None:
         entry = run_job(method, bits, seed, args)
@@ -486,8 +624,8 @@ def main() -> None:
             write(results, args)
             print(f"[table]\n{results['markdown']}", flush=True)
 
-    with ThreadPoolExecutor(max_workers=args.parallel + (0 if args.no_baselines else 1)) as pool:
-        extra = [] if args.no_baselines else [pool.submit(baselines, args, results)]
+    with ThreadPoolExecutor(max_workers=args.parallel + (1 if args.baselines else 0)) as pool:
+        extra = [pool.submit(baselines, args, results)] if args.baselines else []
         futures = [] if args.no_runs else [pool.submit(one, *item) for item in plan]
         for future in [*futures, *extra]:
             future.result()

@@ -1,6 +1,6 @@
-"""What the sweep benchmarks share: run one Hydra multirun of ``hashing.train`` (or reuse it), read
-a job's bits and seed, summarise seeds, and write the table, caption and raw results as JSON
-(with their provenance, :mod:`benchmarks.results_io`)."""
+"""What the sweep benchmarks share: run one Hydra multirun of ``hashing.train`` (or reuse it), or
+one training run into its folder, read a job's bits and seed, summarise seeds, and write the
+table, caption and raw results as JSON (with their provenance, :mod:`benchmarks.results_io`)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,27 @@ def run_multirun(
     record.write_text(json.dumps(command))
     print(f"[done] {name} in {seconds:.0f} s", flush=True)
     return seconds
+
+
+def run_training(overrides: list[str], log_path: Path, threads: int) -> dict[str, Any]:
+    """``python -m hashing.train <overrides>``, its output in ``log_path``, ``threads`` BLAS
+    threads: ``{"wall_seconds": ...}``, with ``"error"`` (its ``error:`` line, else its last
+    line) when it failed."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[key] = str(threads)
+    env.setdefault("WANDB_MODE", "offline")
+    command = [sys.executable, "-m", "hashing.train", *overrides]
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        done = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    outcome: dict[str, Any] = {"wall_seconds": time.perf_counter() - started}
+    if done.returncode != 0:
+        lines = log_path.read_text().strip().splitlines()
+        error = [line for line in lines if line.startswith("error:")]
+        outcome["error"] = (error or lines[-1:] or ["no output"])[0]
+    return outcome
 
 
 def job_bits_seed(job: Path) -> tuple[int, int]:

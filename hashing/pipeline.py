@@ -25,7 +25,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hashing.callbacks.config_snapshot import CONFIG_KEY, ConfigSnapshot
+from hashing.callbacks.retrieval_evaluation import RetrievalEvaluation
 from hashing.callbacks.rng_state import RNGState
+from hashing.data.labels import LABELS_FILE
 from hashing.loggers import publish_run_folder
 from hashing.methods.base import HashingModule
 from hashing.runs.atomic import write_json_atomic, write_text_atomic
@@ -114,8 +116,9 @@ def build_run(
     cfg: DictConfig, output_dir: Path
 ) -> tuple[pl.LightningDataModule, HashingModule, pl.Trainer]:
     """Seed, then the data (its train order set by the seed), model and trainer of a training run;
-    the resolved config and the split are written into ``output_dir``, and the loggers get the
-    config (after a resume has kept the CSV logger's earlier rows).
+    the resolved config, the split and the training labels (``labels.json``, docs/labels.md)
+    are written into ``output_dir``, and the loggers get the config (after a resume has kept the
+    CSV logger's earlier rows).
 
     One order of random draws for every caller: ``benchmarks/bench_training.py`` times the
     fit this builds.
@@ -123,9 +126,11 @@ def build_run(
     pl.seed_everything(int(cfg.seed), workers=True)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
+    datamodule.use_labels(model.label_use)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     write_text_atomic(output_dir / RESOLVED_CONFIG, OmegaConf.to_yaml(resolved))
     datamodule.export_splits(output_dir)
+    write_json_atomic(output_dir / LABELS_FILE, datamodule.label_record())
     trainer = build_trainer(cfg, [ConfigSnapshot(resolved), RNGState()])
     if cfg.get("resume") is not None:
         keep_csv_history(trainer.loggers)
@@ -141,6 +146,21 @@ def test_metrics(trainer: pl.Trainer) -> dict[str, float]:
         for key, value in sorted(trainer.callback_metrics.items())
         if key.startswith("test/")
     }
+
+
+def tested_validation(trainer: pl.Trainer) -> dict[str, float]:
+    """The validation values of the tested weights other than mAP (``val/mAP_best`` is that):
+    the taxonomy metrics (docs/taxonomy.md) of the validation the tested checkpoint was saved
+    after (testing a checkpoint restores them), or of the last validation for the current
+    weights."""
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, RetrievalEvaluation):
+            return {
+                key: value
+                for key, value in callback.validation.items()
+                if not key.startswith("val/mAP")
+            }
+    return {}
 
 
 def select_test_checkpoint(trainer: pl.Trainer, choice: str | None) -> str | None:
@@ -201,9 +221,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if cfg.get("train", True):  # trained: a resume only tests
                 stage.resume = f"python -m hashing.train resume={output_dir}"
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+        metrics.update(tested_validation(trainer))
         metrics.update(test_metrics(trainer))
         if trainer.is_global_zero:
             footer = f"trained in {train_seconds:.1f} s · tested {ckpt_path or 'last weights'}"
+            labels = datamodule.labelling.describe()
+            footer += f"\n{labels}" if labels else ""
             report_metrics(metrics, output_dir, cfg, datamodule, footer)
     if trainer.is_global_zero:
         publish_run_folder(trainer.loggers, output_dir)

@@ -243,6 +243,12 @@ ACCEPTED: list[tuple[str, str, str]] = [
         r"method\.(center_source\.)?similarity",
         "SHC's class similarity is a choice: classifier (stage 1, as before) or taxonomy",
     ),
+    (
+        r".*",
+        r"data\.label_(fraction|noise|noise_kind|seed)",
+        "any dataset's training labels may be partial or noisy (docs/labels.md); the defaults "
+        "(every label kept, none replaced) train exactly as before",
+    ),
 ]
 
 

@@ -14,19 +14,19 @@ from pytorch_lightning.loggers import WandbLogger
 
 from hashing import pipeline
 from hashing.callbacks import RetrievalEvaluation
-from hashing.callbacks.retrieval_grid import RetrievalGrid, displayable
+from hashing.callbacks.retrieval_grid import RetrievalGrid, cell_titles, displayable
 from tests.helpers.runs import compose_run
 
 
-@pytest.fixture(scope="module")
-def tested(tmp_path_factory: pytest.TempPathFactory) -> tuple[RetrievalGrid, Path, object, object]:
-    """An untrained digits model tested with the grid and the evaluation that hands it codes."""
-    root = tmp_path_factory.mktemp("grid")
-    cfg = compose_run("train", root / "run", root / "cache", ["bits=16", "seed=3"])
+def run_untrained(
+    root: Path, grid: RetrievalGrid, overrides: tuple[str, ...] = ()
+) -> tuple[object, object]:
+    """Test an untrained digits model (seed 3, 16 bits) with ``grid`` and the evaluation that
+    hands it codes; returns the datamodule and the model."""
+    cfg = compose_run("train", root / "run", root / "cache", ["bits=16", "seed=3", *overrides])
     pl.seed_everything(3)
     datamodule = pipeline.build_datamodule(cfg)
     model = pipeline.build_model(cfg, datamodule)
-    grid = RetrievalGrid(num_queries=5, top_k=10, seed=1, output_dir=root / "run")
     trainer = pl.Trainer(
         accelerator="cpu",
         callbacks=[grid, RetrievalEvaluation(curves=False)],
@@ -35,6 +35,15 @@ def tested(tmp_path_factory: pytest.TempPathFactory) -> tuple[RetrievalGrid, Pat
         enable_model_summary=False,
     )
     trainer.test(model, datamodule=datamodule, verbose=False)
+    return datamodule, model
+
+
+@pytest.fixture(scope="module")
+def tested(tmp_path_factory: pytest.TempPathFactory) -> tuple[RetrievalGrid, Path, object, object]:
+    """An untrained digits model tested with the grid and the evaluation that hands it codes."""
+    root = tmp_path_factory.mktemp("grid")
+    grid = RetrievalGrid(num_queries=5, top_k=10, seed=1, output_dir=root / "run")
+    datamodule, model = run_untrained(root, grid)
     return grid, root / "run", datamodule, model
 
 
@@ -105,3 +114,35 @@ def test_displayable_scales_normalised_inputs_into_unit_range() -> None:
     assert displayable(torch.rand(4096)) is None
     with pytest.raises(ValueError, match="top_k"):
         RetrievalGrid(top_k=0)
+
+
+def digit_hops(a: int, b: int) -> int:
+    """Edges between two digits in the tree digit/{round: 0 6 8 9, straight: the rest}/d."""
+    if a == b:
+        return 0
+    return 2 if (a in (0, 6, 8, 9)) == (b in (0, 6, 8, 9)) else 4
+
+
+def test_with_a_taxonomy_each_miss_is_titled_with_its_hops(tmp_path: Path) -> None:
+    tree = tmp_path / "digits.txt"
+    tree.write_text(
+        "".join(f"digit/{'round' if d in '0689' else 'straight'}/{d}\n" for d in "0123456789")
+    )
+    grid = RetrievalGrid(num_queries=6, top_k=10, seed=2, output_dir=tmp_path / "run")
+    datamodule, _ = run_untrained(tmp_path, grid, (f"data.hierarchy={tree}",))
+    table = json.loads((tmp_path / "run" / "retrieval_grid.json").read_text())
+    queries, database = datamodule.dataset("query"), datamodule.dataset("database")
+    hops_seen = set()
+    for entry in table:
+        query_label = int(queries[entry["query"]][1])
+        expected = [digit_hops(query_label, int(database.labels[r])) for r in entry["results"]]
+        assert entry["taxonomy_distances"] == expected
+        assert [hop == 0 for hop in expected] == entry["relevant"]
+        titles = cell_titles(entry)
+        for title, distance, hop in zip(titles[1:], entry["distances"], expected, strict=True):
+            assert title == (f"d={distance}" if hop == 0 else f"d={distance}, {hop} hops")
+        hops_seen.update(expected)
+    assert hops_seen == {0, 2, 4}  # an untrained model: hits, siblings and cousins all shown
+    assert (tmp_path / "run" / "retrieval_grid.png").is_file()
+    plain = {"query": 1, "results": [4, 5], "distances": [0, 3], "relevant": [True, False]}
+    assert cell_titles(plain) == ["query 1", "d=0", "d=3"]  # no taxonomy: no hops

@@ -261,6 +261,7 @@ def test_taxonomy_metrics_join_the_table_when_runs_have_them(tmp_path: Path) -> 
             "test/tax_dist@100": miss - 2,
             "test/miss_tax_dist@100": miss,
             "test/ndcg_wup@100": 0.6,
+            "val/miss_tax_dist@100": miss + 1,
         }
         make_run(sweep_dir / str(seed), "shc", 16, seed, metrics)
     main([str(sweep_dir), "--out", str(tmp_path / "out1"), "--no-plots"])
@@ -270,3 +271,5 @@ def test_taxonomy_metrics_join_the_table_when_runs_have_them(tmp_path: Path) -> 
     assert "9.5000 ± 0.7071" in report
     row = read_csv(tmp_path / "out1" / "cells.csv")[0]
     assert float(row["test/miss_tax_dist@100_mean"]) == pytest.approx(9.5)
+    assert float(row["val/miss_tax_dist@100_mean"]) == pytest.approx(10.5)
+    assert "val/tax_dist@100_mean" not in row  # no run has it

@@ -231,3 +231,55 @@ def test_a_run_with_a_hierarchy_reports_the_taxonomy_metrics(tmp_path: Path) -> 
     assert stats["similarity"] == "taxonomy" and -1.0 <= stats["taxonomy_spearman"] <= 1.0
     logged = (tmp_path / "run" / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "val/tax_dist@100" in logged
+
+
+def csv_validations(run: Path) -> list[dict[str, str]]:
+    """The rows of a run's CSV log that hold a validation."""
+    import csv
+
+    with (run / "csv" / "metrics.csv").open() as handle:
+        return [row for row in csv.DictReader(handle) if row.get("val/mAP")]
+
+
+@pytest.mark.parametrize("tested", ["best", "last"])
+def test_metrics_json_reports_the_validation_of_the_tested_checkpoint(
+    tmp_path: Path, tested: str
+) -> None:
+    """val/ taxonomy metrics in metrics.json are those the CSV log holds for the validation
+    whose checkpoint was tested: the first with the highest val/mAP, or the last one."""
+    tree = write(
+        tmp_path / "digits.txt",
+        "".join(f"digit/{'round' if d in '0689' else 'straight'}/{d}\n" for d in "0123456789"),
+    )
+    run = tmp_path / "run"
+    cfg = compose_run(
+        "train",
+        run,
+        tmp_path / "cache",
+        [
+            "method=csq",
+            "bits=16",
+            f"data.hierarchy={tree}",
+            "debug=fast",
+            "trainer.max_epochs=4",
+            "trainer.limit_train_batches=1",
+            f"test_ckpt={tested}",
+            "~callbacks.retrieval_grid",
+            "callbacks.retrieval_evaluation.curves=false",
+        ],
+    )
+    pipeline.train(cfg)
+    metrics = json.loads((run / "metrics.json").read_text())
+    rows = csv_validations(run)
+    assert len(rows) == 4
+    if tested == "best":
+        top = max(float(row["val/mAP"]) for row in rows)
+        row = next(row for row in rows if float(row["val/mAP"]) == top)
+        assert metrics["val/mAP_best"] == pytest.approx(top)
+    else:
+        row = rows[-1]
+    for name in ("tax_dist@100", "miss_tax_dist@100", "ndcg_wup@100"):
+        assert metrics[f"val/{name}"] == pytest.approx(float(row[f"val/{name}"]), rel=1e-6)
+    assert not any(key.startswith("val/mAP@") for key in metrics)  # val/mAP_best says it
+    # the four validations differ, so matching one row is a choice among them
+    assert len({row["val/tax_dist@100"] for row in rows}) > 1

@@ -55,6 +55,10 @@ class RetrievalEvaluation(pl.Callback):
     ``miss_tax_dist@<taxonomy_k>`` and ``ndcg_wup@<taxonomy_k>`` (docs/taxonomy.md);
     with ``curves`` it writes ``curves/{pr_curve,precision_at_k}.png`` and ``curves/curves.json``
     under ``output_dir`` (default ``trainer.default_root_dir``) and logs them to wandb.
+
+    The values of the latest validation are its state (:attr:`validation`): a checkpoint
+    carries those of the validation it was saved after, and testing a checkpoint restores them,
+    so the run's ``metrics.json`` can report the validation of the tested weights.
     """
 
     def __init__(
@@ -82,6 +86,17 @@ class RetrievalEvaluation(pl.Callback):
             check_top_k(taxonomy_k, "taxonomy_k")
         self.taxonomy_k = taxonomy_k
         self.codes: dict[str, RetrievalAccumulator] = {}
+        #: ``val/...`` values of the latest validation (of a restored checkpoint after one is
+        #: loaded); empty before the first
+        self.validation: dict[str, float] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The latest validation's values, saved into every checkpoint."""
+        return {"validation": dict(self.validation)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the validation values of a loaded checkpoint."""
+        self.validation = {str(k): float(v) for k, v in state_dict.get("validation", {}).items()}
 
     @staticmethod
     def protocol_k(trainer: pl.Trainer) -> int | None:
@@ -130,12 +145,13 @@ class RetrievalEvaluation(pl.Callback):
         splits: Mapping[str, torch.Tensor],
         trainer: pl.Trainer,
         pl_module: pl.LightningModule,
-    ) -> None:
+    ) -> dict[str, float]:
         """``<stage>/tax_dist@k``, ``miss_tax_dist@k``, ``ndcg_wup@k`` when the datamodule has
-        a class taxonomy (``data.hierarchy``); a miss distance without any miss is not logged."""
+        a class taxonomy (``data.hierarchy``); a miss distance without any miss is not logged.
+        Returns what was logged."""
         relations = getattr(getattr(trainer, "datamodule", None), "class_relations", None)
         if relations is None or self.taxonomy_k is None:
-            return
+            return {}
         report = taxonomy_metrics(
             *self._retrieval_inputs(splits),
             torch.from_numpy(relations.distance),
@@ -143,9 +159,14 @@ class RetrievalEvaluation(pl.Callback):
             self.taxonomy_k,
             memory_budget=self.memory_budget,
         )
-        for name, value in report.as_dict(f"{stage}/").items():
-            if not math.isnan(value):
-                pl_module.log(name, value, sync_dist=False)
+        logged = {
+            name: float(value)
+            for name, value in report.as_dict(f"{stage}/").items()
+            if not math.isnan(value)
+        }
+        for name, value in logged.items():
+            pl_module.log(name, value, sync_dist=False)
+        return logged
 
     def _hand_over(
         self,
@@ -200,10 +221,12 @@ class RetrievalEvaluation(pl.Callback):
         values = mean_average_precisions(
             *self._retrieval_inputs(splits), ks, memory_budget=self.memory_budget
         )
-        pl_module.log("val/mAP", values[protocol], sync_dist=False)
-        for k in ks:
-            pl_module.log(f"val/mAP@{k_name(k)}", values[k], sync_dist=False)
-        self._log_taxonomy("val", splits, trainer, pl_module)
+        logged = {"val/mAP": float(values[protocol])}
+        logged.update({f"val/mAP@{k_name(k)}": float(values[k]) for k in ks})
+        for name, value in logged.items():
+            pl_module.log(name, value, sync_dist=False)
+        logged.update(self._log_taxonomy("val", splits, trainer, pl_module))
+        self.validation = logged
         self._hand_over("val", splits, trainer, pl_module)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

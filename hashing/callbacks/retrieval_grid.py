@@ -6,7 +6,10 @@ which owns them (:class:`hashing.callbacks.RetrievalEvaluation`), ranks the
 database for a seeded sample of queries by (Hamming distance, database index) as the evaluation does
 (docs/metrics.md#tie-handling), and writes ``retrieval_grid.png`` (one row per query: the query,
 then its results with green borders where relevant, red where not) and ``retrieval_grid.json`` (the
-same table) into the run folder. With a WandbLogger active the PNG is also logged as
+same table) into the run folder. With a class taxonomy (``data.hierarchy``, docs/taxonomy.md)
+every result also carries the taxonomy distance of its class to the query's (the table's
+``taxonomy_distances``), and a miss's title says it (``d=5, 4 hops``: Hamming distance 5, its
+class 4 edges from the query's in the tree). With a WandbLogger active the PNG is also logged as
 ``test/retrieval_grid``.
 """
 
@@ -42,8 +45,11 @@ def retrieval_table(
     database_labels: Tensor,
     query_rows: Tensor,
     top_k: int,
+    class_distance: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """Top-``k`` database rows of each chosen query row: ids, distances and relevance flags.
+    """Top-``k`` database rows of each chosen query row: ids, distances and relevance flags,
+    and with ``class_distance`` (C, C: the taxonomy distance of two classes; class-index
+    labels) each result's ``taxonomy_distances`` to the query's class.
 
     Rows are positions in the (index-sorted) splits; ranking by distance, ties by row.
     """
@@ -62,7 +68,23 @@ def retrieval_table(
                 "relevant": relevant[position, results].tolist(),
             }
         )
+        if class_distance is not None:
+            query_class = int(query_labels[row])
+            table[-1]["taxonomy_distances"] = [
+                int(class_distance[query_class, int(database_labels[r])]) for r in results
+            ]
     return table
+
+
+def cell_titles(entry: dict[str, Any]) -> list[str]:
+    """The titles of one grid row: ``query <id>``, then ``d=<Hamming distance>`` per result,
+    with ``, <n> hops`` (its class's taxonomy distance to the query's) on a miss when the
+    table has taxonomy distances."""
+    hops = entry.get("taxonomy_distances") or [None] * len(entry["results"])
+    titles = [f"query {entry['query']}"]
+    for distance, good, hop in zip(entry["distances"], entry["relevant"], hops, strict=True):
+        titles.append(f"d={distance}" + ("" if good or hop is None else f", {hop} hops"))
+    return titles
 
 
 def displayable(x: Tensor) -> np.ndarray | None:
@@ -100,7 +122,8 @@ def draw_grid(
     database_images: dict[int, np.ndarray],
     path: Path,
 ) -> None:
-    """One row per query: the query then its results, bordered green (relevant) or red.
+    """One row per query: the query then its results, bordered green (relevant) or red,
+    titled by :func:`cell_titles`.
 
     Drawn as one mosaic with Pillow (a figure of one axes per cell took seconds to lay out).
     """
@@ -116,12 +139,11 @@ def draw_grid(
     canvas = np.full((step_h * len(table) + border, step_w * columns + border, 3), 255, np.uint8)
     titles = []
     for row, entry in enumerate(table):
-        cells = [(query_images[row], QUERY_COLOR, f"query {entry['query']}", border // 2)]
-        for result, distance, good in zip(
-            entry["results"], entry["distances"], entry["relevant"], strict=True
-        ):
+        names = cell_titles(entry)
+        cells = [(query_images[row], QUERY_COLOR, names[0], border // 2)]
+        for result, good, title in zip(entry["results"], entry["relevant"], names[1:], strict=True):
             color = RELEVANT_COLOR if good else WRONG_COLOR
-            cells.append((database_images[result], color, f"d={distance}", border))
+            cells.append((database_images[result], color, title, border))
         for column, (image, color, title, thickness) in enumerate(cells):
             top, left = row * step_h + TITLE_PIXELS + border, column * step_w + border
             box = canvas[top : top + cell_h, left : left + cell_w]
@@ -207,6 +229,9 @@ class RetrievalGrid(pl.Callback):
         count = min(self.num_queries, len(query_index))
         rows = torch.randperm(len(query_index), generator=generator)[:count].sort().values
         top_k = min(self.top_k, len(database_index))
+        relations = None
+        if query_labels.ndim == 1:  # a taxonomy relates single-label classes only
+            relations = getattr(getattr(trainer, "datamodule", None), "class_relations", None)
         table = retrieval_table(
             query_codes.cpu(),
             query_labels.cpu(),
@@ -214,6 +239,7 @@ class RetrievalGrid(pl.Callback):
             database_labels.cpu(),
             rows,
             top_k,
+            None if relations is None else relations.distance,
         )
         for entry in table:  # rows -> the items' indices within their splits
             entry["query"] = int(query_index[entry["query"]])

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hashing.data.labels import LABEL_USES, Labelling, check_label_options, draw_labelling
 from hashing.data.resumable import EpochShuffleSampler, ResumableDataLoader
 from hashing.data.splits import (
     NAMED_PROTOCOLS,
@@ -160,6 +161,12 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
 
     ``hierarchy`` names a class taxonomy file (docs/taxonomy.md) whose nodes include every
     class name (:attr:`class_names`); the evaluation then reports how far in it a miss lies.
+
+    ``label_fraction``, ``label_noise`` and ``label_noise_kind`` make the training labels
+    imperfect (docs/labels.md, :mod:`hashing.data.labels`): drawn once per split from
+    ``label_seed`` (None: the split seed) on the fit split only. The training loader serves the
+    view :attr:`label_use` names (set by the pipeline from the method's ``label_use``); every
+    other split keeps its clean labels.
     """
 
     default_transform: str = "scale"
@@ -181,8 +188,13 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         drop_last: bool = False,
         split_order: str = "shuffled",
         hierarchy: str | Path | None = None,
+        label_fraction: float = 1.0,
+        label_noise: float = 0.0,
+        label_noise_kind: str = "uniform",
+        label_seed: int | None = None,
     ) -> None:
         super().__init__()
+        check_label_options(label_fraction, label_noise, label_noise_kind)
         if split_order not in ORDERS:
             raise UserError(f"split_order={split_order!r} is invalid; expected one of {ORDERS}")
         if not 0.0 < float(val_fraction) < 1.0:
@@ -212,6 +224,19 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
                 f"data.hierarchy={self.hierarchy} does not exist; give a taxonomy file "
                 f"(docs/taxonomy.md) or leave it null"
             )
+        if label_noise_kind == "sibling" and float(label_noise) > 0 and self.hierarchy is None:
+            raise UserError(
+                "data.label_noise_kind=sibling swaps a label for the nearest class in the "
+                "dataset's taxonomy: set data.hierarchy=<taxonomy file> (docs/taxonomy.md), or "
+                "use data.label_noise_kind=uniform"
+            )
+        self.label_fraction = float(label_fraction)
+        self.label_noise = float(label_noise)
+        self.label_noise_kind = str(label_noise_kind)
+        self.label_seed = self.split_seed if label_seed is None else int(label_seed)
+        #: the view of the training labels the train loader serves (:data:`LABEL_USES`)
+        self.label_use = "labelled"
+        self._labelling: Labelling | None = None
         self._relations: ClassRelations | None = None
         self._pool: Pool | None = None
         #: True while :meth:`load_pool` reads the pool for encoding (no split is drawn from it)
@@ -359,6 +384,36 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         self._check_split(split, len(pool.labels))
         self._pool, self._split, self._split_path = pool, split, path
         self._datasets = {}
+        self._labelling = None
+        self._labelling = self.labelling  # drawn now: a bad setting fails before training
+
+    @property
+    def labelling(self) -> Labelling:
+        """The fit split's training labels: which items keep one, which were replaced."""
+        if self._labelling is None:
+            relations = self.class_relations if self.label_noise_kind == "sibling" else None
+            fit = self.split["fit"]
+            self._labelling = draw_labelling(
+                fit,
+                self._require_pool().labels[torch.as_tensor(fit, dtype=torch.long)],
+                fraction=self.label_fraction,
+                noise=self.label_noise,
+                kind=self.label_noise_kind,
+                seed=self.label_seed,
+                num_classes=self.num_classes,
+                distance=None if relations is None else relations.distance,
+            )
+        return self._labelling
+
+    def use_labels(self, label_use: str) -> None:
+        """Serve the training loader the view ``label_use`` (:data:`LABEL_USES`) of the labels."""
+        if label_use not in LABEL_USES:
+            raise ValueError(f"label_use={label_use!r} unknown; expected one of {LABEL_USES}")
+        self.label_use = label_use
+
+    def label_record(self) -> dict[str, Any]:
+        """``labels.json`` of a run (:meth:`Labelling.record` under :attr:`label_use`)."""
+        return self.labelling.record(self.label_use, self.class_names)
 
     @staticmethod
     def _check_split(split: Mapping[str, np.ndarray], size: int) -> None:
@@ -430,9 +485,38 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
             )
         return self._datasets[key, train]
 
+    def training_dataset(self, view: str | None = None, train: bool = True) -> SplitDataset:
+        """The fit split with its training labels, in the view ``view`` (default
+        :attr:`label_use`): ``labelled`` holds the labelled items only; ``mask`` and ``none``
+        hold every item, an unlabelled one with the label ``UNLABELLED``. Labels are the noisy
+        ones where ``label_noise`` replaced some; with every label kept and no noise, the
+        ``fit`` split exactly."""
+        view = self.label_use if view is None else view
+        if view not in LABEL_USES:
+            raise ValueError(f"label view {view!r} unknown; expected one of {LABEL_USES}")
+        view = "labelled" if view == "labelled" else "mask"
+        if (f"training:{view}", train) not in self._datasets:
+            pool = self._require_pool()
+            labelling = self.labelling
+            if view == "labelled":
+                rows, labels = labelling.labelled, labelling.labels
+            else:
+                rows, labels = np.ones(len(labelling.items), bool), labelling.masked_labels()
+            # SplitDataset indexes pool-wide labels: place the training ones at their items
+            pool_labels = pool.labels.clone()
+            pool_labels[torch.as_tensor(labelling.items, dtype=torch.long)] = labels
+            self._datasets[f"training:{view}", train] = SplitDataset(
+                pool.source,
+                pool_labels,
+                labelling.items[rows],
+                build_transform(self.transform, train=train),
+            )
+        return self._datasets[f"training:{view}", train]
+
     def train_labels(self) -> torch.Tensor:
-        """Labels of the items the model trains on (the ``fit`` split)."""
-        return self.dataset("fit").labels
+        """Training labels of the labelled fit items (noisy where noise replaced them), in the
+        order of :meth:`training_dataset` ``("labelled")``."""
+        return self.training_dataset("labelled", train=False).labels
 
     def _loader_options(self, dataset: Dataset) -> dict[str, Any]:
         """DataLoader options shared by every loader of this DataModule."""
@@ -449,9 +533,10 @@ class RetrievalDataModule(pl.LightningDataModule, ABC):
         return DataLoader(dataset, batch_size=batch_size, **self._loader_options(dataset))
 
     def train_dataloader(self) -> DataLoader:
-        """Batches of the fit split (train minus validation queries) in the order of epoch e:
-        a permutation drawn from ``epoch_seed(order_seed, e)``, resumable mid-epoch."""
-        dataset = batched(self.dataset("fit", train=True))
+        """Batches of the fit split (train minus validation queries; its training labels in
+        the view :attr:`label_use`) in the order of epoch e: a permutation drawn from
+        ``epoch_seed(order_seed, e)``, resumable mid-epoch."""
+        dataset = batched(self.training_dataset(train=True))
         return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,

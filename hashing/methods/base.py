@@ -41,6 +41,12 @@ class HashingModule(pl.LightningModule):
         name: the method's short name (logged with the hyperparameters).
     """
 
+    #: which training items and labels the method uses (docs/labels.md): ``labelled`` (the
+    #: labelled items only: a supervised method that knows nothing of unlabelled items), ``mask``
+    #: (every item, an unlabelled one's label ``hashing.data.labels.UNLABELLED``) or ``none``
+    #: (every item, labels ignored); the pipeline has the DataModule serve that view
+    label_use: str = "labelled"
+
     #: init arguments that are objects, not values: kept out of the checkpoint's hyperparameters
     #: so checkpoints load with ``torch.load(weights_only=True)``
     non_hyperparameters: tuple[str, ...] = ("backbone", "optimizer", "scheduler")

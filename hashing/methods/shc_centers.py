@@ -1,7 +1,8 @@
 """SHC's centers (docs/methods.md#shc): a classifier's logits -> class similarity -> fitted centers.
 
-Stage 1 trains a classifier (``ClassifierModule`` on a ``pl.Trainer``) on the fit split and keeps
-its training-set logits; the class similarity ``S`` follows from them; stage 2 optimises centers
+Stage 1 trains a classifier (``ClassifierModule`` on a ``pl.Trainer``) on the fit split's labelled
+items (all of them unless ``data.label_fraction`` < 1, with their training labels: docs/labels.md)
+and keeps their logits; the class similarity ``S`` follows from them; stage 2 optimises centers
 to ``S`` starting from MDS. With ``similarity="taxonomy"`` stage 1 instead reads ``S`` off the
 dataset's class taxonomy (``data.hierarchy``: Wu-Palmer similarity, normalised as the
 classifier's; docs/taxonomy.md). Both stages are cached in a :class:`~hashing.centers.StageCache`,
@@ -53,17 +54,18 @@ def _plain(value: Any) -> Any:
 def split_fingerprint(datamodule: pl.LightningDataModule) -> dict[str, Any]:
     """What identifies the data stage 1 trains on: dataset, protocol, seed, fit split digest.
 
-    The digest covers the fit split's pool indices and labels, so a split drawn differently
-    (other seed, validation fraction or protocol sizes) never matches; ``transform`` and
-    ``input_shape`` cover what the classifier sees of each item.
+    The digest covers the pool indices and training labels of the fit split's labelled items,
+    so a split drawn differently (other seed, validation fraction or protocol sizes) or labelled
+    differently (docs/labels.md) never matches; ``transform`` and ``input_shape`` cover what
+    the classifier sees of each item.
     """
-    needed = ("name", "protocol", "split_seed", "split", "train_labels", "input_shape")
+    needed = ("name", "protocol", "split_seed", "training_dataset", "train_labels", "input_shape")
     missing = [attr for attr in needed if not hasattr(datamodule, attr)]
     if missing:
         raise TypeError(
             f"SHC needs a RetrievalDataModule (set up); {type(datamodule).__name__} lacks {missing}"
         )
-    fit = np.asarray(datamodule.split["fit"], dtype=np.int64)
+    fit = np.asarray(datamodule.training_dataset("labelled", train=False).indices, np.int64)
     labels = datamodule.train_labels()
     return {
         "name": str(datamodule.name),
@@ -243,7 +245,7 @@ class SemanticCenters(RuleCheckedSource):
             "SHC stage 1: training the classifier (%s, %d epochs) on %d %s items",
             self.backbone["_target_"].rsplit(".", 1)[-1],
             self.classifier["max_epochs"],
-            len(datamodule.split["fit"]),
+            len(datamodule.train_labels()),
             datamodule.name,
         )
         with isolated_rng(self.seed):
@@ -258,8 +260,8 @@ class SemanticCenters(RuleCheckedSource):
             )
             logits = fit_classifier(
                 module,
-                datamodule.dataset("fit", train=True),
-                datamodule.dataset("fit", train=False),
+                datamodule.training_dataset("labelled", train=True),
+                datamodule.training_dataset("labelled", train=False),
                 max_epochs=self.classifier["max_epochs"],
                 batch_size=self.classifier["batch_size"],
                 eval_batch_size=int(getattr(datamodule, "eval_batch_size", 256)),

@@ -51,6 +51,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from hashing.data.labels import labelled_rows
 from hashing.methods.base import HashingModule, OptimizerFactory
 from hashing.methods.checkpointed_generator import CheckpointedGenerator
 from hashing.methods.finite_update import NonFiniteLossError, check_finite_update
@@ -176,6 +177,14 @@ class TBH(HashingModule):
         self.cls_scale_value = MeasuredScale(self, "cls_scale", legacy_value=1.0)
         self.priors_generator = CheckpointedGenerator(GENERATOR_STATE_KEY)
         self._measured_scale: float | None = None
+        #: the classification weight of the current step (see :meth:`step_losses`)
+        self._cls_weight = self.lambda_cls
+
+    @property
+    def label_use(self) -> str:  # type: ignore[override]
+        """Supervised TBH reconstructs every item and classifies the labelled ones (``mask``);
+        unsupervised TBH ignores labels (``none``); docs/labels.md."""
+        return "mask" if self.lambda_cls != 0 else "none"
 
     # --- the network ----------------------------------------------------------------------
     @property
@@ -299,9 +308,10 @@ class TBH(HashingModule):
 
     @torch.no_grad()
     def measure_classification_scale(
-        self, output: TBHOutput, target: Tensor, labels: Tensor
+        self, output: TBHOutput, target: Tensor, labels: Tensor, labelled: Tensor | None = None
     ) -> float:
-        """Mean per-sample reconstruction / classification on this batch (the relative scale).
+        """Mean per-sample reconstruction / classification on this batch (the relative scale;
+        the classification over the ``labelled`` rows where some are unlabelled).
 
         Means are averaged over ranks under DDP, so every rank uses one scale. The training step
         stores it in ``cls_scale`` only once the step's update is known to be finite.
@@ -311,7 +321,11 @@ class TBH(HashingModule):
             [
                 reconstruction_loss(output.x_hat, target, "mean"),
                 classification_loss(
-                    output.class_logits, labels, self._positive_weights(), reduction="mean"
+                    output.class_logits,
+                    labels,
+                    self._positive_weights(),
+                    reduction="mean",
+                    labelled=labelled,
                 ),
             ]
         )
@@ -327,33 +341,53 @@ class TBH(HashingModule):
         return recon / cls
 
     def step_losses(self, x: Tensor, labels: Tensor) -> tuple[TBHOutput, TBHLosses]:
-        """One forward pass and both objectives (``tbh_losses`` on the backbone's features)."""
+        """One forward pass and both objectives (``tbh_losses`` on the backbone's features).
+
+        Items labelled ``UNLABELLED`` (a partly labelled training set, docs/labels.md) are
+        reconstructed but not classified; the relative scale is measured on the first batch
+        with a labelled item, and a batch without one has no classification term.
+        """
         features = self.features(x)
         generator = self.generator(features.device)
         output = self.twin_bottleneck(features, generator)
         target = self.reconstruction_target_of(x, features)
         supervised = self.lambda_cls != 0
+        labelled = self.labelled_rows_of(labels) if supervised else None
         self._measured_scale = None
         if (
             supervised
             and self.lambda_cls_reference != "absolute"
             and not self.cls_scale_value.measured
+            and (labelled is None or bool(labelled.any()))
         ):
-            self._measured_scale = self.measure_classification_scale(output, target, labels)
+            self._measured_scale = self.measure_classification_scale(
+                output, target, labels, labelled
+            )
+        weight = self.classification_weight(self._measured_scale)
+        # not measured yet and no labelled item here: the term is 0, any finite weight will do
+        self._cls_weight = weight if math.isfinite(weight) else self.lambda_cls
         losses = tbh_losses(
             self.twin_bottleneck,
             features,
             output,
             labels,
             lambda_adv=self.lambda_adv,
-            lambda_cls=self.classification_weight(self._measured_scale),
+            lambda_cls=self._cls_weight,
             reduction=self.reconstruction_reduction,
             pos_weight=self._positive_weights() if supervised else None,
             generator=generator,
             target=target,
             probability_clip=self.critic_probability_clip,
+            labelled=labelled,
         )
         return output, losses
+
+    @staticmethod
+    def labelled_rows_of(labels: Tensor) -> Tensor | None:
+        """The batch's labelled rows (bool), or None when every row is labelled (then the
+        loss is computed exactly as on a fully labelled training set)."""
+        rows = labelled_rows(labels)
+        return None if bool(rows.all()) else rows
 
     def code_gradients(self, output: TBHOutput, step: TBHLosses) -> dict[str, Tensor]:
         """Norms of each actor term's gradient at the codes ``b`` and adversarial/reconstruction.
@@ -367,7 +401,7 @@ class TBH(HashingModule):
             "adv": -self.lambda_adv * (step.critic_code + step.critic_continuous),
         }
         if step.classification is not None:
-            terms["cls"] = self.classification_weight(self._measured_scale) * step.classification
+            terms["cls"] = self._cls_weight * step.classification
         norms = code_gradient_norms(output.b, terms)
         values = {f"grad_b_{name}": norm for name, norm in norms.items()}
         values["grad_b_adv_over_recon"] = gradient_ratio(norms["adv"], norms["recon"])
@@ -467,8 +501,12 @@ class TBH(HashingModule):
             values["classification"] = step.classification
             if not self.multi_label:
                 assert output.class_logits is not None
+                correct = output.class_logits.argmax(dim=1) == labels
+                labelled = self.labelled_rows_of(labels)
                 values["classification_accuracy"] = (
-                    (output.class_logits.argmax(dim=1) == labels).float().mean()
+                    correct.float().mean()
+                    if labelled is None  # else: among the labelled rows (0 without any)
+                    else (correct & labelled).sum() / labelled.sum().clamp_min(1)
                 )
         values["collapsed_batch"] = (output.b == output.b[:1]).all().float()
         self.accumulate_training_values(values, labels.shape[0])

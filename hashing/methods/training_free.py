@@ -36,6 +36,8 @@ class TrainingFreeHashing(HashingModule):
         **kwargs: :class:`HashingModule` arguments (no optimiser is used).
     """
 
+    label_use = "none"
+
     def __init__(
         self,
         projection: str,

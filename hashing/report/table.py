@@ -24,10 +24,16 @@ from hashing.runs.atomic import atomic_path
 
 HEADLINE = ("test/mAP@100", "test/mAP@1000", "test/mAP@ALL")
 VALIDATION = "val/mAP_best"
-#: also in the CSV when any run has them
 #: with a class taxonomy (data.hierarchy; docs/taxonomy.md): in the table when any run has them
 TAXONOMY = ("test/tax_dist@100", "test/miss_tax_dist@100", "test/ndcg_wup@100")
-EXTRA = ("test/mAP", "test/mAP@ALL_tie_aware", "val/mAP_best", *TAXONOMY)
+#: also in the CSV when any run has them (the val/ taxonomy values: the tested checkpoint's)
+EXTRA = (
+    "test/mAP",
+    "test/mAP@ALL_tie_aware",
+    "val/mAP_best",
+    *TAXONOMY,
+    *(metric.replace("test/", "val/", 1) for metric in TAXONOMY),
+)
 
 
 @dataclass

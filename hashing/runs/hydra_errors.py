@@ -25,8 +25,9 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from hashing.runs.errors import USAGE_EXIT_CODE, storage_error
 
-#: how many keys of the parent node a message lists when no key is close
-LISTED_KEYS = 12
+#: how many keys of the parent node a message lists when no key is close (a data node lists
+#: the 13 keys every dataset shares, conf/data/base/loader.yaml, before its own)
+LISTED_KEYS = 16
 
 
 def dotted_keys(node: Any, prefix: str = "") -> Iterator[str]:

@@ -175,13 +175,20 @@ def classification_loss(
     labels: Tensor,
     pos_weight: Tensor | None = None,
     reduction: Reduction = "mean",
+    labelled: Tensor | None = None,
 ) -> Tensor:
     """Per-sample classification loss reduced over the batch ("mean" or "sum").
 
     Single-label (labels (B,) long): softmax cross-entropy. Multi-label (labels (B, C) multi-hot):
     sigmoid BCE with optional per-class ``pos_weight`` (C,), averaged over classes per sample.
+    ``labelled`` (B,) bool keeps only those rows: the loss is their sum, or their mean, and 0
+    (with a zero gradient) when there are none (docs/labels.md).
     """
     _check_reduction(reduction)
+    if labelled is not None:
+        if not bool(labelled.any()):
+            return class_logits.sum() * 0.0
+        class_logits, labels = class_logits[labelled], labels[labelled]
     if class_logits.dim() != 2:
         raise ValueError(f"class_logits must be (B, C), got shape {tuple(class_logits.shape)}")
     batch, num_classes = class_logits.shape
@@ -244,6 +251,7 @@ def tbh_losses(
     generator: torch.Generator | None = None,
     target: Tensor | None = None,
     probability_clip: float | None = None,
+    labelled: Tensor | None = None,
 ) -> TBHLosses:
     """Actor and critic losses of one forward pass (priors drawn here, one per batch row).
 
@@ -254,7 +262,8 @@ def tbh_losses(
     ``critic.backward(inputs=model.critic_parameters())``, and step both optimisers afterwards.
     A ``generator`` for the priors must live on ``x``'s device. ``target`` is what the decoder
     reconstructs (default ``x``, the network's input). ``probability_clip``: see
-    :func:`critic_loss` (None = BCE with logits; 1e-7 = the released Keras BCE).
+    :func:`critic_loss` (None = BCE with logits; 1e-7 = the released Keras BCE). ``labelled``
+    (B,) bool: the rows whose labels the classification term uses (None: every row).
     """
     batch = x.shape[0]
     prior_b = sample_binary_prior(
@@ -283,7 +292,9 @@ def tbh_losses(
             )
         if labels is None:
             raise ValueError(f"lambda_cls = {lambda_cls} needs labels, got None")
-        classification = classification_loss(output.class_logits, labels, pos_weight, reduction)
+        classification = classification_loss(
+            output.class_logits, labels, pos_weight, reduction, labelled
+        )
     actor = actor_loss(
         recon, (critic_code, critic_continuous), classification, lambda_adv, lambda_cls
     )
