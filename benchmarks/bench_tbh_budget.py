@@ -16,7 +16,8 @@ optimisers), validation every ``--val-every-epochs`` epochs, in its own folder
 - a folder whose ``train.log`` changed in the last ``--busy-minutes`` is being trained by
   another process: left alone.
 
-Jobs run one after another in this process's foreground (start it with nohup). ``--dry-run``
+Jobs run one after another in this process's foreground (start it with nohup), each with
+``--threads`` BLAS threads and its output in ``<work>/logs/``. ``--dry-run``
 prints what it would do.
 
 ``--collect`` writes ``benchmarks/results/tbh_budget.json`` from whatever folders exist, finished
@@ -43,7 +44,6 @@ import argparse
 import csv
 import json
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
 
 from benchmarks.results_io import Provenance  # noqa: E402
+from benchmarks.sweep_runs import run_training  # noqa: E402
 from hashing.runs.atomic import atomic_path, write_json_atomic  # noqa: E402
 from hashing.runs.status import FAILED, INTERRUPTED, METRICS  # noqa: E402
 
@@ -163,8 +164,11 @@ def run_jobs(args: argparse.Namespace) -> None:
         if command is None or args.dry_run:
             continue
         job.folder.parent.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([sys.executable, "-m", "hashing.train", *command], cwd=ROOT)
-        print(f"{job.name}: exit {done.returncode}", flush=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        log = args.work / "logs" / f"{job.method}_{job.bits}_seed{job.seed}_{stamp}.log"
+        outcome = run_training(command, log, args.threads)
+        hours = outcome["wall_seconds"] / 3600
+        print(f"{job.name}: {outcome.get('error', 'done')} ({hours:.2f} h, log {log})", flush=True)
 
 
 # --- collecting -----------------------------------------------------------------------------
@@ -464,6 +468,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=100_000, help="released: 100,000")
     parser.add_argument("--val-every-epochs", type=int, default=9)
     parser.add_argument("--busy-minutes", type=float, default=15.0)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads per job")
     parser.add_argument(
         "--extra", nargs="*", default=[], help="more overrides for new jobs (e.g. trainer=gpu)"
     )
