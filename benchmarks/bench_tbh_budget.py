@@ -63,7 +63,7 @@ METHODS = ("tbh", "tbh_supervised")
 CLIP = "method.critic_probability_clip=1e-7"
 VAL_MAP, VAL_DEAD = "val/mAP@1000", "val/dead_bits"
 TEST_KEYS = ("test/mAP@1000", "test/mAP@ALL", "test/mAP@100", "test/dead_bits")
-TOP_KS = (1000, None)
+K = 1000
 FLOOR_LABELS = ("LSH", "PCA-sign", "ITQ")
 PLOT = ROOT / "docs" / "img" / "tbh_budget_curve.png"
 
@@ -319,72 +319,89 @@ def markdown(rows: list[dict[str, Any]], floors: dict[str, Any]) -> str:
 def floors_of(features: Path, bits: list[int], seeds: list[int], cache: Path) -> dict[str, Any]:
     """mAP@1000 of the floors, the untrained networks and the ceiling on the validation and the
     test protocol, ``{label: {bits: {"val": [per seed], "test": [...]}}}`` (``"float"``: one
-    value each); computed for what ``cache`` lacks and saved there."""
+    value each). Each part (untrained networks, each protocol's floors) is saved in ``cache``
+    as soon as it is computed, and only what ``cache`` lacks for these bits and seeds is
+    computed."""
     stored = json.loads(cache.read_text()) if cache.is_file() else {}
-    key = f"{features.resolve()}"
-    entry = stored.get(key, {})
-    wanted = {(str(b), s) for b in bits for s in seeds}
-    have = {(b, s) for b, values in entry.get("ITQ", {}).items() for s in values.get("seeds", [])}
-    if wanted <= have and "float" in entry:
-        return entry
-    entry = compute_floors(features, bits, seeds)
-    stored[key] = entry
-    write_json_atomic(cache, stored)
-    return entry
+    key = f"{features.resolve()} bits={bits} seeds={seeds}"
+    entry = stored.setdefault(key, {"done": []})
+
+    def save() -> None:
+        write_json_atomic(cache, stored)
+
+    if len(entry["done"]) < 3:
+        compute_floors(features, bits, seeds, entry, save)
+    return {k: v for k, v in entry.items() if k != "done"}
 
 
-def compute_floors(features: Path, bits: list[int], seeds: list[int]) -> dict[str, Any]:
-    """The reference rows of :func:`floors_of` (see there)."""
+def compute_floors(
+    features: Path, bits: list[int], seeds: list[int], entry: dict[str, Any], save: Any
+) -> None:
+    """Fill ``entry`` with the parts of :func:`floors_of` not in ``entry["done"]``."""
     import tempfile
 
     import torch
 
     from benchmarks import bench_training
-    from benchmarks.floor_rows import (
-        ceiling_row,
-        code_scores,
-        datamodule_of,
-        floor_rows,
-        split_features,
-    )
+    from benchmarks.floor_rows import FLOORS, datamodule_of, floor_codes, split_features
+    from hashing.baselines import float_average_precision
+    from hashing.metrics import mean_average_precisions
 
     overrides = ["experiment=tbh_fc7", f"data.path={features}"]
     protocols = {"val": ("fit", "val_query", "fit"), "test": ("fit", "query", "database")}
-    result: dict[str, Any] = {}
+
+    def map1000(query: Any, database: Any, name: str) -> float:
+        (_, q, db) = protocols[name]
+        return float(mean_average_precisions(query, database, data[q][1], data[db][1], (K,))[K])
+
     with tempfile.TemporaryDirectory() as tmp:
         datamodule = datamodule_of(overrides, Path(tmp) / "splits")
         split_dir = f"data.split_dir={Path(tmp) / 'splits'}"
         data = split_features(datamodule, ("fit", "val_query", "query", "database"))
-        for name, (train, query, database) in protocols.items():
-            rows = floor_rows(data[train][0], data[query], data[database], bits, seeds, TOP_KS)
-            for row in rows:
-                cell = result.setdefault(row["method"], {}).setdefault(str(row["bits"]), {})
-                cell[name] = row["values"]["mAP@1000"]
-                cell["seeds"] = row["seeds"]
-            ceiling = ceiling_row(data[query], data[database], TOP_KS)
-            result.setdefault("float", {})[name] = ceiling["values"]["mAP@1000"]
-            print(f"floors on the {name} protocol done", flush=True)
-        for length in bits:
-            cell = result.setdefault("untrained TBH", {}).setdefault(str(length), {})
-            cell["seeds"] = list(seeds)
-            for seed in seeds:
-                folder = Path(tmp) / f"untrained{length}_{seed}"
-                cfg = bench_training.compose_case(
-                    [*overrides, "method=tbh", f"bits={length}", f"seed={seed}", split_dir],
-                    1,
-                    folder,
-                )
-                _, model, _ = bench_training.build(cfg, folder)
-                model.eval()
-                with torch.no_grad():
-                    codes = {k: model.encode(data[k][0]) for k in ("fit", "val_query", "query")}
-                codes["database"] = model.encode(data["database"][0])
-                for name, (_, query, database) in protocols.items():
-                    scores = code_scores(
-                        codes[query], codes[database], data[query][1], data[database][1], TOP_KS
+        if "untrained" not in entry["done"]:
+            for length in bits:
+                cell = entry.setdefault("untrained TBH", {})[str(length)] = {"seeds": list(seeds)}
+                for seed in seeds:
+                    folder = Path(tmp) / f"untrained{length}_{seed}"
+                    cfg = bench_training.compose_case(
+                        [*overrides, "method=tbh", f"bits={length}", f"seed={seed}", split_dir],
+                        1,
+                        folder,
                     )
-                    cell.setdefault(name, []).append(scores["mAP@1000"])
-    return result
+                    _, model, _ = bench_training.build(cfg, folder)
+                    model.eval()
+                    with torch.no_grad():
+                        codes = {k: model.encode(x) for k, (x, _) in data.items()}
+                    for name, (_, query, database) in protocols.items():
+                        value = map1000(codes[query], codes[database], name)
+                        cell.setdefault(name, []).append(value)
+            entry["done"].append("untrained")
+            save()
+            print("untrained networks done", flush=True)
+        for name, (train, query, database) in protocols.items():
+            if name in entry["done"]:
+                continue
+            for label, projection in FLOORS:
+                for length in bits:
+                    used = list(seeds[:1]) if projection == "pcah" else list(seeds)
+                    cell = entry.setdefault(label, {}).setdefault(str(length), {"seeds": used})
+                    cell[name] = [
+                        map1000(
+                            *floor_codes(
+                                data[train][0], data[query][0], data[database][0],
+                                projection, length, seed,
+                            ),
+                            name,
+                        )
+                        for seed in used
+                    ]  # fmt: skip
+            ap = float_average_precision(
+                data[query][0], data[database][0], data[query][1], data[database][1], (K,)
+            )
+            entry.setdefault("float", {})[name] = [float(ap.mean())]
+            entry["done"].append(name)
+            save()
+            print(f"floors on the {name} protocol done", flush=True)
 
 
 # --- the plot --------------------------------------------------------------------------------
