@@ -34,7 +34,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,7 @@ def lightning(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Modul
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         max_epochs=int(cfg.trainer.max_epochs),
+        limit_train_batches=cfg.trainer.get("limit_train_batches"),
         limit_val_batches=0,
         default_root_dir=folder,
     )
@@ -175,9 +176,6 @@ def plain_loop(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Modu
     the same batches and, with the same initial weights, should end with the same weights.
     """
     datamodule, model, _ = build(cfg, folder)
-    split = datamodule.dataset("fit", train=True)
-    x_all = split.transform(split.source[split.indices])
-    y_all = split.labels
     configured = model.configure_optimizers()
     schedulers: list[Any] = []
     if isinstance(configured, dict):
@@ -188,19 +186,54 @@ def plain_loop(cfg: DictConfig, folder: Path) -> tuple[float, int, torch.nn.Modu
     else:
         optimizers = configured if isinstance(configured, list) else [configured]
     step = plain_step(model, optimizers)
-    batch, epochs, count = int(datamodule.batch_size), int(cfg.trainer.max_epochs), len(y_all)
-    shuffle_seed = datamodule.order_seed
+    epochs = int(cfg.trainer.max_epochs)
     model.train()
     started = time.perf_counter()
-    for epoch in range(epochs):
-        generator = torch.Generator().manual_seed(epoch_seed(shuffle_seed, epoch))
-        order = torch.randperm(count, generator=generator)
-        for start in range(0, count, batch):
-            rows = order[start : start + batch]
-            step(x_all[rows], y_all[rows])
+    for batches in epoch_batches(datamodule, epochs, batch_limit(cfg)):
+        for x, y in batches:
+            step(x, y)
         for scheduler in schedulers:
             scheduler.step()
-    return time.perf_counter() - started, count * epochs, model
+    return time.perf_counter() - started, len(datamodule.dataset("fit")) * epochs, model
+
+
+def batch_limit(cfg: DictConfig) -> int | None:
+    """``trainer.limit_train_batches`` when it is a count of batches (None: whole epochs)."""
+    limit = cfg.trainer.get("limit_train_batches")
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+
+
+def epoch_batches(
+    datamodule: Any, epochs: int, limit: int | None = None
+) -> Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """Per epoch, the fit split's (inputs, labels) batches in the framework loader's order.
+
+    The order is the loader's permutation (``epoch_seed``) and a short last batch is dropped
+    when the data module drops it (``drop_last``), so a plain loop sees exactly the batches
+    ``Trainer.fit`` sees; ``limit`` stops each epoch after that many batches.
+    """
+    split = datamodule.dataset("fit", train=True)
+    x_all = split.transform(split.source[split.indices])
+    y_all = split.labels
+    batch, count = int(datamodule.batch_size), len(y_all)
+    stop = count - count % batch if getattr(datamodule, "drop_last", False) else count
+    starts = range(0, stop, batch)[:limit]
+
+    def one_epoch(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(epoch_seed(datamodule.order_seed, epoch))
+        order = torch.randperm(count, generator=generator)
+        for start in starts:
+            rows = order[start : start + batch]
+            yield x_all[rows], y_all[rows]
+
+    return (one_epoch(epoch) for epoch in range(epochs))
+
+
+def batches_per_epoch(datamodule: Any, limit: int | None = None) -> int:
+    """How many batches one training epoch of ``datamodule`` has (``drop_last`` respected)."""
+    count, batch = len(datamodule.dataset("fit")), int(datamodule.batch_size)
+    full = count // batch if getattr(datamodule, "drop_last", False) else -(-count // batch)
+    return full if limit is None else min(full, limit)
 
 
 def weight_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
@@ -247,7 +280,9 @@ def main() -> None:
             if kind != "plain"
         }
         batch = int(cfg.data.batch_size)
-        batches = -(-(items // epochs) // batch) * epochs
+        per_epoch = items // epochs
+        full = per_epoch // batch if cfg.data.get("drop_last") else -(-per_epoch // batch)
+        batches = full * epochs
         median = {kind: float(np.median(values)) for kind, values in seconds.items()}
         rate = {kind: items / value for kind, value in median.items()}
         rows.append(

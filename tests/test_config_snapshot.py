@@ -163,6 +163,12 @@ ACCEPTED: list[tuple[str, str, str]] = [
         "keeps the BCE from logits it had (docs/tbh_reproduction.md)",
     ),
     (
+        r"method=tbh|experiment=tbh_fc7$",
+        r"method\.optimizer\.fused",
+        "TBH's Adam is the fused one: the same update in one pass over the parameters instead of "
+        "about ten, the actor's step 4x faster on a CPU core (docs/tbh_reproduction.md#step-time)",
+    ),
+    (
         r"experiment=tbh_fc7",
         r"data\.drop_last",
         "tbh_fc7 trains on full batches of 400 only, as the released input pipeline (repeat "

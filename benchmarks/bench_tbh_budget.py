@@ -1,0 +1,518 @@
+"""TBH at the released training budget: one ``hashing.train`` run per (method, bits, seed).
+
+Every job is ``python -m hashing.train experiment=tbh_fc7`` with the released critic BCE
+(``method.critic_probability_clip=1e-7``) on the features in ``--features``, for
+``--iterations`` batches (``trainer.max_steps`` = 2 x iterations: Lightning counts both
+optimisers), validation every ``--val-every-epochs`` epochs, in its own folder
+``<work>/<method>/<bits>/seed<seed>`` (docs/tbh_reproduction.md#released-budget):
+
+- no folder: the job is started;
+- a folder whose run is unfinished (no ``metrics.json``, or an interruption/failure marker) is
+  resumed, ``python -m hashing.train resume=<folder> trainer.max_steps=<2 x iterations>``
+  (docs/resume.md), so the study extends across sessions;
+- a finished run with fewer than 2 x iterations optimiser steps in its ``last.ckpt`` is trained
+  on to the budget with the same resume plus ``trainer.max_epochs=<iterations>`` (a finished run
+  is only extended when the epoch limit is raised; ``max_steps`` then binds);
+- a folder whose ``train.log`` changed in the last ``--busy-minutes`` is being trained by
+  another process: left alone.
+
+Jobs run one after another in this process's foreground (start it with nohup), each with
+``--threads`` BLAS threads and its output in ``<work>/logs/``. ``--dry-run``
+prints what it would do.
+
+``--collect`` writes ``benchmarks/results/tbh_budget.json`` from whatever folders exist, finished
+or not: each job's validation curve from its CSV log (``csv/metrics.part*.csv`` of earlier
+attempts, then ``csv/metrics.csv``): ``val/mAP@1000`` and ``val/dead_bits`` against iterations
+(a validation row's epoch + 1 times the batches per epoch: validation runs at an epoch's end),
+and its test metrics once finished. Beside them, on the same split and the same queries: the
+training-free floors LSH, PCA-sign and ITQ (``benchmarks/floor_rows.py``, fitted on the fit
+split), the untrained TBH network of each seed (built as ``hashing.train`` builds it) and the
+float k-NN ceiling, each on the validation protocol (5,000 validation queries against the 45,000
+fit items, what ``val/*`` measures) and on the test protocol (10,000 test queries against the
+50,000 training images); cached in ``<work>/floors.json``. It renders the table (mean ± std over
+seeds at the latest iteration every seed of a (method, bits) has reached) and
+``docs/img/tbh_budget_curve.png``.
+
+    nohup python -m benchmarks.bench_tbh_budget --work /work/runs/tbh26 > budget.log &
+    python -m benchmarks.bench_tbh_budget --work /work/runs/tbh26 --dry-run
+    python -m benchmarks.bench_tbh_budget --work /work/runs/tbh26 --collect
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
+
+from benchmarks.results_io import Provenance  # noqa: E402
+from benchmarks.sweep_runs import run_training  # noqa: E402
+from hashing.runs.atomic import atomic_path, write_json_atomic  # noqa: E402
+from hashing.runs.status import FAILED, INTERRUPTED, METRICS  # noqa: E402
+
+FEATURES = (ROOT.parent / "shared" / "data" / "cifar10_efficientnet_lite0_128.npz").resolve()
+METHODS = ("tbh", "tbh_supervised")
+CLIP = "method.critic_probability_clip=1e-7"
+VAL_MAP, VAL_DEAD = "val/mAP@1000", "val/dead_bits"
+TEST_KEYS = ("test/mAP@1000", "test/mAP@ALL", "test/mAP@100", "test/dead_bits")
+K = 1000
+FLOOR_LABELS = ("LSH", "PCA-sign", "ITQ")
+PLOT = ROOT / "docs" / "img" / "tbh_budget_curve.png"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (method, bits, seed) of the study and its folder."""
+
+    method: str
+    bits: int
+    seed: int
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}/{self.bits}/seed{self.seed}"
+
+
+def jobs(work: Path, methods: list[str], bits: list[int], seeds: list[int]) -> list[Job]:
+    """Every (method, bits, seed) of the study, in ``<work>/<method>/<bits>/seed<seed>``."""
+    return [
+        Job(m, b, s, work / m / str(b) / f"seed{s}") for m in methods for b in bits for s in seeds
+    ]
+
+
+def found_jobs(work: Path) -> list[Job]:
+    """The jobs whose folders exist under ``work`` (symbolic links followed)."""
+    found = []
+    for folder in sorted(work.glob("*/*/seed*")):
+        method, bits, seed = folder.parent.parent.name, folder.parent.name, folder.name[4:]
+        if bits.isdigit() and seed.isdigit() and (folder / "config_resolved.yaml").is_file():
+            found.append(Job(method, int(bits), int(seed), folder))
+    return sorted(found, key=lambda j: (j.method, j.bits, j.seed))
+
+
+# --- running ------------------------------------------------------------------------------
+def optimiser_steps(folder: Path) -> int:
+    """``global_step`` of the run's ``last.ckpt`` (both optimisers' steps), 0 without one."""
+    from hashing.runs.checkpoint_file import read_checkpoint
+
+    checkpoint = folder / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        return 0
+    return int(read_checkpoint(checkpoint, "resume", mmap=True).get("global_step", 0))
+
+
+def finished(folder: Path) -> bool:
+    """Tested, and no interruption or failure marker (docs/resume.md)."""
+    markers = (folder / name for name in (INTERRUPTED, FAILED))
+    return (folder / METRICS).is_file() and not any(m.exists() for m in markers)
+
+
+def busy(folder: Path, minutes: float) -> bool:
+    """Whether another process is training in ``folder`` (its log changed recently)."""
+    log = folder / "train.log"
+    return log.is_file() and time.time() - log.stat().st_mtime < 60 * minutes
+
+
+def plan(job: Job, args: argparse.Namespace) -> tuple[str, list[str] | None]:
+    """What to do with ``job``: (state, the ``hashing.train`` arguments, or None to skip)."""
+    steps = 2 * args.iterations
+    folder = job.folder
+    if not (folder / "config_resolved.yaml").is_file():
+        return "new", [
+            "experiment=tbh_fc7",
+            f"method={job.method}",
+            CLIP,
+            f"data.path={args.features}",
+            f"bits={job.bits}",
+            f"seed={job.seed}",
+            f"trainer.max_steps={steps}",
+            f"trainer.check_val_every_n_epoch={args.val_every_epochs}",
+            *args.extra,
+            f"hydra.run.dir={folder}",
+        ]
+    if busy(folder, args.busy_minutes):
+        return "running elsewhere", None
+    if not (folder / "checkpoints" / "last.ckpt").is_file():
+        return "no checkpoint (stopped in its first epoch): remove the folder to restart", None
+    resume = [f"resume={folder}", f"trainer.max_steps={steps}"]
+    if not finished(folder):
+        return "unfinished", resume
+    done = optimiser_steps(folder)
+    if done >= steps:
+        return f"finished ({done // 2} iterations)", None
+    return f"finished at {done // 2} iterations: extending", [
+        *resume,
+        f"trainer.max_epochs={args.iterations}",
+    ]
+
+
+def run_jobs(args: argparse.Namespace) -> None:
+    """Start, resume or extend every job of the study, one at a time."""
+    for job in jobs(args.work, args.methods, args.bits, args.seeds):
+        state, command = plan(job, args)
+        line = "" if command is None else " ".join(["python -m hashing.train", *command])
+        print(f"{job.name}: {state}{' -> ' + line if line else ''}", flush=True)
+        if command is None or args.dry_run:
+            continue
+        job.folder.parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        log = args.work / "logs" / f"{job.method}_{job.bits}_seed{job.seed}_{stamp}.log"
+        outcome = run_training(command, log, args.threads)
+        hours = outcome["wall_seconds"] / 3600
+        print(f"{job.name}: {outcome.get('error', 'done')} ({hours:.2f} h, log {log})", flush=True)
+
+
+# --- collecting -----------------------------------------------------------------------------
+def csv_files(folder: Path) -> list[Path]:
+    """The run's CSV logs, oldest attempt first (``metrics.part<N>.csv``, then ``metrics.csv``)."""
+    parts = sorted(
+        (folder / "csv").glob("metrics.part*.csv"),
+        key=lambda p: int(p.stem.removeprefix("metrics.part") or 0),
+    )
+    current = folder / "csv" / "metrics.csv"
+    return [*parts, *([current] if current.is_file() else [])]
+
+
+def _number(text: str | None) -> float | None:
+    return None if text in (None, "") else float(text)
+
+
+def epoch_length(folder: Path) -> tuple[int, int]:
+    """(batches per epoch, iterations the run is configured for) from the run's split file
+    (``fit``) and its ``config_resolved.yaml`` (batch size, ``drop_last``, ``max_steps``)."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(folder / "config_resolved.yaml")
+    (split,) = (p for p in folder.glob("*.npz") if "fit" in np.load(p).files)
+    count, batch = len(np.load(split)["fit"]), int(cfg.data.batch_size)
+    per_epoch = count // batch if cfg.data.get("drop_last") else -(-count // batch)
+    return per_epoch, int(cfg.trainer.max_steps) // 2
+
+
+def curve(folder: Path) -> tuple[list[dict[str, float]], int]:
+    """Validation rounds ``{"iteration", "map", "dead_bits"}`` by iteration (a later attempt's
+    row replaces an earlier one's), and the iterations trained so far by the CSV.
+
+    A row's iteration is ``(epoch + 1) x batches per epoch``, capped at the run's budget (the
+    last epoch may stop early): validation and the per-epoch training values are logged at the
+    end of an epoch. (The CSV's ``step`` column is not used: it is one higher after a resume.)
+    """
+    per_epoch, budget = epoch_length(folder)
+    rounds: dict[int, dict[str, float]] = {}
+    trained = 0
+    for path in csv_files(folder):
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("epoch") in (None, ""):
+                    continue
+                iteration = min((int(row["epoch"]) + 1) * per_epoch, budget)
+                if _number(row.get("train/loss")) is not None:
+                    trained = max(trained, iteration)
+                value = _number(row.get(VAL_MAP))
+                if value is not None:
+                    dead = _number(row.get(VAL_DEAD))
+                    rounds[iteration] = {"iteration": iteration, "map": value, "dead_bits": dead}
+    return [rounds[i] for i in sorted(rounds)], trained
+
+
+def job_record(job: Job) -> dict[str, Any]:
+    """A job's curve, state and (when finished) test metrics."""
+    rounds, trained = curve(job.folder)
+    record: dict[str, Any] = {
+        "method": job.method,
+        "bits": job.bits,
+        "seed": job.seed,
+        "folder": str(job.folder),
+        "finished": finished(job.folder),
+        "iterations_trained": trained,
+        "val": rounds,
+    }
+    if record["finished"]:
+        metrics = json.loads((job.folder / METRICS).read_text())
+        record["test"] = {k: metrics[k] for k in TEST_KEYS if k in metrics}
+    return record
+
+
+def at_iteration(rounds: list[dict[str, float]], iteration: int) -> dict[str, float] | None:
+    """The validation round at exactly ``iteration`` (None if the job has none there)."""
+    return next((r for r in rounds if r["iteration"] == iteration), None)
+
+
+def mean_std(values: list[float]) -> str:
+    """``mean ± std`` (sample std; the mean alone for one value)."""
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (method, bits): the latest iteration every seed reached, and the values there."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault((record["method"], record["bits"]), []).append(record)
+    rows = []
+    for (method, bits), members in sorted(groups.items()):
+        common = sorted(
+            set.intersection(*({r["iteration"] for r in m["val"]} for m in members)) or {0}
+        )[-1]
+        at = [at_iteration(m["val"], common) for m in members]
+        tests = [
+            m["test"]["test/mAP@1000"] for m in members if "test/mAP@1000" in m.get("test", {})
+        ]
+        rows.append(
+            {
+                "method": method,
+                "bits": bits,
+                "seeds": [m["seed"] for m in members],
+                "iteration": common if any(at) else None,
+                "val_map": [a["map"] for a in at if a],
+                "val_dead_bits": [a["dead_bits"] for a in at if a and a["dead_bits"] is not None],
+                "test_map": tests,
+                "finished": sum(m["finished"] for m in members),
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], floors: dict[str, Any]) -> str:
+    """The results table: the jobs at their latest common iteration, then the references."""
+    lines = [
+        "| method | bits | seeds (finished) | iteration | val mAP@1000 | val dead bits "
+        "| test mAP@1000 (finished) |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        iteration = "–" if row["iteration"] is None else f"{row['iteration']:,}"
+        dead = mean_std(row["val_dead_bits"]).replace(".0000", "")
+        lines.append(
+            f"| {row['method']} | {row['bits']} | {len(row['seeds'])} ({row['finished']}) | "
+            f"{iteration} | {mean_std(row['val_map'])} | {dead} | {mean_std(row['test_map'])} |"
+        )
+    for label in (*FLOOR_LABELS, "untrained TBH"):
+        for bits, entry in sorted(floors.get(label, {}).items(), key=lambda kv: int(kv[0])):
+            lines.append(
+                f"| {label} | {bits} | {len(entry['val'])} | – | {mean_std(entry['val'])} | – | "
+                f"{mean_std(entry['test'])} |"
+            )
+    ceiling = floors.get("float")
+    if ceiling:
+        lines.append(
+            f"| float k-NN (ceiling) | – | – | – | {ceiling['val'][0]:.4f} | – | "
+            f"{ceiling['test'][0]:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+# --- floors ----------------------------------------------------------------------------------
+def floors_of(features: Path, bits: list[int], seeds: list[int], cache: Path) -> dict[str, Any]:
+    """mAP@1000 of the floors, the untrained networks and the ceiling on the validation and the
+    test protocol, ``{label: {bits: {"val": [per seed], "test": [...]}}}`` (``"float"``: one
+    value each). Each part (untrained networks, each protocol's floors) is saved in ``cache``
+    as soon as it is computed, and only what ``cache`` lacks for these bits and seeds is
+    computed."""
+    stored = json.loads(cache.read_text()) if cache.is_file() else {}
+    key = f"{features.resolve()} bits={bits} seeds={seeds}"
+    entry = stored.setdefault(key, {"done": []})
+
+    def save() -> None:
+        write_json_atomic(cache, stored)
+
+    if len(entry["done"]) < 3:
+        compute_floors(features, bits, seeds, entry, save)
+    return {k: v for k, v in entry.items() if k != "done"}
+
+
+def compute_floors(
+    features: Path, bits: list[int], seeds: list[int], entry: dict[str, Any], save: Any
+) -> None:
+    """Fill ``entry`` with the parts of :func:`floors_of` not in ``entry["done"]``."""
+    import tempfile
+
+    import torch
+
+    from benchmarks import bench_training
+    from benchmarks.floor_rows import FLOORS, datamodule_of, floor_codes, split_features
+    from hashing.baselines import float_average_precision
+    from hashing.metrics import mean_average_precisions
+
+    overrides = ["experiment=tbh_fc7", f"data.path={features}"]
+    protocols = {"val": ("fit", "val_query", "fit"), "test": ("fit", "query", "database")}
+
+    def map1000(query: Any, database: Any, name: str) -> float:
+        (_, q, db) = protocols[name]
+        return float(mean_average_precisions(query, database, data[q][1], data[db][1], (K,))[K])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        datamodule = datamodule_of(overrides, Path(tmp) / "splits")
+        split_dir = f"data.split_dir={Path(tmp) / 'splits'}"
+        data = split_features(datamodule, ("fit", "val_query", "query", "database"))
+        if "untrained" not in entry["done"]:
+            for length in bits:
+                cell = entry.setdefault("untrained TBH", {})[str(length)] = {"seeds": list(seeds)}
+                for seed in seeds:
+                    folder = Path(tmp) / f"untrained{length}_{seed}"
+                    cfg = bench_training.compose_case(
+                        [*overrides, "method=tbh", f"bits={length}", f"seed={seed}", split_dir],
+                        1,
+                        folder,
+                    )
+                    _, model, _ = bench_training.build(cfg, folder)
+                    model.eval()
+                    with torch.no_grad():
+                        codes = {k: model.encode(x) for k, (x, _) in data.items()}
+                    for name, (_, query, database) in protocols.items():
+                        value = map1000(codes[query], codes[database], name)
+                        cell.setdefault(name, []).append(value)
+            entry["done"].append("untrained")
+            save()
+            print("untrained networks done", flush=True)
+        for name, (train, query, database) in protocols.items():
+            if name in entry["done"]:
+                continue
+            for label, projection in FLOORS:
+                for length in bits:
+                    used = list(seeds[:1]) if projection == "pcah" else list(seeds)
+                    cell = entry.setdefault(label, {}).setdefault(str(length), {"seeds": used})
+                    cell[name] = [
+                        map1000(
+                            *floor_codes(
+                                data[train][0], data[query][0], data[database][0],
+                                projection, length, seed,
+                            ),
+                            name,
+                        )
+                        for seed in used
+                    ]  # fmt: skip
+            ap = float_average_precision(
+                data[query][0], data[database][0], data[query][1], data[database][1], (K,)
+            )
+            entry.setdefault("float", {})[name] = [float(ap.mean())]
+            entry["done"].append(name)
+            save()
+            print(f"floors on the {name} protocol done", flush=True)
+
+
+# --- the plot --------------------------------------------------------------------------------
+def plot(records: list[dict[str, Any]], floors: dict[str, Any], out: Path) -> None:
+    """val mAP@1000 (top) and val dead bits (bottom) against iterations, one column per code
+    length, every job a line; the validation floors and ceiling as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lengths = sorted({r["bits"] for r in records}) or [32]
+    fig, axes = plt.subplots(2, len(lengths), figsize=(4.2 * len(lengths), 6), squeeze=False)
+    colours = {"tbh": "tab:blue", "tbh_supervised": "tab:orange"}
+    styles = ["-", "--", ":", "-."]
+    references = {"ITQ": "tab:green", "LSH": "tab:gray", "untrained TBH": "tab:purple"}
+    for column, bits in enumerate(lengths):
+        top, bottom = axes[0][column], axes[1][column]
+        for record in (r for r in records if r["bits"] == bits):
+            x = [v["iteration"] for v in record["val"]]
+            label = f"{record['method']} seed {record['seed']}"
+            style = {
+                "color": colours.get(record["method"], "black"),
+                "linestyle": styles[record["seed"] % len(styles)],
+                "marker": "." if len(x) < 30 else None,
+            }
+            top.plot(x, [v["map"] for v in record["val"]], label=label, **style)
+            bottom.plot(x, [v["dead_bits"] for v in record["val"]], **style)
+        for name, colour in references.items():
+            values = floors.get(name, {}).get(str(bits), {}).get("val")
+            if values:
+                top.axhline(statistics.mean(values), color=colour, lw=1, label=name)
+        if floors.get("float"):
+            top.axhline(floors["float"]["val"][0], color="black", lw=1, label="float k-NN")
+        top.set_title(f"{bits} bits")
+        top.set_ylabel("val mAP@1000")
+        bottom.set_ylabel("val dead bits")
+        bottom.set_xlabel("iterations (batches of 400)")
+        top.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as partial:
+        fig.savefig(partial, dpi=100, format="png")
+    plt.close(fig)
+
+
+def collect(args: argparse.Namespace) -> None:
+    """Build ``tbh_budget.json`` and the plot from the job folders under ``--work``."""
+    provenance = Provenance(args.out, "benchmarks/bench_tbh_budget.py", args, seeds=args.seeds)
+    records = [job_record(job) for job in found_jobs(args.work)]
+    if not records:
+        sys.exit(f"--work {args.work}: no job folders (<method>/<bits>/seed<seed>) found")
+    floors = {} if args.no_floors else floors_of(args.features, args.bits, args.seeds, args.floors)
+    rows = summary_rows(records)
+    table = markdown(rows, floors)
+    print(table)
+    plot(records, floors, args.plot)
+    print(f"written {args.plot}")
+    notes = [
+        "val: 5,000 validation queries against the 45,000 fit items; test: 10,000 test queries "
+        "against the 50,000 training images (data.protocol=official). mAP@1000, stable order.",
+        "A row's iteration is the latest validation round every one of its seeds reached; "
+        "test values are from the finished seeds only (best validation checkpoint).",
+    ]
+    provenance.write(
+        {"main": {"markdown": table, "notes": notes}},
+        jobs=records,
+        summary=rows,
+        floors=floors,
+    )
+    print(f"written {args.out}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, required=True, help="the study's folder")
+    parser.add_argument("--features", type=Path, default=FEATURES)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--iterations", type=int, default=100_000, help="released: 100,000")
+    parser.add_argument("--val-every-epochs", type=int, default=9)
+    parser.add_argument("--busy-minutes", type=float, default=15.0)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads per job")
+    parser.add_argument(
+        "--extra", nargs="*", default=[], help="more overrides for new jobs (e.g. trainer=gpu)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan only")
+    parser.add_argument("--collect", action="store_true", help="results and plot, no training")
+    parser.add_argument("--no-floors", action="store_true", help="collect without the floors")
+    parser.add_argument("--floors", type=Path, default=None, help="default <work>/floors.json")
+    parser.add_argument("--plot", type=Path, default=PLOT)
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "tbh_budget.json"
+    )
+    args = parser.parse_args(argv)
+    if args.iterations < 1 or args.val_every_epochs < 1:
+        parser.error("--iterations and --val-every-epochs must be positive")
+    args.floors = args.floors or args.work / "floors.json"
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if not args.features.is_file():
+        sys.exit(f"--features {args.features} is not a file: pass the features the jobs train on")
+    if args.collect:
+        collect(args)
+    else:
+        run_jobs(args)
+
+
+if __name__ == "__main__":
+    main()

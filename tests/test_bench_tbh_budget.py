@@ -1,0 +1,167 @@
+"""benchmarks/bench_tbh_budget.py: which jobs it starts, resumes, extends or leaves alone, and
+the validation curves it reads from runs' CSV logs (a resumed run's included)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import bench_tbh_budget as budget
+from tests.helpers.runs import run_entry_point
+
+HEADER = "epoch,step,train/loss,val/mAP@1000,val/dead_bits,val/mAP\n"
+
+
+def fake_run(
+    folder: Path, *, fit: int = 450, batch: int = 40, max_steps: int = 40, steps: int | None = None
+) -> Path:
+    """A run folder as hashing.train leaves it: config, split file, optionally a checkpoint."""
+    folder.mkdir(parents=True)
+    (folder / "config_resolved.yaml").write_text(
+        f"data:\n  batch_size: {batch}\n  drop_last: true\ntrainer:\n  max_steps: {max_steps}\n"
+    )
+    np.savez(folder / "x__official__seed0.npz", fit=np.arange(fit), query=np.arange(3))
+    (folder / "train.log").write_text("")
+    old = time.time() - 3600
+    os.utime(folder / "train.log", (old, old))
+    if steps is not None:
+        (folder / "checkpoints").mkdir()
+        torch.save({"state_dict": {}, "global_step": steps}, folder / "checkpoints" / "last.ckpt")
+    return folder
+
+
+def args_for(tmp_path: Path, *extra: str) -> object:
+    features = tmp_path / "f.npz"
+    features.touch()
+    return budget.parse_args(["--work", str(tmp_path / "w"), "--features", str(features), *extra])
+
+
+def test_curve_reads_every_attempt_and_counts_iterations_by_epoch(tmp_path: Path) -> None:
+    # 450 fit items in batches of 40 with drop_last: 11 batches an epoch; budget 20 iterations
+    folder = fake_run(tmp_path / "run", max_steps=40)
+    csv = folder / "csv"
+    csv.mkdir()
+    (csv / "metrics.part1.csv").write_text(HEADER + "0,10,5.0,,,\n0,10,,0.30,1.0,0.2\n")
+    # the resumed attempt stops at the budget, 9 batches into epoch 1 (its CSV step is one
+    # higher after a resume, which is why the epoch counts, not the step)
+    (csv / "metrics.csv").write_text(HEADER + "1,20,4.0,,,\n1,20,,0.40,0.0,0.3\n")
+    rounds, trained = budget.curve(folder)
+    assert [(r["iteration"], r["map"], r["dead_bits"]) for r in rounds] == [
+        (11, 0.30, 1.0),
+        (20, 0.40, 0.0),
+    ]
+    assert trained == 20
+
+
+def test_curve_later_attempt_replaces_the_same_round(tmp_path: Path) -> None:
+    folder = fake_run(tmp_path / "run", max_steps=1000)
+    csv = folder / "csv"
+    csv.mkdir()
+    (csv / "metrics.part1.csv").write_text(HEADER + "0,10,,0.30,1.0,0.2\n1,21,,0.35,0.0,0.25\n")
+    (csv / "metrics.csv").write_text(HEADER + "1,22,,0.36,2.0,0.26\n2,33,7.0,,,\n")
+    rounds, trained = budget.curve(folder)
+    assert [(r["iteration"], r["map"], r["dead_bits"]) for r in rounds] == [
+        (11, 0.30, 1.0),
+        (22, 0.36, 2.0),
+    ]
+    assert trained == 33
+
+
+def test_plan_starts_resumes_extends_and_leaves_alone(tmp_path: Path) -> None:
+    args = args_for(tmp_path, "--iterations", "50", "--extra", "data.batch_size=40")
+    work = tmp_path / "w"
+    job = budget.Job("tbh", 16, 0, work / "tbh" / "16" / "seed0")
+    state, command = budget.plan(job, args)
+    assert state == "new"
+    assert "trainer.max_steps=100" in command and "method.critic_probability_clip=1e-7" in command
+    assert command[-2:] == ["data.batch_size=40", f"hydra.run.dir={job.folder}"]
+
+    fake_run(job.folder, steps=60)  # unfinished: no metrics.json
+    assert budget.plan(job, args) == (
+        "unfinished",
+        [f"resume={job.folder}", "trainer.max_steps=100"],
+    )
+
+    (job.folder / "metrics.json").write_text("{}")  # finished at 30 iterations of 50
+    state, command = budget.plan(job, args)
+    assert state.startswith("finished at 30 iterations")
+    assert command == [f"resume={job.folder}", "trainer.max_steps=100", "trainer.max_epochs=50"]
+
+    (job.folder / "interrupted.json").write_text("{}")  # an interrupted extension: resume it
+    assert budget.plan(job, args)[0] == "unfinished"
+    (job.folder / "interrupted.json").unlink()
+
+    torch.save({"state_dict": {}, "global_step": 100}, job.folder / "checkpoints" / "last.ckpt")
+    assert budget.plan(job, args) == ("finished (50 iterations)", None)
+
+    (job.folder / "metrics.json").unlink()
+    (job.folder / "train.log").touch()  # another process is training it
+    assert budget.plan(job, args) == ("running elsewhere", None)
+
+
+def test_collect_reads_a_partial_and_a_finished_job(tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    partial = fake_run(work / "tbh" / "16" / "seed0", steps=40)
+    done = fake_run(work / "tbh" / "16" / "seed1", steps=40)
+    for folder, value in ((partial, 0.2), (done, 0.4)):
+        (folder / "csv").mkdir()
+        (folder / "csv" / "metrics.csv").write_text(
+            HEADER + f"0,10,,{value},1.0,0.1\n1,21,,{value + 0.1},3.0,0.1\n"
+        )
+    (done / "metrics.json").write_text(json.dumps({"test/mAP@1000": 0.5, "test/mAP": 0.1}))
+    out = tmp_path / "budget.json"
+    args = [
+        "--work", str(work), "--features", str(tmp_path / "f.npz"), "--collect", "--no-floors",
+        "--out", str(out), "--plot", str(tmp_path / "curve.png"),
+    ]  # fmt: skip
+    (tmp_path / "f.npz").touch()
+    budget.main(args)
+    results = json.loads(out.read_text())["results"]
+    [row] = results["summary"]
+    assert row["iteration"] == 20 and row["finished"] == 1
+    assert row["val_map"] == pytest.approx([0.3, 0.5])
+    assert row["test_map"] == [0.5]
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_jobs_start_extend_and_collect_on_tiny_features(tmp_path, monkeypatch) -> None:
+    """Real ``hashing.train`` jobs: one started, then extended to a larger budget (its first
+    attempt's CSV kept), then collected with the floors."""
+    rng = np.random.default_rng(0)
+
+    def part(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % 10
+        return np.maximum(rng.normal(size=(n, 16)), 0).astype(np.float16), y
+
+    (tx, ty), (qx, qy) = part(200), part(50)
+    features = tmp_path / "tiny.npz"
+    np.savez(features, train_x=tx, train_y=ty, test_x=qx, test_y=qy)
+    work = tmp_path / "w"
+    common = ["--work", str(work), "--features", str(features), "--methods", "tbh"]
+    common += ["--bits", "8", "--seeds", "0", "--val-every-epochs", "1", "--busy-minutes", "0"]
+    extra = ["--extra", "data.batch_size=30", f"paths.cache_dir={tmp_path / 'cache'}"]
+    # 180 fit items in batches of 30: 6 iterations an epoch
+    budget.main([*common, "--iterations", "6", *extra])
+    folder = work / "tbh" / "8" / "seed0"
+    assert budget.finished(folder) and budget.optimiser_steps(folder) == 12
+    budget.main([*common, "--iterations", "12", *extra])
+    assert budget.optimiser_steps(folder) == 24
+    assert (folder / "csv" / "metrics.part1.csv").is_file()
+    rounds, trained = budget.curve(folder)
+    assert [r["iteration"] for r in rounds] == [6, 12] and trained == 12
+    out = tmp_path / "budget.json"
+    code = run_entry_point(
+        "benchmarks.bench_tbh_budget",
+        [*common, "--collect", "--out", str(out), "--plot", str(tmp_path / "c.png")],
+        monkeypatch,
+    )
+    assert code == 0
+    floors = json.loads(out.read_text())["results"]["floors"]
+    assert set(floors) == {"LSH", "PCA-sign", "ITQ", "untrained TBH", "float"}
