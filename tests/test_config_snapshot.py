@@ -157,6 +157,12 @@ REFERENCE_KEYS = (
 #: (case regex, dotted-key regex, why): the differences the restructuring may make
 ACCEPTED: list[tuple[str, str, str]] = [
     (
+        r".*",
+        r"trainer\.max_steps",
+        "every trainer lists Lightning's step limit (-1, none, as before), so a resume or a run "
+        "may set trainer.max_steps without a '+' (docs/tbh_reproduction.md#released-budget)",
+    ),
+    (
         r"method=tbh|experiment=tbh_fc7$",
         r"method\.critic_probability_clip",
         "TBH's critic BCE can be the released Keras one (probabilities clipped at 1e-7); null "
