@@ -20,16 +20,18 @@ Jobs run one after another in this process's foreground (start it with nohup), e
 ``--threads`` BLAS threads and its output in ``<work>/logs/``. ``--dry-run``
 prints what it would do.
 
-``--collect`` writes ``benchmarks/results/tbh_budget.json`` from whatever folders exist, finished
-or not: each job's validation curve from its CSV log (``csv/metrics.part*.csv`` of earlier
-attempts, then ``csv/metrics.csv``): ``val/mAP@1000`` and ``val/dead_bits`` against iterations
-(a validation row's epoch + 1 times the batches per epoch: validation runs at an epoch's end),
-and its test metrics once finished. Beside them, on the same split and the same queries: the
-training-free floors LSH, PCA-sign and ITQ (``benchmarks/floor_rows.py``, fitted on the fit
-split), the untrained TBH network of each seed (built as ``hashing.train`` builds it) and the
-float k-NN ceiling, each on the validation protocol (5,000 validation queries against the 45,000
-fit items, what ``val/*`` measures) and on the test protocol (10,000 test queries against the
-50,000 training images); cached in ``<work>/floors.json``. It renders the table (mean ± std over
+``--collect`` writes ``benchmarks/results/tbh_budget.json`` from whatever folders exist, finished or
+not: each job's validation curve from its CSV log (``csv/metrics.part*.csv`` of earlier attempts,
+then ``csv/metrics.csv``): ``val/mAP@1000`` and ``val/dead_bits`` against iterations (a validation
+row's epoch + 1 times the batches per epoch: validation runs at an epoch's end), and its test
+metrics once finished; an unfinished job's best checkpoint so far is tested by ``python -m
+hashing.eval`` (once per checkpoint, under ``<work>/evaluations/``; ``--no-eval`` skips it), so a
+study stopped before the budget still has test-protocol numbers. Beside them, on the same split and
+the same queries: the training-free floors LSH, PCA-sign and ITQ (``benchmarks/floor_rows.py``,
+fitted on the fit split), the untrained TBH network of each seed (built as ``hashing.train`` builds
+it) and the float k-NN ceiling, each on the validation protocol (5,000 validation queries against
+the 45,000 fit items, what ``val/*`` measures) and on the test protocol (10,000 test queries against
+the 50,000 training images); cached in ``<work>/floors.json``. It renders the table (mean ± std over
 seeds at the latest iteration every seed of a (method, bits) has reached) and
 ``docs/img/tbh_budget_curve.png``.
 
@@ -225,8 +227,47 @@ def curve(folder: Path) -> tuple[list[dict[str, float]], int]:
     return [rounds[i] for i in sorted(rounds)], trained
 
 
-def job_record(job: Job) -> dict[str, Any]:
-    """A job's curve, state and (when finished) test metrics."""
+def best_checkpoint(folder: Path) -> Path | None:
+    """The run's best-so-far checkpoint (``epoch_<n>.ckpt``: ``save_top_k`` is 1), None without
+    one; the latest epoch if an older one was left behind."""
+    found = sorted((folder / "checkpoints").glob("epoch_*.ckpt"))
+    return found[-1] if found else None
+
+
+def checkpoint_test(job: Job, work: Path, threads: int) -> dict[str, Any] | None:
+    """Test metrics of a job's best checkpoint so far, by ``python -m hashing.eval`` (the run's
+    own data, split and protocol), evaluated once per checkpoint into
+    ``<work>/evaluations/<method>_<bits>_seed<seed>_<checkpoint>/``: what the run would report
+    as its test if it stopped now (``test_ckpt: best``). None without a checkpoint or when the
+    evaluation fails (its log says why)."""
+    checkpoint = best_checkpoint(job.folder)
+    if checkpoint is None:
+        return None
+    out = work / "evaluations" / f"{job.method}_{job.bits}_seed{job.seed}_{checkpoint.stem}"
+    if not (out / METRICS).is_file():
+        print(f"{job.name}: testing {checkpoint.name} (python -m hashing.eval)", flush=True)
+        outcome = run_training(
+            [f"ckpt_path={checkpoint.resolve()}", f"hydra.run.dir={out.resolve()}"],
+            out.with_suffix(".log"),
+            threads,
+            module="hashing.eval",
+        )
+        if "error" in outcome:
+            print(f"{job.name}: {outcome['error']} (log {out.with_suffix('.log')})", flush=True)
+            return None
+    metrics = json.loads((out / METRICS).read_text())
+    per_epoch, budget = epoch_length(job.folder)
+    epoch = int(checkpoint.stem.split("_")[1])
+    return {
+        "checkpoint": checkpoint.name,
+        "iteration": min((epoch + 1) * per_epoch, budget),
+        **{k: metrics[k] for k in TEST_KEYS if k in metrics},
+    }
+
+
+def job_record(job: Job, work: Path | None = None, threads: int = 1) -> dict[str, Any]:
+    """A job's curve, state and test metrics: its own when finished; otherwise, with ``work``,
+    its best checkpoint's so far (:func:`checkpoint_test`, under ``"test_so_far"``)."""
     rounds, trained = curve(job.folder)
     record: dict[str, Any] = {
         "method": job.method,
@@ -240,6 +281,10 @@ def job_record(job: Job) -> dict[str, Any]:
     if record["finished"]:
         metrics = json.loads((job.folder / METRICS).read_text())
         record["test"] = {k: metrics[k] for k in TEST_KEYS if k in metrics}
+    elif work is not None:
+        so_far = checkpoint_test(job, work, threads)
+        if so_far is not None:
+            record["test_so_far"] = so_far
     return record
 
 
@@ -271,6 +316,7 @@ def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         tests = [
             m["test"]["test/mAP@1000"] for m in members if "test/mAP@1000" in m.get("test", {})
         ]
+        so_far = [m["test_so_far"] for m in members if "test/mAP@1000" in m.get("test_so_far", {})]
         rows.append(
             {
                 "method": method,
@@ -280,6 +326,8 @@ def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "val_map": [a["map"] for a in at if a],
                 "val_dead_bits": [a["dead_bits"] for a in at if a and a["dead_bits"] is not None],
                 "test_map": tests,
+                "test_map_so_far": [t["test/mAP@1000"] for t in so_far],
+                "test_iterations_so_far": [t["iteration"] for t in so_far],
                 "finished": sum(m["finished"] for m in members),
             }
         )
@@ -290,27 +338,33 @@ def markdown(rows: list[dict[str, Any]], floors: dict[str, Any]) -> str:
     """The results table: the jobs at their latest common iteration, then the references."""
     lines = [
         "| method | bits | seeds (finished) | iteration | val mAP@1000 | val dead bits "
-        "| test mAP@1000 (finished) |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| test mAP@1000 (finished) | test mAP@1000 so far (iterations) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         iteration = "–" if row["iteration"] is None else f"{row['iteration']:,}"
         dead = mean_std(row["val_dead_bits"]).replace(".0000", "")
+        so_far = mean_std(row.get("test_map_so_far", []))
+        if row.get("test_iterations_so_far"):
+            first, last = min(row["test_iterations_so_far"]), max(row["test_iterations_so_far"])
+            span = f"{first:,}" if first == last else f"{first:,}-{last:,}"
+            so_far += f" ({span})"
         lines.append(
             f"| {row['method']} | {row['bits']} | {len(row['seeds'])} ({row['finished']}) | "
-            f"{iteration} | {mean_std(row['val_map'])} | {dead} | {mean_std(row['test_map'])} |"
+            f"{iteration} | {mean_std(row['val_map'])} | {dead} | {mean_std(row['test_map'])} "
+            f"| {so_far} |"
         )
     for label in (*FLOOR_LABELS, "untrained TBH"):
         for bits, entry in sorted(floors.get(label, {}).items(), key=lambda kv: int(kv[0])):
             lines.append(
                 f"| {label} | {bits} | {len(entry['val'])} | – | {mean_std(entry['val'])} | – | "
-                f"{mean_std(entry['test'])} |"
+                f"{mean_std(entry['test'])} | – |"
             )
     ceiling = floors.get("float")
     if ceiling:
         lines.append(
             f"| float k-NN (ceiling) | – | – | – | {ceiling['val'][0]:.4f} | – | "
-            f"{ceiling['test'][0]:.4f} |"
+            f"{ceiling['test'][0]:.4f} | – |"
         )
     return "\n".join(lines)
 
@@ -451,7 +505,8 @@ def plot(records: list[dict[str, Any]], floors: dict[str, Any], out: Path) -> No
 def collect(args: argparse.Namespace) -> None:
     """Build ``tbh_budget.json`` and the plot from the job folders under ``--work``."""
     provenance = Provenance(args.out, "benchmarks/bench_tbh_budget.py", args, seeds=args.seeds)
-    records = [job_record(job) for job in found_jobs(args.work)]
+    work = None if args.no_eval else args.work
+    records = [job_record(job, work, args.threads) for job in found_jobs(args.work)]
     if not records:
         sys.exit(f"--work {args.work}: no job folders (<method>/<bits>/seed<seed>) found")
     floors = {} if args.no_floors else floors_of(args.features, args.bits, args.seeds, args.floors)
@@ -464,7 +519,9 @@ def collect(args: argparse.Namespace) -> None:
         "val: 5,000 validation queries against the 45,000 fit items; test: 10,000 test queries "
         "against the 50,000 training images (data.protocol=official). mAP@1000, stable order.",
         "A row's iteration is the latest validation round every one of its seeds reached; "
-        "test values are from the finished seeds only (best validation checkpoint).",
+        "test (finished): the finished seeds' own test (best validation checkpoint); test so "
+        "far: each unfinished seed's best validation checkpoint so far, tested by "
+        "python -m hashing.eval (the iterations it was saved at).",
     ]
     provenance.write(
         {"main": {"markdown": table, "notes": notes}},
@@ -492,6 +549,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print the plan only")
     parser.add_argument("--collect", action="store_true", help="results and plot, no training")
     parser.add_argument("--no-floors", action="store_true", help="collect without the floors")
+    parser.add_argument(
+        "--no-eval",
+        action="store_true",
+        help="collect without testing unfinished jobs' best checkpoints so far",
+    )
     parser.add_argument("--floors", type=Path, default=None, help="default <work>/floors.json")
     parser.add_argument("--plot", type=Path, default=PLOT)
     parser.add_argument(

@@ -70,16 +70,19 @@ def run_multirun(
     return seconds
 
 
-def run_training(overrides: list[str], log_path: Path, threads: int) -> dict[str, Any]:
-    """``python -m hashing.train <overrides>``, its output in ``log_path``, ``threads`` BLAS
-    threads: ``{"wall_seconds": ...}``, with ``"error"`` (its ``error:`` line, else its last
-    line) when it failed."""
+def run_training(
+    overrides: list[str], log_path: Path, threads: int, module: str = "hashing.train"
+) -> dict[str, Any]:
+    """``python -m <module> <overrides>`` (``hashing.train``, or another entry point such as
+    ``hashing.eval``), its output in ``log_path``, ``threads`` BLAS threads:
+    ``{"wall_seconds": ...}``, with ``"error"`` (its ``error:`` line, else its last line) when
+    it failed."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[key] = str(threads)
     env.setdefault("WANDB_MODE", "offline")
-    command = [sys.executable, "-m", "hashing.train", *overrides]
+    command = [sys.executable, "-m", module, *overrides]
     started = time.perf_counter()
     with log_path.open("w") as log:
         done = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

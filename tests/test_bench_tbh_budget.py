@@ -130,6 +130,41 @@ def test_collect_reads_a_partial_and_a_finished_job(tmp_path: Path) -> None:
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_collect_tests_an_unfinished_jobs_best_checkpoint_once(tmp_path: Path) -> None:
+    """An unfinished job's best checkpoint so far is tested once: an evaluation already in
+    ``<work>/evaluations/`` is read back, not re-run, and its iteration is the checkpoint's."""
+    work = tmp_path / "w"
+    # 450 fit items in batches of 40: 11 iterations an epoch; budget 40 iterations (80 steps)
+    folder = fake_run(work / "tbh" / "16" / "seed0", max_steps=80, steps=30)
+    (folder / "csv").mkdir()
+    (folder / "csv" / "metrics.csv").write_text(HEADER + "0,10,,0.2,1.0,0.1\n1,21,,0.3,0.0,0.2\n")
+    torch.save({"state_dict": {}}, folder / "checkpoints" / "epoch_001.ckpt")
+    done = work / "evaluations" / "tbh_16_seed0_epoch_001"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text(json.dumps({"test/mAP@1000": 0.25, "test/mAP@ALL": 0.1}))
+    (tmp_path / "f.npz").touch()
+    out = tmp_path / "budget.json"
+    args = [
+        "--work", str(work), "--features", str(tmp_path / "f.npz"), "--collect", "--no-floors",
+        "--out", str(out), "--plot", str(tmp_path / "curve.png"),
+    ]  # fmt: skip
+    budget.main(args)
+    results = json.loads(out.read_text())["results"]
+    [job] = results["jobs"]
+    assert not job["finished"] and "test" not in job
+    assert job["test_so_far"] == {
+        "checkpoint": "epoch_001.ckpt",
+        "iteration": 22,
+        "test/mAP@1000": 0.25,
+        "test/mAP@ALL": 0.1,
+    }
+    [row] = results["summary"]
+    assert row["test_map"] == [] and row["test_map_so_far"] == [0.25]
+    assert "| 0.2500 (22) |" in json.loads(out.read_text())["tables"]["main"]["markdown"]
+    budget.main([*args, "--no-eval"])
+    assert "test_so_far" not in json.loads(out.read_text())["results"]["jobs"][0]
+
+
 @pytest.mark.slow
 def test_jobs_start_extend_and_collect_on_tiny_features(tmp_path, monkeypatch) -> None:
     """Real ``hashing.train`` jobs: one started, then extended to a larger budget (its first
@@ -165,3 +200,10 @@ def test_jobs_start_extend_and_collect_on_tiny_features(tmp_path, monkeypatch) -
     assert code == 0
     floors = json.loads(out.read_text())["results"]["floors"]
     assert set(floors) == {"LSH", "PCA-sign", "ITQ", "untrained TBH", "float"}
+    # testing a best checkpoint through hashing.eval gives what the run's own test gave
+    job = budget.Job("tbh", 8, 0, folder)
+    tested = budget.checkpoint_test(job, work, 1)
+    own = json.loads((folder / "metrics.json").read_text())
+    assert tested is not None and tested["checkpoint"] == budget.best_checkpoint(folder).name
+    for key in ("test/mAP@1000", "test/mAP@ALL", "test/dead_bits"):
+        assert tested[key] == pytest.approx(own[key], abs=1e-6)
