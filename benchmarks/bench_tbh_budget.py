@@ -48,6 +48,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,9 +189,10 @@ def _number(text: str | None) -> float | None:
     return None if text in (None, "") else float(text)
 
 
-def epoch_length(folder: Path) -> tuple[int, int]:
-    """(batches per epoch, iterations the run is configured for) from the run's split file
-    (``fit``) and its ``config_resolved.yaml`` (batch size, ``drop_last``, ``max_steps``)."""
+def epoch_end(folder: Path) -> Callable[[int], int]:
+    """The iteration at the end of an epoch (``(epoch + 1) x batches per epoch``, capped at the
+    run's budget: the last epoch may stop early), from the run's split file (``fit``) and its
+    ``config_resolved.yaml`` (batch size, ``drop_last``, ``max_steps``)."""
     import numpy as np
     from omegaconf import OmegaConf
 
@@ -198,18 +200,19 @@ def epoch_length(folder: Path) -> tuple[int, int]:
     (split,) = (p for p in folder.glob("*.npz") if "fit" in np.load(p).files)
     count, batch = len(np.load(split)["fit"]), int(cfg.data.batch_size)
     per_epoch = count // batch if cfg.data.get("drop_last") else -(-count // batch)
-    return per_epoch, int(cfg.trainer.max_steps) // 2
+    budget = int(cfg.trainer.max_steps) // 2
+    return lambda epoch: min((epoch + 1) * per_epoch, budget)
 
 
 def curve(folder: Path) -> tuple[list[dict[str, float]], int]:
     """Validation rounds ``{"iteration", "map", "dead_bits"}`` by iteration (a later attempt's
     row replaces an earlier one's), and the iterations trained so far by the CSV.
 
-    A row's iteration is ``(epoch + 1) x batches per epoch``, capped at the run's budget (the
-    last epoch may stop early): validation and the per-epoch training values are logged at the
-    end of an epoch. (The CSV's ``step`` column is not used: it is one higher after a resume.)
+    A row's iteration is its epoch's end (:func:`epoch_end`): validation and the per-epoch
+    training values are logged at the end of an epoch. (The CSV's ``step`` column is not used:
+    it is one higher after a resume.)
     """
-    per_epoch, budget = epoch_length(folder)
+    iteration_of = epoch_end(folder)
     rounds: dict[int, dict[str, float]] = {}
     trained = 0
     for path in csv_files(folder):
@@ -217,7 +220,7 @@ def curve(folder: Path) -> tuple[list[dict[str, float]], int]:
             for row in csv.DictReader(handle):
                 if row.get("epoch") in (None, ""):
                     continue
-                iteration = min((int(row["epoch"]) + 1) * per_epoch, budget)
+                iteration = iteration_of(int(row["epoch"]))
                 if _number(row.get("train/loss")) is not None:
                     trained = max(trained, iteration)
                 value = _number(row.get(VAL_MAP))
@@ -256,11 +259,10 @@ def checkpoint_test(job: Job, work: Path, threads: int) -> dict[str, Any] | None
             print(f"{job.name}: {outcome['error']} (log {out.with_suffix('.log')})", flush=True)
             return None
     metrics = json.loads((out / METRICS).read_text())
-    per_epoch, budget = epoch_length(job.folder)
     epoch = int(checkpoint.stem.split("_")[1])
     return {
         "checkpoint": checkpoint.name,
-        "iteration": min((epoch + 1) * per_epoch, budget),
+        "iteration": epoch_end(job.folder)(epoch),
         **{k: metrics[k] for k in TEST_KEYS if k in metrics},
     }
 
@@ -344,8 +346,8 @@ def markdown(rows: list[dict[str, Any]], floors: dict[str, Any]) -> str:
     for row in rows:
         iteration = "–" if row["iteration"] is None else f"{row['iteration']:,}"
         dead = mean_std(row["val_dead_bits"]).replace(".0000", "")
-        so_far = mean_std(row.get("test_map_so_far", []))
-        if row.get("test_iterations_so_far"):
+        so_far = mean_std(row["test_map_so_far"])
+        if row["test_iterations_so_far"]:
             first, last = min(row["test_iterations_so_far"]), max(row["test_iterations_so_far"])
             span = f"{first:,}" if first == last else f"{first:,}-{last:,}"
             so_far += f" ({span})"
