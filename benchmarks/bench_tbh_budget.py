@@ -371,6 +371,69 @@ def markdown(rows: list[dict[str, Any]], floors: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PAIRS = (("tbh_supervised", "tbh"), ("tbh", "ITQ"), ("tbh_supervised", "ITQ"))
+
+
+def test_map(record: dict[str, Any]) -> float | None:
+    """A job's test mAP@1000: its own once finished, else its best checkpoint's so far."""
+    test = record.get("test") or record.get("test_so_far") or {}
+    return test.get("test/mAP@1000")
+
+
+def paired_rows(records: list[dict[str, Any]], floors: dict[str, Any]) -> list[dict[str, Any]]:
+    """Test mAP@1000 paired by seed, per code length, for each pair in ``PAIRS`` that has at
+    least one common seed: supervised against unsupervised TBH (trained to the same budget from
+    the same seed), and each against ITQ (the rotation initialised from that seed). Per-seed
+    differences ``a - b`` and the two-sided paired t-test's p (``bench_pretrained.paired``)."""
+    from benchmarks.bench_pretrained import paired
+
+    values: dict[tuple[str, int], dict[int, float]] = {}
+    for record in records:
+        value = test_map(record)
+        if value is not None:
+            values.setdefault((record["method"], record["bits"]), {})[record["seed"]] = value
+    for label in FLOOR_LABELS:
+        for bits, entry in floors.get(label, {}).items():
+            if entry.get("test"):
+                values[(label, int(bits))] = dict(zip(entry["seeds"], entry["test"], strict=True))
+    rows = []
+    for bits in sorted({b for (_, b) in values}):
+        for a, b in PAIRS:
+            x, y = values.get((a, bits), {}), values.get((b, bits), {})
+            if not set(x) & set(y):
+                continue
+            diffs, p = paired(list(x.values()), list(y.values()), list(x), list(y))
+            rows.append(
+                {
+                    "bits": bits,
+                    "a": a,
+                    "b": b,
+                    "seeds": sorted(set(x) & set(y)),
+                    "differences": diffs,
+                    "a_wins": sum(d > 0 for d in diffs),
+                    "t_test_p": p,
+                }
+            )
+    return rows
+
+
+def paired_markdown(rows: list[dict[str, Any]]) -> str:
+    """The paired comparisons as a Markdown table."""
+    lines = [
+        "| bits | a vs b | seeds | a − b per seed | mean a − b | a wins | paired t-test p |",
+        "|---:|---|---|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        per_seed = ", ".join(f"{d:+.4f}" for d in row["differences"])
+        p = "–" if row["t_test_p"] is None else f"{row['t_test_p']:.2g}"
+        lines.append(
+            f"| {row['bits']} | {row['a']} vs {row['b']} | {row['seeds']} | {per_seed} | "
+            f"{statistics.mean(row['differences']):+.4f} | {row['a_wins']}/{len(row['seeds'])} "
+            f"| {p} |"
+        )
+    return "\n".join(lines)
+
+
 # --- floors ----------------------------------------------------------------------------------
 def floors_of(features: Path, bits: list[int], seeds: list[int], cache: Path) -> dict[str, Any]:
     """mAP@1000 of the floors, the untrained networks and the ceiling on the validation and the
@@ -514,7 +577,9 @@ def collect(args: argparse.Namespace) -> None:
     floors = {} if args.no_floors else floors_of(args.features, args.bits, args.seeds, args.floors)
     rows = summary_rows(records)
     table = markdown(rows, floors)
-    print(table)
+    pairs = paired_rows(records, floors)
+    paired_table = paired_markdown(pairs)
+    print(table, paired_table, sep="\n\n")
     plot(records, floors, args.plot)
     print(f"written {args.plot}")
     notes = [
@@ -525,11 +590,20 @@ def collect(args: argparse.Namespace) -> None:
         "far: each unfinished seed's best validation checkpoint so far, tested by "
         "python -m hashing.eval (the iterations it was saved at).",
     ]
+    paired_notes = [
+        "Test mAP@1000 (10,000 test queries against the 50,000 training images) paired by seed: "
+        "a finished job's own test, an unfinished one's best validation checkpoint so far; ITQ's "
+        "seed initialises its rotation. p: two-sided paired t-test (– with fewer than 2 pairs).",
+    ]
     provenance.write(
-        {"main": {"markdown": table, "notes": notes}},
+        {
+            "main": {"markdown": table, "notes": notes},
+            "paired": {"markdown": paired_table, "notes": paired_notes},
+        },
         jobs=records,
         summary=rows,
         floors=floors,
+        paired=pairs,
     )
     print(f"written {args.out}")
 

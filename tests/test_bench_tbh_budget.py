@@ -207,3 +207,39 @@ def test_jobs_start_extend_and_collect_on_tiny_features(tmp_path, monkeypatch) -
     assert tested is not None and tested["checkpoint"] == budget.best_checkpoint(folder).name
     for key in ("test/mAP@1000", "test/mAP@ALL", "test/dead_bits"):
         assert tested[key] == pytest.approx(own[key], abs=1e-6)
+
+
+def test_paired_rows_align_seeds_and_match_an_independent_t_test() -> None:
+    from scipy.stats import ttest_rel
+
+    def record(method: str, seed: int, value: float, finished: bool) -> dict:
+        key = "test" if finished else "test_so_far"
+        return {"method": method, "bits": 32, "seed": seed, key: {"test/mAP@1000": value}}
+
+    records = [
+        record("tbh", 2, 0.47, False),
+        record("tbh", 0, 0.49, False),
+        record("tbh", 1, 0.48, True),
+        record("tbh_supervised", 1, 0.80, True),
+        record("tbh_supervised", 0, 0.83, True),
+        {"method": "tbh_supervised", "bits": 32, "seed": 2, "val": []},  # nothing tested yet
+    ]
+    floors = {"ITQ": {"32": {"seeds": [0, 1, 2], "test": [0.50, 0.45, 0.50], "val": [0.5]}}}
+    rows = {(r["a"], r["b"]): r for r in budget.paired_rows(records, floors)}
+    assert set(rows) == {("tbh_supervised", "tbh"), ("tbh", "ITQ"), ("tbh_supervised", "ITQ")}
+
+    supervised = rows[("tbh_supervised", "tbh")]
+    assert supervised["seeds"] == [0, 1]
+    assert supervised["differences"] == pytest.approx([0.83 - 0.49, 0.80 - 0.48])
+    assert supervised["a_wins"] == 2
+    assert supervised["t_test_p"] == pytest.approx(ttest_rel([0.83, 0.80], [0.49, 0.48]).pvalue)
+
+    against_itq = rows[("tbh", "ITQ")]
+    assert against_itq["seeds"] == [0, 1, 2]
+    assert against_itq["differences"] == pytest.approx([-0.01, 0.03, -0.03])
+    assert against_itq["a_wins"] == 1
+    expected = ttest_rel([0.49, 0.48, 0.47], [0.50, 0.45, 0.50]).pvalue
+    assert against_itq["t_test_p"] == pytest.approx(expected)
+
+    table = budget.paired_markdown(budget.paired_rows(records, floors))
+    assert "| 32 | tbh vs ITQ | [0, 1, 2] | -0.0100, +0.0300, -0.0300 | -0.0033 | 1/3 |" in table
