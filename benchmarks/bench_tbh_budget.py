@@ -237,16 +237,25 @@ def best_checkpoint(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def checkpoint_test(job: Job, work: Path, threads: int) -> dict[str, Any] | None:
-    """Test metrics of a job's best checkpoint so far, by ``python -m hashing.eval`` (the run's
-    own data, split and protocol), evaluated once per checkpoint into
-    ``<work>/evaluations/<method>_<bits>_seed<seed>_<checkpoint>/``: what the run would report
-    as its test if it stopped now (``test_ckpt: best``). None without a checkpoint or when the
-    evaluation fails (its log says why)."""
-    checkpoint = best_checkpoint(job.folder)
-    if checkpoint is None:
+def checkpoint_test(
+    job: Job, work: Path, threads: int, checkpoint: Path | None = None
+) -> dict[str, Any] | None:
+    """Test metrics of one of a job's checkpoints (default its best so far), by ``python -m
+    hashing.eval`` (the run's own data, split and protocol), evaluated once per checkpoint into
+    ``<work>/evaluations/<method>_<bits>_seed<seed>_<epoch_N | last_<iterations>>/``: for the
+    best checkpoint, what the run would report as its test if it stopped now (``test_ckpt:
+    best``); for ``last.ckpt``, the model after the last iteration, which is what the released
+    code tests. None without the checkpoint or when the evaluation fails (its log says why)."""
+    checkpoint = checkpoint or best_checkpoint(job.folder)
+    if checkpoint is None or not checkpoint.is_file():
         return None
-    out = work / "evaluations" / f"{job.method}_{job.bits}_seed{job.seed}_{checkpoint.stem}"
+    if checkpoint.name == "last.ckpt":
+        iteration = optimiser_steps(job.folder) // 2
+        name = f"last_{iteration}"
+    else:
+        iteration = epoch_end(job.folder)(int(checkpoint.stem.split("_")[1]))
+        name = checkpoint.stem
+    out = work / "evaluations" / f"{job.method}_{job.bits}_seed{job.seed}_{name}"
     if not (out / METRICS).is_file():
         print(f"{job.name}: testing {checkpoint.name} (python -m hashing.eval)", flush=True)
         outcome = run_training(
@@ -259,17 +268,17 @@ def checkpoint_test(job: Job, work: Path, threads: int) -> dict[str, Any] | None
             print(f"{job.name}: {outcome['error']} (log {out.with_suffix('.log')})", flush=True)
             return None
     metrics = json.loads((out / METRICS).read_text())
-    epoch = int(checkpoint.stem.split("_")[1])
     return {
         "checkpoint": checkpoint.name,
-        "iteration": epoch_end(job.folder)(epoch),
+        "iteration": iteration,
         **{k: metrics[k] for k in TEST_KEYS if k in metrics},
     }
 
 
 def job_record(job: Job, work: Path | None = None, threads: int = 1) -> dict[str, Any]:
     """A job's curve, state and test metrics: its own when finished; otherwise, with ``work``,
-    its best checkpoint's so far (:func:`checkpoint_test`, under ``"test_so_far"``)."""
+    its best checkpoint's so far (:func:`checkpoint_test`, under ``"test_so_far"``). With
+    ``work``, also its last model's (``"test_last"``), finished or not."""
     rounds, trained = curve(job.folder)
     record: dict[str, Any] = {
         "method": job.method,
@@ -287,6 +296,10 @@ def job_record(job: Job, work: Path | None = None, threads: int = 1) -> dict[str
         so_far = checkpoint_test(job, work, threads)
         if so_far is not None:
             record["test_so_far"] = so_far
+    if work is not None:
+        last = checkpoint_test(job, work, threads, job.folder / "checkpoints" / "last.ckpt")
+        if last is not None:
+            record["test_last"] = last
     return record
 
 
@@ -319,6 +332,7 @@ def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             m["test"]["test/mAP@1000"] for m in members if "test/mAP@1000" in m.get("test", {})
         ]
         so_far = [m["test_so_far"] for m in members if "test/mAP@1000" in m.get("test_so_far", {})]
+        last = [m["test_last"] for m in members if "test/mAP@1000" in m.get("test_last", {})]
         rows.append(
             {
                 "method": method,
@@ -330,43 +344,52 @@ def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "test_map": tests,
                 "test_map_so_far": [t["test/mAP@1000"] for t in so_far],
                 "test_iterations_so_far": [t["iteration"] for t in so_far],
+                "test_map_last": [t["test/mAP@1000"] for t in last],
+                "test_iterations_last": [t["iteration"] for t in last],
                 "finished": sum(m["finished"] for m in members),
             }
         )
     return rows
 
 
+def with_iterations(values: list[float], iterations: list[int]) -> str:
+    """``mean ± std (first-last)``: the values and the iterations they were measured at."""
+    text = mean_std(values)
+    if iterations:
+        first, last = min(iterations), max(iterations)
+        text += f" ({first:,})" if first == last else f" ({first:,}-{last:,})"
+    return text
+
+
 def markdown(rows: list[dict[str, Any]], floors: dict[str, Any]) -> str:
     """The results table: the jobs at their latest common iteration, then the references."""
     lines = [
         "| method | bits | seeds (finished) | iteration | val mAP@1000 | val dead bits "
-        "| test mAP@1000 (finished) | test mAP@1000 so far (iterations) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| test mAP@1000 (finished) | test mAP@1000 so far (iterations) "
+        "| test mAP@1000, last model (iterations) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         iteration = "–" if row["iteration"] is None else f"{row['iteration']:,}"
         dead = mean_std(row["val_dead_bits"]).replace(".0000", "")
-        so_far = mean_std(row["test_map_so_far"])
-        if row["test_iterations_so_far"]:
-            first, last = min(row["test_iterations_so_far"]), max(row["test_iterations_so_far"])
-            span = f"{first:,}" if first == last else f"{first:,}-{last:,}"
-            so_far += f" ({span})"
+        so_far = with_iterations(row["test_map_so_far"], row["test_iterations_so_far"])
+        last = with_iterations(row["test_map_last"], row["test_iterations_last"])
         lines.append(
             f"| {row['method']} | {row['bits']} | {len(row['seeds'])} ({row['finished']}) | "
             f"{iteration} | {mean_std(row['val_map'])} | {dead} | {mean_std(row['test_map'])} "
-            f"| {so_far} |"
+            f"| {so_far} | {last} |"
         )
     for label in (*FLOOR_LABELS, "untrained TBH"):
         for bits, entry in sorted(floors.get(label, {}).items(), key=lambda kv: int(kv[0])):
             lines.append(
                 f"| {label} | {bits} | {len(entry['val'])} | – | {mean_std(entry['val'])} | – | "
-                f"{mean_std(entry['test'])} | – |"
+                f"{mean_std(entry['test'])} | – | – |"
             )
     ceiling = floors.get("float")
     if ceiling:
         lines.append(
             f"| float k-NN (ceiling) | – | – | – | {ceiling['val'][0]:.4f} | – | "
-            f"{ceiling['test'][0]:.4f} | – |"
+            f"{ceiling['test'][0]:.4f} | – | – |"
         )
     return "\n".join(lines)
 
@@ -374,22 +397,24 @@ def markdown(rows: list[dict[str, Any]], floors: dict[str, Any]) -> str:
 PAIRS = (("tbh_supervised", "tbh"), ("tbh", "ITQ"), ("tbh_supervised", "ITQ"))
 
 
-def test_map(record: dict[str, Any]) -> float | None:
-    """A job's test mAP@1000: its own once finished, else its best checkpoint's so far."""
-    test = record.get("test") or record.get("test_so_far") or {}
-    return test.get("test/mAP@1000")
+def last_model_map(record: dict[str, Any]) -> float | None:
+    """A job's test mAP@1000 for the paired comparisons: its last model's (the released code
+    tests the model after the last iteration; the best-checkpoint monitor, validation mAP@ALL,
+    can peak thousands of iterations before mAP@1000 does)."""
+    return record.get("test_last", {}).get("test/mAP@1000")
 
 
 def paired_rows(records: list[dict[str, Any]], floors: dict[str, Any]) -> list[dict[str, Any]]:
-    """Test mAP@1000 paired by seed, per code length, for each pair in ``PAIRS`` that has at
-    least one common seed: supervised against unsupervised TBH (trained to the same budget from
-    the same seed), and each against ITQ (the rotation initialised from that seed). Per-seed
-    differences ``a - b`` and the two-sided paired t-test's p (``bench_pretrained.paired``)."""
+    """Test mAP@1000 of the last models (:func:`last_model_map`) paired by seed, per code
+    length, for each pair in ``PAIRS`` with at least one common seed: supervised against
+    unsupervised TBH (from the same seed), and each against ITQ (its rotation initialised from
+    that seed). Per-seed differences ``a - b`` and the two-sided paired t-test's p
+    (``bench_pretrained.paired``)."""
     from benchmarks.bench_pretrained import paired
 
     values: dict[tuple[str, int], dict[int, float]] = {}
     for record in records:
-        value = test_map(record)
+        value = last_model_map(record)
         if value is not None:
             values.setdefault((record["method"], record["bits"]), {})[record["seed"]] = value
     for label in FLOOR_LABELS:
@@ -588,12 +613,14 @@ def collect(args: argparse.Namespace) -> None:
         "A row's iteration is the latest validation round every one of its seeds reached; "
         "test (finished): the finished seeds' own test (best validation checkpoint); test so "
         "far: each unfinished seed's best validation checkpoint so far, tested by "
-        "python -m hashing.eval (the iterations it was saved at).",
+        "python -m hashing.eval (the iterations it was saved at); last model: every job's "
+        "last.ckpt, tested the same way (the released code tests the model after the last "
+        "iteration).",
     ]
     paired_notes = [
         "Test mAP@1000 (10,000 test queries against the 50,000 training images) paired by seed: "
-        "a finished job's own test, an unfinished one's best validation checkpoint so far; ITQ's "
-        "seed initialises its rotation. p: two-sided paired t-test (– with fewer than 2 pairs).",
+        "each job's last model (the table above gives its iterations); ITQ's seed initialises "
+        "its rotation. p: two-sided paired t-test (– with fewer than 2 pairs).",
     ]
     provenance.write(
         {

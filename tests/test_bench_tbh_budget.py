@@ -118,7 +118,7 @@ def test_collect_reads_a_partial_and_a_finished_job(tmp_path: Path) -> None:
     out = tmp_path / "budget.json"
     args = [
         "--work", str(work), "--features", str(tmp_path / "f.npz"), "--collect", "--no-floors",
-        "--out", str(out), "--plot", str(tmp_path / "curve.png"),
+        "--no-eval", "--out", str(out), "--plot", str(tmp_path / "curve.png"),
     ]  # fmt: skip
     (tmp_path / "f.npz").touch()
     budget.main(args)
@@ -130,18 +130,22 @@ def test_collect_reads_a_partial_and_a_finished_job(tmp_path: Path) -> None:
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_collect_tests_an_unfinished_jobs_best_checkpoint_once(tmp_path: Path) -> None:
-    """An unfinished job's best checkpoint so far is tested once: an evaluation already in
-    ``<work>/evaluations/`` is read back, not re-run, and its iteration is the checkpoint's."""
+def test_collect_tests_an_unfinished_jobs_best_and_last_checkpoint_once(tmp_path: Path) -> None:
+    """An unfinished job's best checkpoint so far and its last model are tested once: an
+    evaluation already in ``<work>/evaluations/`` is read back, not re-run, and its iteration
+    is the checkpoint's (the last model's: its ``global_step`` halved)."""
     work = tmp_path / "w"
     # 450 fit items in batches of 40: 11 iterations an epoch; budget 40 iterations (80 steps)
     folder = fake_run(work / "tbh" / "16" / "seed0", max_steps=80, steps=30)
     (folder / "csv").mkdir()
     (folder / "csv" / "metrics.csv").write_text(HEADER + "0,10,,0.2,1.0,0.1\n1,21,,0.3,0.0,0.2\n")
     torch.save({"state_dict": {}}, folder / "checkpoints" / "epoch_001.ckpt")
-    done = work / "evaluations" / "tbh_16_seed0_epoch_001"
-    done.mkdir(parents=True)
-    (done / "metrics.json").write_text(json.dumps({"test/mAP@1000": 0.25, "test/mAP@ALL": 0.1}))
+    for name, value in (("epoch_001", 0.25), ("last_15", 0.27)):  # last.ckpt: 30 steps
+        done = work / "evaluations" / f"tbh_16_seed0_{name}"
+        done.mkdir(parents=True)
+        (done / "metrics.json").write_text(
+            json.dumps({"test/mAP@1000": value, "test/mAP@ALL": 0.1})
+        )
     (tmp_path / "f.npz").touch()
     out = tmp_path / "budget.json"
     args = [
@@ -158,11 +162,21 @@ def test_collect_tests_an_unfinished_jobs_best_checkpoint_once(tmp_path: Path) -
         "test/mAP@1000": 0.25,
         "test/mAP@ALL": 0.1,
     }
+    assert job["test_last"] == {
+        "checkpoint": "last.ckpt",
+        "iteration": 15,
+        "test/mAP@1000": 0.27,
+        "test/mAP@ALL": 0.1,
+    }
     [row] = results["summary"]
     assert row["test_map"] == [] and row["test_map_so_far"] == [0.25]
-    assert "| 0.2500 (22) |" in json.loads(out.read_text())["tables"]["main"]["markdown"]
+    assert row["test_map_last"] == [0.27] and row["test_iterations_last"] == [15]
+    assert (
+        "| 0.2500 (22) | 0.2700 (15) |" in json.loads(out.read_text())["tables"]["main"]["markdown"]
+    )
     budget.main([*args, "--no-eval"])
-    assert "test_so_far" not in json.loads(out.read_text())["results"]["jobs"][0]
+    record = json.loads(out.read_text())["results"]["jobs"][0]
+    assert "test_so_far" not in record and "test_last" not in record
 
 
 @pytest.mark.slow
@@ -198,8 +212,14 @@ def test_jobs_start_extend_and_collect_on_tiny_features(tmp_path, monkeypatch) -
         monkeypatch,
     )
     assert code == 0
-    floors = json.loads(out.read_text())["results"]["floors"]
-    assert set(floors) == {"LSH", "PCA-sign", "ITQ", "untrained TBH", "float"}
+    results = json.loads(out.read_text())["results"]
+    assert set(results["floors"]) == {"LSH", "PCA-sign", "ITQ", "untrained TBH", "float"}
+    [record] = results["jobs"]  # the last model, after the 12 iterations of the extension
+    assert record["test_last"]["checkpoint"] == "last.ckpt"
+    assert record["test_last"]["iteration"] == 12
+    [paired] = [p for p in results["paired"] if p["b"] == "ITQ"]
+    itq = results["floors"]["ITQ"]["8"]["test"][0]
+    assert paired["differences"] == pytest.approx([record["test_last"]["test/mAP@1000"] - itq])
     # testing a best checkpoint through hashing.eval gives what the run's own test gave
     job = budget.Job("tbh", 8, 0, folder)
     tested = budget.checkpoint_test(job, work, 1)
@@ -212,16 +232,22 @@ def test_jobs_start_extend_and_collect_on_tiny_features(tmp_path, monkeypatch) -
 def test_paired_rows_align_seeds_and_match_an_independent_t_test() -> None:
     from scipy.stats import ttest_rel
 
-    def record(method: str, seed: int, value: float, finished: bool) -> dict:
-        key = "test" if finished else "test_so_far"
-        return {"method": method, "bits": 32, "seed": seed, key: {"test/mAP@1000": value}}
+    def record(method: str, seed: int, value: float) -> dict:
+        best = {"test/mAP@1000": value - 0.1}  # the best checkpoint's test: not what is paired
+        return {
+            "method": method,
+            "bits": 32,
+            "seed": seed,
+            "test": best,
+            "test_last": {"test/mAP@1000": value},
+        }
 
     records = [
-        record("tbh", 2, 0.47, False),
-        record("tbh", 0, 0.49, False),
-        record("tbh", 1, 0.48, True),
-        record("tbh_supervised", 1, 0.80, True),
-        record("tbh_supervised", 0, 0.83, True),
+        record("tbh", 2, 0.47),
+        record("tbh", 0, 0.49),
+        record("tbh", 1, 0.48),
+        record("tbh_supervised", 1, 0.80),
+        record("tbh_supervised", 0, 0.83),
         {"method": "tbh_supervised", "bits": 32, "seed": 2, "val": []},  # nothing tested yet
     ]
     floors = {"ITQ": {"32": {"seeds": [0, 1, 2], "test": [0.50, 0.45, 0.50], "val": [0.5]}}}
