@@ -584,8 +584,12 @@ def plot(records: list[dict[str, Any]], floors: dict[str, Any], out: Path) -> No
         top.set_ylabel("val mAP@1000")
         bottom.set_ylabel("val dead bits")
         bottom.set_xlabel("iterations (batches of 400)")
-        top.legend(fontsize=7)
-    fig.tight_layout()
+    legend = {}  # one figure legend below the panels, each label once
+    for axis in axes[0]:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=5, fontsize=8)
+    fig.tight_layout(rect=(0, 0.04 + 0.025 * -(-len(legend) // 5), 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as partial:
         fig.savefig(partial, dpi=100, format="png")
