@@ -24,15 +24,17 @@ prints what it would do.
 not: each job's validation curve from its CSV log (``csv/metrics.part*.csv`` of earlier attempts,
 then ``csv/metrics.csv``): ``val/mAP@1000`` and ``val/dead_bits`` against iterations (a validation
 row's epoch + 1 times the batches per epoch: validation runs at an epoch's end), and its test
-metrics once finished; an unfinished job's best checkpoint so far is tested by ``python -m
-hashing.eval`` (once per checkpoint, under ``<work>/evaluations/``; ``--no-eval`` skips it), so a
-study stopped before the budget still has test-protocol numbers. Beside them, on the same split and
+metrics once finished; an unfinished job's best checkpoint so far, and every job's last model
+(``last.ckpt``, what the released code tests), are tested by ``python -m hashing.eval`` (once per
+checkpoint, under ``<work>/evaluations/``; ``--no-eval`` skips it), so a study stopped before the
+budget still has test-protocol numbers. Beside them, on the same split and
 the same queries: the training-free floors LSH, PCA-sign and ITQ (``benchmarks/floor_rows.py``,
 fitted on the fit split), the untrained TBH network of each seed (built as ``hashing.train`` builds
 it) and the float k-NN ceiling, each on the validation protocol (5,000 validation queries against
 the 45,000 fit items, what ``val/*`` measures) and on the test protocol (10,000 test queries against
 the 50,000 training images); cached in ``<work>/floors.json``. It renders the table (mean ± std over
-seeds at the latest iteration every seed of a (method, bits) has reached) and
+seeds at the latest iteration every seed of a (method, bits) has reached), the last models'
+test paired by seed (supervised against unsupervised TBH, each against ITQ; paired t-test) and
 ``docs/img/tbh_budget_curve.png``.
 
     nohup python -m benchmarks.bench_tbh_budget --work /work/runs/tbh26 > budget.log &
@@ -659,7 +661,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-eval",
         action="store_true",
-        help="collect without testing unfinished jobs' best checkpoints so far",
+        help="collect without testing checkpoints (unfinished jobs' best so far, last models)",
     )
     parser.add_argument("--floors", type=Path, default=None, help="default <work>/floors.json")
     parser.add_argument("--plot", type=Path, default=PLOT)
