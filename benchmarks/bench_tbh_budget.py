@@ -603,8 +603,6 @@ def collect(args: argparse.Namespace) -> None:
     provenance = Provenance(args.out, "benchmarks/bench_tbh_budget.py", args, seeds=args.seeds)
     work = None if args.no_eval else args.work
     records = [job_record(job, work, args.threads) for job in found_jobs(args.work)]
-    if not records:
-        sys.exit(f"--work {args.work}: no job folders (<method>/<bits>/seed<seed>) found")
     floors = {} if args.no_floors else floors_of(args.features, args.bits, args.seeds, args.floors)
     rows = summary_rows(records)
     table = markdown(rows, floors)
@@ -671,14 +669,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.iterations < 1 or args.val_every_epochs < 1:
         parser.error("--iterations and --val-every-epochs must be positive")
+    if not args.features.is_file():
+        parser.error(
+            f"--features {args.features} is not a file: pass the features the jobs train on"
+        )
+    if args.collect and not found_jobs(args.work):
+        parser.error(f"--work {args.work}: no job folders (<method>/<bits>/seed<seed>) to collect")
     args.floors = args.floors or args.work / "floors.json"
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if not args.features.is_file():
-        sys.exit(f"--features {args.features} is not a file: pass the features the jobs train on")
     if args.collect:
         collect(args)
     else:

@@ -269,3 +269,17 @@ def test_paired_rows_align_seeds_and_match_an_independent_t_test() -> None:
 
     table = budget.paired_markdown(budget.paired_rows(records, floors))
     assert "| 32 | tbh vs ITQ | [0, 1, 2] | -0.0100, +0.0300, -0.0300 | -0.0033 | 1/3 |" in table
+
+
+def test_bad_arguments_exit_2_before_anything_is_written(tmp_path: Path, capsys) -> None:
+    features = tmp_path / "f.npz"
+    out = tmp_path / "budget.json"
+    with pytest.raises(SystemExit) as stop:
+        budget.main(["--work", str(tmp_path), "--features", str(features), "--collect"])
+    assert stop.value.code == 2 and "--features" in capsys.readouterr().err
+    features.touch()
+    with pytest.raises(SystemExit) as stop:
+        budget.main(["--work", str(tmp_path), "--features", str(features), "--collect",
+                     "--out", str(out)])  # fmt: skip
+    assert stop.value.code == 2 and "no job folders" in capsys.readouterr().err
+    assert not out.exists()
